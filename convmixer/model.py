@@ -1,0 +1,134 @@
+"""ConvMixer, layer for layer as the official PyTorch definition.
+
+Reference (locuslab/convmixer, ``convmixer.py``)::
+
+    nn.Sequential(
+        nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size), GELU, BatchNorm2d(dim),
+        *[nn.Sequential(
+            Residual(nn.Sequential(
+                nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same"), GELU, BatchNorm2d(dim))),
+            nn.Conv2d(dim, dim, kernel_size=1), GELU, BatchNorm2d(dim),
+        ) for _ in range(depth)],
+        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(dim, n_classes))
+
+Two details matter for porting weights and for matching numbers:
+
+* PyTorch's ``nn.GELU()`` is the exact (erf) GELU. ``keras.activations.gelu`` is
+  exact by default (``approximate=False``; ``keras.ops.gelu`` is not), and the
+  tests check the layer against the erf formula.
+* PyTorch BatchNorm uses eps=1e-5 and updates running stats as
+  ``running = (1 - 0.1) * running + 0.1 * batch``; Keras' ``momentum`` is the weight
+  of the *old* value, so PyTorch's 0.1 is Keras' 0.9 (Keras' default eps is 1e-3).
+
+Inputs are images in the uint8 range [0, 255] (any dtype); the model normalises them
+itself (x/255, or the official script's CIFAR mean/std) so that saved models are
+self-contained and augmentation can work on plain pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Trainable-parameter counts from the paper's CIFAR-10 table (ConvMixer-256/8),
+# keyed by (patch_size, kernel_size). Tests and the report check the builder
+# against them.
+PAPER_PARAM_COUNTS = {
+    (1, 3): 559_114,
+    (1, 5): 591_882,
+    (1, 9): 706_570,
+    (2, 9): 708_874,
+    (4, 9): 718_090,
+}
+
+BN_EPSILON = 1e-5  # PyTorch BatchNorm2d default
+BN_MOMENTUM = 0.9  # Keras convention for PyTorch's momentum=0.1
+ACTIVATIONS = ("gelu", "relu")
+# How the model maps [0, 255] pixels to network inputs. "rescale" is x/255 (the
+# Keras example the reference report used); "mean_std" is the per-channel CIFAR-10
+# mean/std standardisation of the official training script.
+INPUT_NORMALIZATIONS = ("rescale", "mean_std")
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+
+
+def validate_architecture(
+    width, depth, patch_size, kernel_size, image_size=32, num_classes=10, activation="gelu", normalization="rescale"
+):
+    """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
+    for name, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or image_size % patch_size:
+        allowed = [d for d in range(1, image_size + 1) if image_size % d == 0]
+        raise ValueError(
+            f"patch_size must divide the image size {image_size}: allowed {allowed}, got {patch_size!r}"
+        )
+    if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd integer >= 1 (1, 3, 5, 7, 9, ...), got {kernel_size!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    if normalization not in INPUT_NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+
+
+def count_parameters(width, depth, patch_size, kernel_size, num_classes=10, channels=3):
+    """Trainable parameters of ConvMixer-width/depth, computed without building it.
+
+    Lets the report and the config check sizes instantly; the tests check that
+    it agrees with the Keras model and with the paper.
+    """
+    bn = 2 * width  # gamma and beta; moving statistics are not trainable
+    stem = channels * patch_size * patch_size * width + width + bn
+    depthwise = kernel_size * kernel_size * width + width + bn
+    pointwise = width * width + width + bn
+    head = width * num_classes + num_classes
+    return stem + depth * (depthwise + pointwise) + head
+
+
+def _input_normalization(normalization):
+    from keras import layers
+
+    if normalization == "rescale":
+        return layers.Rescaling(1.0 / 255.0, name="rescale")
+    mean = [255.0 * m for m in CIFAR10_MEAN]
+    variance = [(255.0 * s) ** 2 for s in CIFAR10_STD]
+    return layers.Normalization(mean=mean, variance=variance, name="mean_std")
+
+
+def build_convmixer(
+    width,
+    depth,
+    patch_size,
+    kernel_size,
+    num_classes=10,
+    activation="gelu",
+    image_size=32,
+    normalization="rescale",
+):
+    """Return a ``keras.Model`` mapping (N, image_size, image_size, 3) images in [0, 255] to logits."""
+    validate_architecture(width, depth, patch_size, kernel_size, image_size, num_classes, activation, normalization)
+    import keras
+    from keras import layers
+
+    def act_bn(x, prefix):
+        x = layers.Activation(activation, name=f"{prefix}_act")(x)
+        return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
+
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = _input_normalization(normalization)(inputs)
+    x = layers.Conv2D(width, patch_size, strides=patch_size, name="stem_conv")(x)
+    x = act_bn(x, "stem")
+    for i in range(depth):
+        residual = x
+        x = layers.DepthwiseConv2D(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
+        x = act_bn(x, f"block{i}_depthwise")
+        x = layers.Add(name=f"block{i}_residual")([x, residual])
+        x = layers.Conv2D(width, 1, name=f"block{i}_pointwise")(x)
+        x = act_bn(x, f"block{i}_pointwise")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=f"convmixer_{width}_{depth}_p{patch_size}_k{kernel_size}")
+
+
+def trainable_parameters(model):
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))

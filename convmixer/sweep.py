@@ -1,0 +1,209 @@
+"""Grids of runs: expand a grid file, plan what is missing, execute the training notebook per run.
+
+A grid file (YAML)::
+
+    description: what the grid is for, what it cuts and why
+    base: {width: 256, depth: 8, recipe: seed, epochs: 5}   # shared by every run
+    axes: {kernel_size: [3, 5, 7, 9], patch_size: [1, 2, 4]}  # cartesian product over base
+    runs:                                                      # explicit extra runs, merged onto base
+      - {patch_size: 1, kernel_size: 3, epochs: 40}
+
+Each run lives in ``RESULTS/runs/<run id>/``. A run is done when its
+``metrics.json`` says "completed" for the same configuration hash; a run with a
+checkpoint resumes from it; a failed run leaves ``error.json`` and the executed
+notebook showing where it failed, and the sweep goes on with the others.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import os
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import records
+from .config import RunConfig
+
+GRID_KEYS = ("description", "base", "axes", "runs")
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
+
+
+class SweepError(ValueError):
+    """A grid file that cannot be expanded (named key and what is allowed)."""
+
+
+def load_grid(path) -> list[RunConfig]:
+    """Expand a grid file into validated configurations (duplicates dropped), before anything runs."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SweepError(f"grid {path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SweepError(f"grid {path}: not valid YAML: {exc}") from None
+    if not isinstance(spec, dict):
+        raise SweepError(f"grid {path}: must be a mapping with keys {list(GRID_KEYS)}")
+    unknown = sorted(set(spec) - set(GRID_KEYS))
+    if unknown:
+        raise SweepError(f"grid {path}: unknown key(s) {unknown}; allowed keys are {list(GRID_KEYS)}")
+    base = spec.get("base") or {}
+    axes = spec.get("axes") or {}
+    extra = spec.get("runs") or []
+    if not isinstance(base, dict) or not isinstance(axes, dict) or not isinstance(extra, list):
+        raise SweepError(f"grid {path}: 'base' and 'axes' must be mappings and 'runs' a list")
+    for name, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"grid {path}: axes.{name} must be a non-empty list, got {values!r}")
+
+    entries = []
+    if axes:
+        names = list(axes)
+        for combo in itertools.product(*(axes[n] for n in names)):
+            entries.append(("axes " + ", ".join(f"{n}={v}" for n, v in zip(names, combo)), dict(zip(names, combo))))
+    for i, run in enumerate(extra):
+        if not isinstance(run, dict):
+            raise SweepError(f"grid {path}: runs[{i}] must be a mapping, got {run!r}")
+        entries.append((f"runs[{i}]", run))
+    if not entries:
+        raise SweepError(f"grid {path}: no runs (give 'axes' or 'runs')")
+
+    configs, seen = [], set()
+    for where, values in entries:
+        try:
+            config = RunConfig.from_dict({**base, **values})
+        except (ValueError, TypeError) as exc:
+            raise SweepError(f"grid {path}: {where}: {exc}") from None
+        if config.run_id not in seen:
+            seen.add(config.run_id)
+            configs.append(config)
+    return configs
+
+
+def run_state(config: RunConfig, run_dir: Path) -> str:
+    """'done', 'resume' (checkpoint present), 'failed' (last attempt failed) or 'todo'."""
+    metrics = run_dir / records.METRICS
+    if metrics.exists():
+        try:
+            m = records.read_json(metrics)
+            p = records.read_json(run_dir / records.PARAMS)
+            if m.get("status") == "completed" and p.get("config_hash") == config.config_hash:
+                return "done"
+        except (OSError, ValueError):
+            pass
+    if (run_dir / records.CHECKPOINT_DIR / "progress.json").exists():
+        return "resume"
+    if (run_dir / records.ERROR).exists():
+        return "failed"
+    return "todo"
+
+
+@dataclass
+class PlannedRun:
+    config: RunConfig
+    run_dir: Path
+    state: str
+
+
+def plan(configs, results_dir) -> list[PlannedRun]:
+    runs_dir = Path(results_dir) / "runs"
+    return [PlannedRun(c, runs_dir / c.run_id, run_state(c, runs_dir / c.run_id)) for c in configs]
+
+
+def notebook_parameters(config: RunConfig, run_dir: Path) -> dict:
+    return config.to_dict() | {"out_dir": str(run_dir)}
+
+
+def execute_run(config: RunConfig, run_dir: Path, *, force=False, log_output=True) -> str:
+    """Execute the training notebook for one run; 'completed' or 'failed' (recorded, never raised)."""
+    import papermill as pm
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        # Re-run from scratch: only the completion marker and checkpoint go; the
+        # previous record stays until the new one replaces it file by file.
+        (run_dir / records.METRICS).unlink(missing_ok=True)
+        (run_dir / records.CHECKPOINT_DIR / "progress.json").unlink(missing_ok=True)
+    partial = run_dir / f".{records.NOTEBOOK}.partial"
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOK),
+            str(partial),
+            parameters=notebook_parameters(config, run_dir),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=log_output,
+            cwd=str(NOTEBOOK.parent),
+        )
+        status = "completed"
+    except Exception as exc:  # the run failed: record it and let the sweep continue
+        status = "failed"
+        records.atomic_write_json(
+            run_dir / records.ERROR,
+            {"status": "failed", "run_id": config.run_id, "error": f"{type(exc).__name__}: {exc}"[:4000],
+             "traceback": traceback.format_exc()[-8000:], "notebook": records.NOTEBOOK},
+        )
+    if partial.exists():
+        os.replace(partial, run_dir / records.NOTEBOOK)
+    if status == "completed" and run_state(config, run_dir) != "done":
+        status = "failed"  # the notebook ended without writing a complete record
+    return status
+
+
+def _print_plan(planned, stream):
+    counts = {s: sum(p.state == s for p in planned) for s in ("done", "resume", "failed", "todo")}
+    print(
+        f"plan: {len(planned)} runs: {counts['done']} done (skipped), {counts['resume']} to resume, "
+        f"{counts['failed']} previously failed (retried), {counts['todo']} to run",
+        file=stream,
+    )
+    for p in planned:
+        print(f"  {p.state:7s} {p.config.run_id}", file=stream)
+
+
+def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout) -> int:
+    """Run a grid; exit status 0 when every run is complete, 1 when any failed."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    configs = load_grid(grid)
+    planned = plan(configs, results)
+    if force:
+        for p in planned:
+            p.state = "todo" if p.state == "done" else p.state
+    _print_plan(planned, stream)
+    if dry_run:
+        return 0
+    todo = [p for p in planned if p.state != "done"]
+    summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0}
+    failed = []
+    lock = threading.Lock()
+
+    from tqdm.auto import tqdm
+
+    # Threads in one process: jupyter_client's port cache hands every kernel its
+    # own ports, so parallel jobs never clash (separate processes could).
+    with tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not todo) as bar:
+        with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(execute_run, p.config, p.run_dir, force=force): p for p in todo}
+            for fut in cf.as_completed(futures):
+                p = futures[fut]
+                status = fut.result()
+                with lock:
+                    summary[status] += 1
+                    if status == "failed":
+                        failed.append(p)
+                    bar.update(1)
+                    bar.write(f"{status:9s} {p.config.run_id}", file=stream)
+    print(
+        f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed",
+        file=stream,
+    )
+    for p in failed:
+        print(f"  failed: {p.config.run_id}: see {p.run_dir / records.ERROR} and {p.run_dir / records.NOTEBOOK}",
+              file=stream)
+    return 1 if failed else 0

@@ -1,0 +1,331 @@
+"""Train one configuration and write its complete, resumable run record.
+
+The loop runs ``model.fit`` one epoch at a time so that each epoch's inputs come
+from ``pipeline`` (seeded by (seed, epoch)) and the state after each epoch
+(weights, optimizer slots, history, best epoch) is checkpointed atomically. A
+run killed at any moment restarts from its last completed epoch and ends with
+the same record an uninterrupted run writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import records
+from .config import RunConfig
+
+
+class RunConflict(RuntimeError):
+    """The output folder holds a different configuration's record."""
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def select_backend(backend: str):
+    """Make Keras use ``backend``; an error if Keras is already running another one."""
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise RuntimeError(
+                f"backend {backend!r} requested but Keras was already imported with "
+                f"{keras.backend.backend()!r}; set KERAS_BACKEND={backend} before importing keras"
+            )
+    else:
+        os.environ["KERAS_BACKEND"] = backend
+
+
+def make_schedule(recipe, epochs: int, steps_per_epoch: int):
+    """The recipe's learning rate as a Keras schedule of the optimizer's step counter."""
+    import keras
+    from keras import ops
+
+    if recipe.schedule == "constant":
+        return recipe.lr
+
+    class Triangular(keras.optimizers.schedules.LearningRateSchedule):
+        # learning_rate_at(recipe, epoch + (step + 1) / steps, epochs), in graph ops.
+        def __call__(self, step):
+            t = (ops.cast(step, "float32") + 1.0) / steps_per_epoch
+            knots = [0.0, float(epochs * 2 // 5), float(epochs * 4 // 5), float(epochs)]
+            values = [0.0, recipe.lr, recipe.lr / 20.0, 0.0]
+            lr = ops.zeros_like(t)
+            for (x0, x1), (v0, v1) in zip(zip(knots, knots[1:]), zip(values, values[1:])):
+                if x1 <= x0:
+                    continue
+                inside = ops.logical_and(t >= x0, t <= x1)
+                lr = ops.where(inside, v0 + (v1 - v0) * (t - x0) / (x1 - x0), lr)
+            return lr
+
+        def get_config(self):
+            return {}
+
+    return Triangular()
+
+
+def make_optimizer(recipe, epochs: int, steps_per_epoch: int):
+    import keras
+
+    return keras.optimizers.AdamW(
+        learning_rate=make_schedule(recipe, epochs, steps_per_epoch),
+        weight_decay=recipe.keras_weight_decay,
+        clipnorm=recipe.clipnorm,
+    )
+
+
+def current_lr(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+
+
+class Checkpoint:
+    """Weights and optimizer slots after the last completed epoch, plus the run's progress.
+
+    ``state.npz`` (arrays) is written first, ``progress.json`` (which epoch it is,
+    the history so far) second, both by rename; progress names the epoch the
+    arrays belong to, so a kill between the two writes is detected and the
+    checkpoint is trusted only when both agree.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.dir = run_dir / records.CHECKPOINT_DIR
+        self.state = self.dir / "state.npz"
+        self.best = self.dir / "best.npz"
+        self.progress = self.dir / "progress.json"
+
+    @staticmethod
+    def _save_arrays(path, model, optimizer, epoch):
+        arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+        if optimizer is not None:
+            arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+        arrays["epoch"] = np.asarray(epoch)
+        tmp = records.temp_path_for(path)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def save(self, model, optimizer, epoch, progress, improved):
+        self._save_arrays(self.state, model, optimizer, epoch)
+        if improved:
+            self._save_arrays(self.best, model, None, epoch)
+        records.atomic_write_json(self.progress, progress)
+
+    def load(self, model, optimizer):
+        """Restore and return the progress dict, or None when there is nothing consistent to resume."""
+        if not (self.progress.exists() and self.state.exists()):
+            return None
+        try:
+            progress = records.read_json(self.progress)
+            with np.load(self.state, allow_pickle=False) as z:
+                if int(z["epoch"]) != progress["epoch"]:
+                    return None
+                model.set_weights([z[f"w{i}"] for i in range(len(model.get_weights()))])
+                optimizer.build(model.trainable_variables)
+                for i, v in enumerate(optimizer.variables):
+                    v.assign(z[f"o{i}"])
+        except (OSError, ValueError, KeyError):
+            return None
+        return progress
+
+    def load_best(self, model):
+        with np.load(self.best, allow_pickle=False) as z:
+            model.set_weights([z[f"w{i}"] for i in range(len(model.get_weights()))])
+            return int(z["epoch"])
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def prepare_data(config: RunConfig, recipe):
+    """Load the configured source and return the splits the recipe trains, selects and tests on."""
+    from .data import load_cifar10, take_subset, validation_split
+
+    ds = load_cifar10(config.data)
+    x_train, y_train = ds.x_train, ds.y_train
+    if recipe.val_fraction > 0:
+        x_train, y_train, x_val, y_val = validation_split(x_train, y_train, recipe.val_fraction, seed=config.seed)
+    else:
+        x_val = y_val = None
+    x_train, y_train = take_subset(x_train, y_train, config.train_subset, seed=config.seed)
+    x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=config.seed)
+    return ds, (x_train, y_train), (x_val, y_val), (x_test, y_test)
+
+
+def epoch_inputs(recipe, x, y, config, epoch):
+    from . import pipeline
+
+    if recipe.augmentation == "flip":
+        return pipeline.flip_epoch(x, y, config.seed, epoch)
+    return pipeline.official_epoch(x, y, recipe, config.seed, epoch, config.batch_size), None
+
+
+def _log(line, stream):
+    print(line, file=stream, flush=True)
+
+
+def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
+    """Train ``config`` and write its record into ``out_dir``; returns metrics.
+
+    A completed record with the same configuration is returned as is; a record
+    of another configuration in ``out_dir`` is never overwritten (RunConflict).
+    """
+    out = Path(out_dir)
+    params = config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash}
+    if (out / records.PARAMS).exists():
+        old = records.read_json(out / records.PARAMS)
+        if old.get("config_hash") != config.config_hash:
+            raise RunConflict(f"{out} holds run {old.get('run_id')!r}, not {config.run_id!r}; choose another folder")
+        if (out / records.METRICS).exists():
+            metrics = records.read_json(out / records.METRICS)
+            if metrics.get("status") == "completed":
+                _log(f"[{config.run_id}] already complete, nothing to do", log)
+                return metrics
+    out.mkdir(parents=True, exist_ok=True)
+    records.atomic_write_json(out / records.PARAMS, params)
+
+    select_backend(config.backend)
+    import keras
+
+    from .model import build_convmixer, trainable_parameters
+
+    recipe = config.recipe_obj
+    started = _now()
+    ds, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config, recipe)
+    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_convmixer(
+        config.width, config.depth, config.patch_size, config.kernel_size,
+        num_classes=len(ds.class_names), activation=config.activation, normalization=recipe.normalization,
+    )
+    optimizer = make_optimizer(recipe, config.epochs, steps_per_epoch)
+    # XLA on CPU is many times slower for this model (see benchmarks/), so compile
+    # with XLA only on an accelerator.
+    device = records.device_description()
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=device["kind"] != "CPU",
+    )
+
+    ckpt = Checkpoint(out)
+    progress = ckpt.load(model, optimizer)
+    if progress is None:
+        progress = {"epoch": 0, "history": [], "best_epoch": None, "best_val_accuracy": None, "started": started}
+    else:
+        _log(f"[{config.run_id}] resuming after epoch {progress['epoch']} of {config.epochs}", log)
+    history = progress["history"]
+    monitor = "val_accuracy" if x_val is not None else "test_accuracy"
+    eval_x, eval_y = (x_val, y_val) if x_val is not None else (x_test, y_test)
+    n_train = len(x_train)
+
+    for epoch in range(progress["epoch"], config.epochs):
+        xe, ye = epoch_inputs(recipe, x_train, y_train, config, epoch)
+        t0 = time.perf_counter()
+        fit = model.fit(xe, ye, batch_size=config.batch_size if ye is not None else None,
+                        epochs=1, shuffle=False, verbose=0)
+        train_seconds = time.perf_counter() - t0
+        ev = model.evaluate(eval_x, eval_y, batch_size=512, verbose=0, return_dict=True)
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(fit.history["loss"][-1]),
+            "accuracy": float(fit.history["accuracy"][-1]),
+            monitor.replace("accuracy", "loss"): float(ev["loss"]),
+            monitor: float(ev["accuracy"]),
+            "lr": current_lr(optimizer),
+            "seconds": round(train_seconds, 3),
+            "images_per_second": round(n_train / train_seconds, 2),
+        }
+        history.append(row)
+        improved = progress["best_val_accuracy"] is None or row[monitor] > progress["best_val_accuracy"]
+        if improved:
+            progress["best_epoch"], progress["best_val_accuracy"] = epoch + 1, row[monitor]
+        progress["epoch"] = epoch + 1
+        ckpt.save(model, optimizer, epoch + 1, progress, improved and recipe.selection == "best_val")
+        records.atomic_write_csv(out / records.HISTORY, history)
+        _log(
+            f"[{config.run_id}] epoch {epoch + 1:3d}/{config.epochs} loss {row['loss']:.4f} "
+            f"acc {row['accuracy']:.4f} {monitor} {row[monitor]:.4f} lr {row['lr']:.2e} "
+            f"{train_seconds:7.1f}s {row['images_per_second']:7.1f} img/s",
+            log,
+        )
+
+    if recipe.selection == "best_val":
+        selected_epoch = ckpt.load_best(model)
+    else:
+        selected_epoch = config.epochs
+    test = model.evaluate(x_test, y_test, batch_size=512, verbose=0, return_dict=True)
+    weights_tmp = records.temp_path_for(out / records.WEIGHTS)
+    model.save_weights(weights_tmp)
+    os.replace(weights_tmp, out / records.WEIGHTS)
+
+    # Seconds per epoch exclude the first epoch, which includes graph tracing.
+    steady = [r for r in history if r["epoch"] > 1] or history
+    metrics = {
+        "status": "completed",
+        "run_id": config.run_id,
+        "test_accuracy": float(test["accuracy"]),
+        "test_loss": float(test["loss"]),
+        "selected_epoch": selected_epoch,
+        "selection": recipe.selection,
+        "best_val_accuracy": progress["best_val_accuracy"] if x_val is not None else None,
+        "trainable_parameters": trainable_parameters(model),
+        "epochs": config.epochs,
+        "train_images": n_train,
+        "val_images": 0 if x_val is None else len(x_val),
+        "test_images": len(x_test),
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in steady])),
+        "images_per_second": float(np.mean([r["images_per_second"] for r in steady])),
+        "total_train_seconds": float(sum(r["seconds"] for r in history)),
+        "device": device,
+        "versions": records.library_versions(),
+        "git_commit": records.git_commit(),
+        "dataset": {
+            "source": ds.source,
+            "description": ds.description,
+            "fingerprint": ds.fingerprint,
+            "lossy_jpeg": ds.lossy_jpeg,
+        },
+        "keras_weight_decay": recipe.keras_weight_decay,
+        "started": progress.get("started", started),
+        "finished": _now(),
+    }
+    records.atomic_write_csv(out / records.HISTORY, history)
+    records.atomic_write_json(out / records.METRICS, metrics)  # last: marks the record complete
+    ckpt.remove()
+    (out / records.ERROR).unlink(missing_ok=True)
+    _log(
+        f"[{config.run_id}] done: test accuracy {metrics['test_accuracy']:.4f} (epoch {selected_epoch}), "
+        f"{metrics['seconds_per_epoch']:.1f} s/epoch, {metrics['images_per_second']:.1f} img/s on {device['kind']}",
+        log,
+    )
+    return metrics
+
+
+def load_trained_model(run_dir):
+    """Rebuild a finished run's model from its params.json and load its weights."""
+    from .model import build_convmixer
+    from .recipes import get_recipe
+
+    run_dir = Path(run_dir)
+    params = records.read_json(run_dir / records.PARAMS)
+    recipe = get_recipe(params["recipe"], params.get("recipe_overrides"))
+    model = build_convmixer(
+        params["width"], params["depth"], params["patch_size"], params["kernel_size"],
+        activation=params["activation"], normalization=recipe.normalization,
+    )
+    model.load_weights(run_dir / records.WEIGHTS)
+    return model

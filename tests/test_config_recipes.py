@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from convmixer.config import PARAMETER_NAMES, RunConfig
+from convmixer.recipes import RECIPES, get_recipe, learning_rate_at
+
+
+def test_defaults_come_from_the_recipe():
+    assert (RunConfig(recipe="seed").epochs, RunConfig(recipe="seed").batch_size) == (40, 128)
+    assert (RunConfig(recipe="official").epochs, RunConfig(recipe="official").batch_size) == (25, 512)
+
+
+def test_run_id_is_readable_and_changes_with_any_field():
+    c = RunConfig(width=256, depth=8, kernel_size=9, patch_size=2, recipe="seed", epochs=40, seed=0)
+    assert c.run_id.startswith("convmixer_256_8_k9_p2_seed-recipe_e40_s0-")
+    assert len(c.run_id.split("-")[-1]) == 8
+    assert RunConfig(kernel_size=9, patch_size=2, epochs=40).run_id == c.run_id  # defaults resolved first
+    assert RunConfig(kernel_size=9, patch_size=2, epochs=40, batch_size=64).run_id != c.run_id
+    assert RunConfig(kernel_size=9, patch_size=2, epochs=40, train_subset=100).run_id.endswith(
+        RunConfig(kernel_size=9, patch_size=2, epochs=40, train_subset=100).config_hash)
+    assert "_n100-" in RunConfig(train_subset=100).run_id
+
+
+def test_round_trip_through_dict():
+    c = RunConfig(kernel_size=7, recipe_overrides={"lr": 0.002})
+    assert RunConfig.from_dict(c.to_dict()) == c
+    assert sorted(c.to_dict()) == sorted(PARAMETER_NAMES)
+
+
+@pytest.mark.parametrize(
+    "values,error,match",
+    [
+        ({"kernal_size": 5}, ValueError, r"unknown configuration key\(s\) \['kernal_size'\]; allowed keys are"),
+        ({"kernel_size": "5"}, TypeError, "kernel_size must be int, got str"),
+        ({"epochs": 2.5}, TypeError, "epochs must be int or None"),
+        ({"seed": True}, TypeError, "seed must be int"),
+        ({"kernel_size": 4}, ValueError, "kernel_size must be an odd integer"),
+        ({"patch_size": 3}, ValueError, "patch_size must divide"),
+        ({"recipe": "fast"}, ValueError, r"recipe must be one of \['official', 'seed'\]"),
+        ({"recipe_overrides": {"momentum": 0.9}}, ValueError, "recipe_overrides: unknown key 'momentum'"),
+        ({"recipe_overrides": {"schedule": "cosine"}}, ValueError, "recipe_overrides.schedule must be one of"),
+        ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
+        ({"train_subset": 0}, ValueError, "train_subset must be None or an integer >= 1"),
+        ({"backend": "mxnet"}, ValueError, r"backend must be one of \['tensorflow', 'jax', 'torch'\]"),
+    ],
+)
+def test_bad_values_name_the_parameter(values, error, match):
+    with pytest.raises(error, match=match):
+        RunConfig.from_dict(values)
+
+
+def test_seed_recipe_weight_decay_is_converted_from_tf_addons():
+    seed = RECIPES["seed"]
+    assert seed.keras_weight_decay == pytest.approx(1e-4 / 1e-3)
+    official = RECIPES["official"]
+    assert official.keras_weight_decay == pytest.approx(0.01)  # PyTorch's AdamW already scales by lr
+
+
+def test_keras_adamw_step_equals_tf_addons_decoupled_decay():
+    """One AdamW step: Keras with wd/lr must equal TF Addons' update w -= wd*w + adam_step."""
+    import keras
+
+    recipe = RECIPES["seed"]
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(5, 4)).astype("float32")
+    g = rng.normal(size=(5, 4)).astype("float32")
+    var = keras.Variable(w0)
+    opt = keras.optimizers.AdamW(learning_rate=recipe.lr, weight_decay=recipe.keras_weight_decay)
+    opt.apply([keras.ops.convert_to_tensor(g)], [var])
+
+    # TF Addons' AdamW (DecoupledWeightDecayExtension on Adam, epsilon 1e-7):
+    b1, b2, eps, lr, wd = 0.9, 0.999, 1e-7, recipe.lr, recipe.weight_decay
+    m, v = (1 - b1) * g, (1 - b2) * g * g
+    lr_t = lr * np.sqrt(1 - b2) / (1 - b1)
+    expected = w0 - wd * w0 - lr_t * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(np.asarray(var), expected, rtol=1e-5, atol=1e-7)
+    # and the naive port (weight_decay=1e-4 in Keras) would be 1000x too weak
+    naive = w0 - lr * 1e-4 * w0 - lr_t * m / (np.sqrt(v) + eps)
+    assert np.abs(naive - expected).max() > 1e-5
+
+
+def test_official_schedule_is_the_piecewise_linear_one():
+    r = RECIPES["official"]
+    assert learning_rate_at(r, 0.0, 25) == 0.0
+    assert learning_rate_at(r, 10.0, 25) == pytest.approx(0.01)  # 25*2//5 = 10
+    assert learning_rate_at(r, 20.0, 25) == pytest.approx(0.0005)  # 25*4//5 = 20
+    assert learning_rate_at(r, 25.0, 25) == 0.0
+    assert learning_rate_at(r, 5.0, 25) == pytest.approx(0.005)
+    assert learning_rate_at(RECIPES["seed"], 3.3, 40) == 1e-3
+
+
+def test_keras_schedule_matches_the_reference_formula():
+    from convmixer.train import make_schedule
+
+    r, epochs, steps = RECIPES["official"], 5, 7
+    sched = make_schedule(r, epochs, steps)
+    for step in range(epochs * steps):
+        want = learning_rate_at(r, (step + 1) / steps, epochs)
+        assert float(sched(step)) == pytest.approx(want, abs=1e-7), step
+
+
+def test_overrides_apply_and_are_validated():
+    assert get_recipe("seed", {"lr": 2e-3}).lr == 2e-3
+    assert get_recipe("seed", {"lr": 1}).lr == 1.0  # ints accepted for floats
+    with pytest.raises(ValueError, match="selection 'best_val' needs val_fraction > 0"):
+        get_recipe("seed", {"val_fraction": 0.0})
+    with pytest.raises(ValueError, match="recipe_overrides.randaugment_n must be a int"):
+        get_recipe("official", {"randaugment_n": 1.5})

@@ -1,0 +1,91 @@
+import math
+
+import numpy as np
+import pytest
+
+from convmixer.model import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    PAPER_PARAM_COUNTS,
+    build_convmixer,
+    count_parameters,
+    trainable_parameters,
+)
+
+
+@pytest.mark.parametrize("patch,kernel", sorted(PAPER_PARAM_COUNTS))
+def test_parameter_counts_match_the_paper(patch, kernel):
+    model = build_convmixer(256, 8, patch, kernel)
+    assert trainable_parameters(model) == PAPER_PARAM_COUNTS[(patch, kernel)]
+    assert count_parameters(256, 8, patch, kernel) == PAPER_PARAM_COUNTS[(patch, kernel)]
+
+
+@pytest.mark.parametrize("patch", [1, 2, 4, 8])
+def test_output_shape_and_token_grid(patch):
+    model = build_convmixer(16, 2, patch, 3, num_classes=7)
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    assert model(x).shape == (3, 7)
+    assert model.get_layer("stem_conv").output.shape[1:3] == (32 // patch, 32 // patch)
+
+
+def test_layer_order_matches_official_definition():
+    model = build_convmixer(8, 1, 2, 3)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer", "Rescaling",
+        "Conv2D", "Activation", "BatchNormalization",
+        "DepthwiseConv2D", "Activation", "BatchNormalization", "Add",
+        "Conv2D", "Activation", "BatchNormalization",
+        "GlobalAveragePooling2D", "Dense",
+    ]
+    dw = model.get_layer("block0_depthwise")
+    assert dw.padding == "same" and dw.use_bias and dw.kernel_size == (3, 3)
+    # the residual adds the block input (stem output) to the depthwise branch
+    add = model.get_layer("block0_residual")
+    assert {t.name for t in add.input} >= {model.get_layer("stem_bn").output.name}
+
+
+def test_batchnorm_matches_pytorch_defaults():
+    model = build_convmixer(8, 1, 2, 3)
+    bns = [layer for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+    assert len(bns) == 3
+    for bn in bns:
+        assert bn.epsilon == BN_EPSILON == 1e-5
+        assert bn.momentum == BN_MOMENTUM == 0.9  # PyTorch momentum 0.1
+
+
+def test_gelu_is_the_exact_erf_form():
+    model = build_convmixer(8, 1, 2, 3)
+    act = model.get_layer("stem_act")
+    x = np.linspace(-4, 4, 81).astype("float32")
+    exact = 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    tanh_approx = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    got = np.asarray(act(x))
+    np.testing.assert_allclose(got, exact, atol=1e-6)
+    assert np.abs(got - tanh_approx).max() > 1e-4  # would pass with the approximation otherwise
+
+
+def test_mean_std_normalization_maps_mean_pixel_to_zero():
+    model = build_convmixer(8, 1, 2, 3, normalization="mean_std")
+    norm = model.get_layer("mean_std")
+    mean_pixel = np.array([[[[0.4914 * 255, 0.4822 * 255, 0.4465 * 255]]]], dtype="float32")
+    np.testing.assert_allclose(np.asarray(norm(mean_pixel)), 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"patch_size": 3}, r"patch_size must divide the image size 32: allowed \[1, 2, 4, 8, 16, 32\]"),
+        ({"patch_size": 0}, "patch_size"),
+        ({"kernel_size": 4}, "kernel_size must be an odd integer"),
+        ({"kernel_size": 0}, "kernel_size"),
+        ({"width": 0}, "width must be an integer >= 1"),
+        ({"depth": -1}, "depth must be an integer >= 1"),
+        ({"activation": "swish"}, r"activation must be one of \['gelu', 'relu'\]"),
+        ({"normalization": "zca"}, "normalization must be one of"),
+    ],
+)
+def test_impossible_settings_are_rejected(kwargs, match):
+    args = {"width": 8, "depth": 1, "patch_size": 2, "kernel_size": 3} | kwargs
+    with pytest.raises(ValueError, match=match):
+        build_convmixer(**args)
