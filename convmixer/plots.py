@@ -98,3 +98,104 @@ def mean_std(values) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+
+
+# --------------------------------------------------------------------------- report figures
+
+def _wrap(text, width=60):
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)) if text else text
+
+
+def plot_learning_curves(histories, title=None):
+    """Overlay several runs of one configuration (e.g. its seeds): accuracy and loss per epoch.
+
+    ``histories`` is a list of (label, history DataFrame). Train is solid, held-out
+    (validation, or test for recipes without a split) dashed, one colour per run.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    held_out = set()
+    for i, (label, h) in enumerate(histories):
+        acc, loss = eval_columns(h)
+        held_out.add(acc.split("_")[0])
+        color = f"C{i % 10}"
+        axes[0].plot(h["epoch"], 100 * h["accuracy"], "-", marker="o", ms=3, color=color, label=f"{label} train")
+        axes[0].plot(h["epoch"], 100 * h[acc], "--", marker="s", ms=3, color=color,
+                     label=f"{label} {acc.split('_')[0]}")
+        axes[1].plot(h["epoch"], h["loss"], "-", marker="o", ms=3, color=color)
+        axes[1].plot(h["epoch"], h[loss], "--", marker="s", ms=3, color=color)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].set_ylabel("loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        epochs = sorted({int(e) for _, h in histories for e in h["epoch"]})
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+    axes[0].legend(fontsize=7, ncol=1 if len(histories) <= 3 else 2)
+    axes[1].set_title(f"solid: train, dashed: {' / '.join(sorted(held_out))}", fontsize=8)
+    if title:
+        fig.suptitle(_wrap(title, 90), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def trend_figure(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | None = None, title=None):
+    """One comparable setup's accuracy against ``x`` (one line per ``group`` value), as a figure."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    trend_plot(runs, x, group, paper=paper, ax=ax)
+    if title:
+        ax.set_title(_wrap(title, 70), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def cost_figure(cost: pd.DataFrame, marks: pd.DataFrame | None, projected_column: str):
+    """Projected seconds per full epoch (log scale, with the reference marks) and images/second.
+
+    ``cost`` is ``analysis.cost_table``; ``marks`` is ``analysis.reference_marks``
+    (columns seconds_per_epoch, label), drawn as labelled horizontal lines.
+    """
+    plt = _plt()
+    labels = [f"{s}: {c.replace('ConvMixer-', '')}\n{d}" for s, c, d in
+              zip(cost["setup"], cost["configuration"], cost["device"])]
+    devices = sorted(cost["device"].unique())
+    colors = [f"C{devices.index(d) % 10}" for d in cost["device"]]
+    fig, axes = plt.subplots(2, 1, figsize=(max(6.4, 0.9 * len(cost) + 2), 7.2))
+    pos = np.arange(len(cost))
+    axes[0].bar(pos, cost[projected_column], color=colors, log=True)
+    axes[0].set_ylabel(projected_column.replace("projected s per", "projected seconds per").replace(" epoch", "\nepoch"))
+    if marks is not None:
+        for j, (seconds, label) in enumerate(zip(marks["seconds_per_epoch"], marks["label"])):
+            axes[0].axhline(seconds, color="k", linestyle=(0, (4, 2 + 2 * j)), linewidth=1)
+            axes[0].annotate(label, (0, seconds), xycoords=("axes fraction", "data"), xytext=(4, 3),
+                             textcoords="offset points", fontsize=8)
+    axes[1].bar(pos, cost["images per second"], color=colors)
+    axes[1].set_ylabel("training images / second")
+    for ax in axes:
+        ax.set_xticks(pos)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def compute_accuracy_figure(runs: pd.DataFrame):
+    """Total training seconds (log) against test accuracy, one colour per setup, marker per device kind."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = {"CPU": "o", "GPU": "s", "TPU": "^"}
+    for i, (setup, sub) in enumerate(runs.groupby("setup", sort=True)):
+        for kind, part in sub.groupby(sub["device_kind"].fillna("?")):
+            ax.scatter(part["total_train_seconds"].astype(float), 100 * part["test_accuracy"].astype(float),
+                       color=f"C{i % 10}", marker=markers.get(kind, "x"), alpha=0.75, label=f"setup {setup}, {kind}")
+    ax.set_xscale("log")
+    ax.set_xlabel("total training seconds per run (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

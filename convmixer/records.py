@@ -24,6 +24,9 @@ WEIGHTS = "model.weights.h5"
 NOTEBOOK = "train.ipynb"
 CHECKPOINT_DIR = "checkpoint"
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path, data: bytes):
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
@@ -31,6 +34,7 @@ def atomic_write_bytes(path, data: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; records are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

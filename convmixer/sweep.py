@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -129,7 +130,7 @@ def execute_run(config: RunConfig, run_dir: Path, *, force=False, log_output=Tru
         # previous record stays until the new one replaces it file by file.
         (run_dir / records.METRICS).unlink(missing_ok=True)
         (run_dir / records.CHECKPOINT_DIR / "progress.json").unlink(missing_ok=True)
-    partial = run_dir / f".{records.NOTEBOOK}.partial"
+    partial = run_dir / f".partial.{records.NOTEBOOK}"
     try:
         pm.execute_notebook(
             str(NOTEBOOK),
@@ -166,6 +167,25 @@ def _print_plan(planned, stream):
         print(f"  {p.state:7s} {p.config.run_id}", file=stream)
 
 
+class _CellOutput(logging.Filter):
+    """Pass the notebook's own output (one line per epoch), drop papermill's bookkeeping."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not message.startswith(("Executing", "Ending Cell", "Input Notebook", "Output Notebook", "Black is not"))
+
+
+def _show_notebook_output(stream):
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(f, _CellOutput) for h in logger.handlers for f in h.filters):
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(_CellOutput())
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout) -> int:
     """Run a grid; exit status 0 when every run is complete, 1 when any failed."""
     if not isinstance(jobs, int) or jobs < 1:
@@ -179,6 +199,9 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     if dry_run:
         return 0
     todo = [p for p in planned if p.state != "done"]
+    _show_notebook_output(stream)
+    # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0}
     failed = []
     lock = threading.Lock()

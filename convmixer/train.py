@@ -72,19 +72,19 @@ def make_schedule(recipe, epochs: int, steps_per_epoch: int):
     return Triangular()
 
 
-def make_optimizer(recipe, epochs: int, steps_per_epoch: int):
+def make_optimizer(recipe, schedule):
     import keras
 
     return keras.optimizers.AdamW(
-        learning_rate=make_schedule(recipe, epochs, steps_per_epoch),
-        weight_decay=recipe.keras_weight_decay,
-        clipnorm=recipe.clipnorm,
+        learning_rate=schedule, weight_decay=recipe.keras_weight_decay, clipnorm=recipe.clipnorm
     )
 
 
-def current_lr(optimizer) -> float:
-    lr = optimizer.learning_rate
-    return float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+def last_step_lr(schedule, optimizer) -> float:
+    """The learning rate the optimizer used for its latest step (not the next one)."""
+    if not callable(schedule):
+        return float(schedule)
+    return float(np.asarray(schedule(int(np.asarray(optimizer.iterations)) - 1)))
 
 
 class Checkpoint:
@@ -210,7 +210,8 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         config.width, config.depth, config.patch_size, config.kernel_size,
         num_classes=len(ds.class_names), activation=config.activation, normalization=recipe.normalization,
     )
-    optimizer = make_optimizer(recipe, config.epochs, steps_per_epoch)
+    schedule = make_schedule(recipe, config.epochs, steps_per_epoch)
+    optimizer = make_optimizer(recipe, schedule)
     # XLA on CPU is many times slower for this model (see benchmarks/), so compile
     # with XLA only on an accelerator.
     device = records.device_description()
@@ -245,7 +246,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             "accuracy": float(fit.history["accuracy"][-1]),
             monitor.replace("accuracy", "loss"): float(ev["loss"]),
             monitor: float(ev["accuracy"]),
-            "lr": current_lr(optimizer),
+            "lr": last_step_lr(schedule, optimizer),
             "seconds": round(train_seconds, 3),
             "images_per_second": round(n_train / train_seconds, 2),
         }

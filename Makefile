@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh Linux machine with Python >= 3.10:
+#   make all    sweep the grid's missing runs, then build report/index.html
+#   make test   run the test suite
+# Both create the virtual environment .venv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+GRID ?= grids/cpu-trends.yaml
+JOBS ?= 1
+
+.PHONY: all sweep report test browser clean-venv
+
+all: $(VENV)/.installed
+	@# Build the report even when some runs failed (it lists them), then report the sweep's status.
+	$(PY) -m convmixer sweep $(GRID) --jobs $(JOBS); status=$$?; \
+	$(PY) -m convmixer report && exit $$status
+
+sweep: $(VENV)/.installed
+	$(PY) -m convmixer sweep $(GRID) --jobs $(JOBS)
+
+report: $(VENV)/.installed
+	$(PY) -m convmixer report
+
+test: $(VENV)/.installed browser
+	$(PY) -m pytest -q
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# The report test opens the HTML in a real headless browser (Debian's chromium).
+# Installed when we may (root with apt); otherwise that one test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "chromium not installed: the browser test will be skipped"; }
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,167 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convmixer import records
+from convmixer.config import RunConfig
+from convmixer.train import Checkpoint, RunConflict, load_trained_model, train
+
+# lr 0.01: enough for a 16-wide ConvMixer to learn the synthetic classes in 3 short epochs
+TINY = dict(width=16, depth=1, patch_size=4, kernel_size=3, epochs=3, batch_size=64, data="synthetic:600:100",
+            recipe_overrides={"lr": 0.01})
+REQUIRED_METRICS = {
+    "status", "test_accuracy", "best_val_accuracy", "trainable_parameters", "seconds_per_epoch",
+    "images_per_second", "device", "versions", "git_commit", "dataset", "started", "finished", "selected_epoch",
+}
+CURVE_COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy", "lr"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "a"
+    config = RunConfig(**TINY)
+    metrics = train(config, out)
+    return config, out, metrics
+
+
+def test_run_writes_a_complete_record(finished_run):
+    config, out, metrics = finished_run
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [records.PARAMS, records.HISTORY, records.METRICS, records.WEIGHTS])  # checkpoint removed
+    params = records.read_json(out / records.PARAMS)
+    assert params["run_id"] == config.run_id and params["kernel_size"] == 3
+    history = pd.read_csv(out / records.HISTORY)
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert set(CURVE_COLUMNS + ["seconds", "images_per_second"]) <= set(history.columns)
+    assert REQUIRED_METRICS <= set(metrics)
+    assert metrics["status"] == "completed"
+    assert metrics["trainable_parameters"] == 3 * 16 * 16 + 16 + 32 + (9 * 16 + 16 + 32) + (16 * 16 + 16 + 32) + 170
+    assert metrics["train_images"] == 540 and metrics["val_images"] == 60 and metrics["test_images"] == 100
+    assert metrics["dataset"]["fingerprint"].startswith("sha256:")
+    assert metrics["device"]["kind"] == "CPU"
+    # the selected epoch is the one with the best validation accuracy
+    assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+    assert history.loc[metrics["selected_epoch"] - 1, "val_accuracy"] == pytest.approx(history["val_accuracy"].max())
+
+
+def test_synthetic_data_is_learned(finished_run):
+    _, _, metrics = finished_run
+    assert metrics["test_accuracy"] > 0.3  # chance is 0.1
+
+
+def test_saved_weights_reproduce_the_test_accuracy(finished_run):
+    from convmixer.data import load_cifar10
+
+    _, out, metrics = finished_run
+    model = load_trained_model(out)
+    ds = load_cifar10(TINY["data"])
+    acc = float(np.mean(np.argmax(model.predict(ds.x_test, verbose=0), axis=1) == ds.y_test))
+    assert acc == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_same_seed_same_history_and_resume_equals_uninterrupted(finished_run, tmp_path, monkeypatch):
+    config, out, metrics = finished_run
+    reference = pd.read_csv(out / records.HISTORY)
+
+    # Interrupt right after epoch 2's checkpoint, as a kill at that moment would.
+    original_save = Checkpoint.save
+
+    def save_then_die(self, model, optimizer, epoch, progress, improved):
+        original_save(self, model, optimizer, epoch, progress, improved)
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(Checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "b")
+    assert not (tmp_path / "b" / records.METRICS).exists()  # does not look complete
+    monkeypatch.setattr(Checkpoint, "save", original_save)
+
+    resumed_metrics = train(config, tmp_path / "b")
+    resumed = pd.read_csv(tmp_path / "b" / records.HISTORY)
+    np.testing.assert_allclose(resumed[CURVE_COLUMNS].to_numpy(), reference[CURVE_COLUMNS].to_numpy(), rtol=1e-5)
+    assert resumed_metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert resumed_metrics["selected_epoch"] == metrics["selected_epoch"]
+
+
+def test_completed_run_is_not_retrained(finished_run):
+    config, out, metrics = finished_run
+    before = (out / records.HISTORY).stat().st_mtime_ns
+    again = train(config, out)
+    assert again == metrics
+    assert (out / records.HISTORY).stat().st_mtime_ns == before
+
+
+def test_other_configuration_never_overwrites_a_record(finished_run):
+    config, out, _ = finished_run
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(RunConflict, match="holds run"):
+        train(RunConfig(**(TINY | {"kernel_size": 5})), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_official_recipe_trains_with_its_schedule(tmp_path):
+    config = RunConfig(**(TINY | {"recipe": "official", "epochs": 3, "batch_size": 200, "recipe_overrides": {}}))
+    metrics = train(config, tmp_path / "o")
+    h = pd.read_csv(tmp_path / "o" / records.HISTORY)
+    assert "test_accuracy" in h and "val_accuracy" not in h  # trains on all 300, like the authors
+    assert metrics["train_images"] == 600 and metrics["selected_epoch"] == 3
+    # lr after each epoch of 3 steps: triangular 0 -> 0.01 at epoch 1 -> 0.0005 at 2 -> 0 at 3
+    np.testing.assert_allclose(h["lr"], [0.01, 0.0005, 0.0], atol=1e-7)
+
+
+def test_cli_rejects_bad_values_before_loading_anything():
+    code = (
+        "import sys\n"
+        "from convmixer.__main__ import main\n"
+        "try:\n"
+        "    main(['train', '--kernel-size', '4', '--data', 'synthetic'])\n"
+        "except SystemExit as e:\n"
+        "    print('EXIT', e.code)\n"
+        "print('KERAS_LOADED', 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "kernel_size must be an odd integer" in out
+    assert "KERAS_LOADED False" in out
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--patch-size", "3"], "patch_size must divide"),
+        (["--recipe", "fast"], "recipe must be one of"),
+        (["--epochs", "two"], "--epochs: invalid"),
+        (["--recipe-overrides", '{"lr": "high"}'], "recipe_overrides.lr must be a float"),
+        (["--data", "/nonexistent/cifar.tar.gz"], "/nonexistent/cifar.tar.gz"),
+    ],
+)
+def test_cli_errors_are_one_line_and_nonzero(args, needle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "convmixer", "train", "--out", str(tmp_path / "r"), *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert any(needle in line for line in lines), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / records.METRICS).exists()
+
+
+def test_cli_trains_a_run(tmp_path):
+    out = tmp_path / "cli"
+    proc = subprocess.run(
+        [sys.executable, "-m", "convmixer", "train", "--width", "8", "--depth", "1", "--patch-size", "4",
+         "--kernel-size", "3", "--epochs", "1", "--batch-size", "100", "--data", "synthetic:200:50",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    epoch_lines = [line for line in proc.stdout.splitlines() if " epoch " in line]
+    assert len(epoch_lines) == 1 and "img/s" in epoch_lines[0]
+    assert json.loads((out / records.METRICS).read_text())["status"] == "completed"
