@@ -225,7 +225,8 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     ckpt = Checkpoint(out)
     progress = ckpt.load(model, optimizer)
     if progress is None:
-        progress = {"epoch": 0, "history": [], "best_epoch": None, "best_val_accuracy": None, "started": started}
+        progress = {"epoch": 0, "history": [], "best_epoch": None, "best_val_accuracy": None, "started": started,
+                    "git_commit": records.git_commit()}  # the code that starts the run is the code that runs it
     else:
         _log(f"[{config.run_id}] resuming after epoch {progress['epoch']} of {config.epochs}", log)
     history = progress["history"]
@@ -293,7 +294,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         "total_train_seconds": float(sum(r["seconds"] for r in history)),
         "device": device,
         "versions": records.library_versions(),
-        "git_commit": records.git_commit(),
+        "git_commit": progress.get("git_commit") or records.git_commit(),
         "dataset": {
             "source": ds.source,
             "description": ds.description,
