@@ -173,8 +173,14 @@ def cost_figure(cost: pd.DataFrame, marks: pd.DataFrame | None, projected_column
             axes[0].axhline(seconds, color="k", linestyle=(0, (4, 2 + 2 * j)), linewidth=1)
             axes[0].annotate(label, (0, seconds), xycoords=("axes fraction", "data"), xytext=(4, 3),
                              textcoords="offset points", fontsize=8)
+    top = max([float(np.nanmax(cost[projected_column]))] + ([] if marks is None else list(marks["seconds_per_epoch"])))
+    axes[0].set_ylim(top=top * 3)  # room for the mark labels above the highest line
     axes[1].bar(pos, cost["images per second"], color=colors)
     axes[1].set_ylabel("training images / second")
+    if len(devices) > 1:
+        from matplotlib.patches import Patch
+
+        axes[1].legend(handles=[Patch(color=f"C{i % 10}", label=d) for i, d in enumerate(devices)], fontsize=8)
     for ax in axes:
         ax.set_xticks(pos)
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
@@ -193,6 +199,14 @@ def compute_accuracy_figure(runs: pd.DataFrame):
             ax.scatter(part["total_train_seconds"].astype(float), 100 * part["test_accuracy"].astype(float),
                        color=f"C{i % 10}", marker=markers.get(kind, "x"), alpha=0.75, label=f"setup {setup}, {kind}")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    seconds = runs["total_train_seconds"].astype(float)
+    if len(seconds) and seconds.max() < 20 * seconds.min():  # under ~a decade: label the minor ticks too
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("total training seconds per run (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
