@@ -186,7 +186,10 @@ DIFFERENCES = [
         "recipe": "official",
         "aspect": "RandomResizedCrop",
         "original": "torchvision RandomResizedCrop(32, scale=(0.75, 1), ratio=(1, 1))",
-        "here": "numpy: a random square crop of 75-100% of the area, resized back to 32x32 (bilinear, via keras.ops.image.resize)",
+        "here": (
+            "keras RandomZoom (up to 1-sqrt(0.75) of the side) + RandomTranslation: a zoomed-in crop at a "
+            "random position; not identical to torchvision's sampling"
+        ),
     },
     {
         "recipe": "official",

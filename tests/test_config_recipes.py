@@ -106,3 +106,14 @@ def test_overrides_apply_and_are_validated():
         get_recipe("seed", {"val_fraction": 0.0})
     with pytest.raises(ValueError, match="recipe_overrides.randaugment_n must be a int"):
         get_recipe("official", {"randaugment_n": 1.5})
+
+
+def test_readme_differences_table_matches_the_recipes():
+    from pathlib import Path
+
+    from convmixer.recipes import DIFFERENCES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- differences:start -->")[1].split("<!-- differences:end -->")[0]
+    rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
+    assert rows == [[d["recipe"], d["aspect"], d["original"], d["here"]] for d in DIFFERENCES]
