@@ -167,7 +167,7 @@ def cost_figure(cost: pd.DataFrame, marks: pd.DataFrame | None, projected_column
     fig, axes = plt.subplots(2, 1, figsize=(max(6.4, 0.9 * len(cost) + 2), 7.2))
     pos = np.arange(len(cost))
     axes[0].bar(pos, cost[projected_column], color=colors, log=True)
-    axes[0].set_ylabel(projected_column.replace("projected s per", "projected seconds per").replace(" epoch", "\nepoch"))
+    axes[0].set_ylabel(projected_column.replace("projected s per ", "seconds per\n") + " (projected)")
     if marks is not None:
         for j, (seconds, label) in enumerate(zip(marks["seconds_per_epoch"], marks["label"])):
             axes[0].axhline(seconds, color="k", linestyle=(0, (4, 2 + 2 * j)), linewidth=1)
