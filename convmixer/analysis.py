@@ -1,0 +1,586 @@
+"""Everything the report concludes, computed from the run records (pure pandas, no plotting).
+
+The report notebook only calls these functions and renders what they return, so
+the tests can reach every number and every verdict. Rules that shape the code:
+
+* Only runs of one *setup* are compared with each other. A setup is every
+  configuration field except the two ablation axes (kernel size, patch size)
+  and the seed: runs that differ in width, recipe, epochs, data, ... would
+  confound the trend with something else.
+* Reference numbers (paper, reference report) come only from
+  ``results.load_reference()``; nothing here types one in.
+* Every function accepts an empty or partial results table and returns an
+  empty frame (or a sentence) instead of raising, so the report always renders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import PARAMETER_NAMES
+from .model import PAPER_PARAM_COUNTS, count_parameters
+from .recipes import RECIPES
+from .results import COLUMNS
+
+AXES = ("kernel_size", "patch_size")
+# Configuration fields that define a setup (all but the ablation axes and the seed).
+# The dataset fingerprint is added because ``data: null`` resolves per machine
+# ($CONVMIXER_DATA), so two runs with the same setting may still differ in data.
+# Derived from the config so that a field added to RunConfig separates setups too.
+SETUP_FIELDS = [n for n in PARAMETER_NAMES if n not in ("kernel_size", "patch_size", "seed")] + ["dataset_fingerprint"]
+INT_FIELDS = ["width", "depth", "patch_size", "kernel_size", "epochs", "batch_size", "seed",
+              "train_images", "test_images", "trainable_parameters"]
+
+# The reference report's epoch: CIFAR-10's 50,000 training images less the seed
+# recipe's validation split. Projections of our throughput use the same size.
+CIFAR10_TRAIN_IMAGES = 50_000
+FULL_EPOCH_IMAGES = int(round(CIFAR10_TRAIN_IMAGES * (1 - RECIPES["seed"].val_fraction)))
+
+PAPER_WIDTH_DEPTH = (256, 8)  # the architecture of the paper's CIFAR-10 ablation table
+
+# The paper's claims this study tests, in the order of the summary's numbered list.
+CLAIMS = [
+    {"id": "architectures", "anchor": "comparison",
+     "claim": "ConvMixer beats ViT, MLP-Mixer and ResNet variants of similar size."},
+    {"id": "kernel", "anchor": "trend-kernel", "axis": "kernel_size", "sign": +1,
+     "claim": "A larger (depthwise) kernel raises accuracy."},
+    {"id": "patch", "anchor": "trend-patch", "axis": "patch_size", "sign": -1,
+     "claim": "A larger patch lowers accuracy."},
+]
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+NOT_TESTED, NOT_TESTED_BUDGET = "not tested", "not tested at this budget"
+_TOL = 1e-9  # accuracies are multiples of 1/test_images; differences below this are ties
+
+
+# --------------------------------------------------------------------------- setups
+
+def _clean(value):
+    """A hashable, comparable stand-in for a cell (None/NaN -> None, whole floats -> int)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):  # recipe_overrides given as a mapping (results.py stores JSON text)
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _sort_key(values):
+    return tuple((v is None, str(type(v).__name__), v if not isinstance(v, (list, dict)) else str(v))
+                 for v in values)
+
+
+def _setup_label(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: short names the tables and figure titles share."""
+    label = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        label = chr(ord("A") + r) + label
+    return label
+
+
+def describe_setup(row) -> str:
+    """The budget a setup trains with, in words (used as figure titles and table captions)."""
+    parts = [f"ConvMixer-{row['width']}/{row['depth']}", f"{row['recipe']} recipe"]
+    overrides = row.get("recipe_overrides")
+    if overrides not in (None, "", "{}"):
+        parts.append(f"overrides {overrides}")
+    parts.append(f"{row['epochs']} epochs")
+    train_images = row.get("train_images")
+    if train_images is not None:
+        parts.append(f"{train_images:,} train images")
+    if row.get("test_subset") is not None:
+        parts.append(f"{row['test_subset']:,} test images")
+    parts.append(f"batch {row['batch_size']}")
+    if row.get("data"):
+        parts.append(f"data {row['data']}")
+    else:  # the default source differs per machine ($CONVMIXER_DATA): name it by its fingerprint
+        parts.append(f"default data {str(row.get('dataset_fingerprint'))[:15]}…")
+    if row.get("activation") not in (None, "gelu"):
+        parts.append(str(row["activation"]))
+    if row.get("backend") not in (None, "tensorflow"):
+        parts.append(str(row["backend"]))
+    return ", ".join(parts)
+
+
+def prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    """Completed runs with integer fields as ints and a ``setup`` label plus its description.
+
+    Accepts frames with only some of ``results.COLUMNS`` (e.g. hand-built in tests).
+    """
+    frame = runs.reindex(columns=COLUMNS + [c for c in runs.columns if c not in COLUMNS])
+    done = frame[frame["status"] == "completed"].copy()
+    # load_runs stores integers as floats (NaN for corrupt rows); make keys and labels read "3", not "3.0".
+    for col in dict.fromkeys(SETUP_FIELDS + INT_FIELDS):
+        done[col] = done[col].astype(object).map(_clean).astype(object)
+    done["test_accuracy"] = pd.to_numeric(done["test_accuracy"], errors="coerce")
+    keys = [tuple(_clean(r[f]) for f in SETUP_FIELDS) for _, r in done.iterrows()]
+    order = {k: _setup_label(i) for i, k in enumerate(sorted(set(keys), key=_sort_key))}
+    done["setup"] = [order[k] for k in keys]
+    descriptions = {}
+    for label, sub in done.groupby("setup", sort=True):
+        row = sub.iloc[0].to_dict()
+        images = sorted({v for v in sub["train_images"] if v is not None})
+        row["train_images"] = images[0] if len(images) == 1 else None
+        descriptions[label] = describe_setup(row)
+    done["setup_description"] = done["setup"].map(descriptions) if not done.empty else pd.Series(dtype=object)
+    return done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable").reset_index(drop=True)
+
+
+def comparable_groups(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Completed runs grouped by setup (every field but kernel size, patch size and seed).
+
+    Returns {setup label: its runs}; only runs inside one group are compared.
+    """
+    done = prepare(runs)
+    return {label: sub.reset_index(drop=True) for label, sub in done.groupby("setup", sort=True)}
+
+
+def setups_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setup: its label, budget, and which kernel sizes, patch sizes and seeds ran."""
+    rows = []
+    for label, sub in comparable_groups(runs).items():
+        rows.append({
+            "setup": label,
+            "budget": sub["setup_description"].iloc[0],
+            "kernel sizes": ", ".join(map(str, sorted(sub["kernel_size"].unique()))),
+            "patch sizes": ", ".join(map(str, sorted(sub["patch_size"].unique()))),
+            "seeds": ", ".join(map(str, sorted(sub["seed"].unique()))),
+            "runs": len(sub),
+        })
+    return pd.DataFrame(rows, columns=["setup", "budget", "kernel sizes", "patch sizes", "seeds", "runs"])
+
+
+# --------------------------------------------------------------------------- accuracy
+
+def _pct_stats(acc) -> dict:
+    """Mean, sample std and standard error of accuracies, in percent (std/sem NaN for n=1)."""
+    values = 100 * np.asarray(list(acc), dtype=float)
+    n = len(values)
+    std = float(values.std(ddof=1)) if n > 1 else float("nan")
+    return {"n": n, "mean_pct": float(values.mean()) if n else float("nan"), "std_pct": std,
+            "sem_pct": std / math.sqrt(n) if n > 1 else float("nan")}
+
+
+def format_mean_std(stats: dict) -> str:
+    if stats["n"] == 0:
+        return ""
+    if stats["n"] == 1:
+        return f"{stats['mean_pct']:.2f}"
+    return f"{stats['mean_pct']:.2f} ± {stats['std_pct']:.2f}"
+
+
+def param_check(width, depth, patch_size, kernel_size) -> str:
+    """✓ / ✗ against the paper's parameter count where the paper lists the configuration, else —."""
+    paper = PAPER_PARAM_COUNTS.get((patch_size, kernel_size))
+    if (width, depth) != PAPER_WIDTH_DEPTH or paper is None:
+        return "—"
+    return "✓" if count_parameters(width, depth, patch_size, kernel_size) == paper else "✗"
+
+
+COMPARISON_COLUMNS = [
+    "setup", "width", "depth", "patch", "kernel", "recipe", "train images", "parameters", "paper count",
+    "paper accuracy (%)", "paper epochs", "reference report accuracy (%)", "reference report epochs",
+    "our epochs", "our accuracy (%)", "n",
+]
+
+
+def comparison_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
+    """Original versus reproduction: one row per (setup, patch, kernel) plus published rows never run.
+
+    Our accuracy is mean ± std over seeds in percent with n; published values are
+    attached where width, depth, patch and kernel match (their epochs differ from
+    ours, which the epochs columns show).
+    """
+    ref = reference["accuracy"].copy()
+    ref_key = ["width", "depth", "patch_size", "kernel_size"]
+    ref = ref.set_index(ref_key) if not ref.empty else ref
+    done = prepare(runs)
+    rows, matched = [], set()
+    for (label, p, k), sub in done.groupby(["setup", "patch_size", "kernel_size"], sort=True):
+        first = sub.iloc[0]
+        w, d = first["width"], first["depth"]
+        key = (w, d, p, k)
+        published = ref.loc[key] if not ref.empty and key in ref.index else None
+        if published is not None:
+            matched.add(key)
+        images = sorted({v for v in sub["train_images"] if v is not None})
+        rows.append(_comparison_row(
+            setup=label, width=w, depth=d, patch=p, kernel=k, recipe=first["recipe"],
+            train_images=", ".join(f"{v:,}" for v in images), published=published,
+            our_epochs=first["epochs"], stats=_pct_stats(sub["test_accuracy"]),
+        ))
+    for key, published in (ref.iterrows() if not ref.empty else []):
+        if tuple(int(v) for v in key) in matched:
+            continue
+        w, d, p, k = (int(v) for v in key)
+        rows.append(_comparison_row(setup="—", width=w, depth=d, patch=p, kernel=k, recipe="—",
+                                    train_images="", published=published, our_epochs=None, stats=None))
+    table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    for col in ("paper epochs", "reference report epochs", "our epochs", "n"):
+        table[col] = pd.to_numeric(table[col]).astype("Int64")  # whole numbers, blank where missing
+    return table
+
+
+def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images, published, our_epochs, stats):
+    def pub(name):
+        return None if published is None or pd.isna(published[name]) else published[name].item()
+
+    return {
+        "setup": setup, "width": width, "depth": depth, "patch": patch, "kernel": kernel, "recipe": recipe,
+        "train images": train_images,
+        "parameters": f"{count_parameters(width, depth, patch, kernel):,}",
+        "paper count": param_check(width, depth, patch, kernel),
+        "paper accuracy (%)": pub("paper_accuracy"), "paper epochs": pub("paper_epochs"),
+        "reference report accuracy (%)": pub("reference_accuracy"),
+        "reference report epochs": pub("reference_epochs"),
+        "our epochs": our_epochs,
+        "our accuracy (%)": format_mean_std(stats) if stats else "not run",
+        "n": stats["n"] if stats else 0,
+    }
+
+
+def _other(axis: str) -> str:
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
+    return AXES[1] if axis == AXES[0] else AXES[0]
+
+
+TREND_COLUMNS = ["setup", "other_axis", "other_value", "axis", "value", "n", "mean_pct", "std_pct", "sem_pct"]
+
+
+def trend(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Accuracy statistics per setup, per value of the other axis, per value of ``axis``.
+
+    e.g. axis="kernel_size": rows (setup, patch_size=p, kernel_size=k) with n, mean,
+    std and standard error of test accuracy over seeds, in percent.
+    """
+    other = _other(axis)
+    done = prepare(runs)
+    rows = []
+    for (label, o, v), sub in done.groupby(["setup", other, axis], sort=True):
+        rows.append({"setup": label, "other_axis": other, "other_value": o, "axis": axis, "value": v,
+                     **_pct_stats(sub["test_accuracy"])})
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def trend_setups(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
+    """Setups that can show a trend along ``axis``: some line (other axis fixed) has two or more values."""
+    other = _other(axis)
+    return {label: sub for label, sub in comparable_groups(runs).items()
+            if (sub.groupby(other)[axis].nunique() >= 2).any()}
+
+
+def paper_points(setup_runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
+    """The paper's accuracies for a setup's architecture (empty unless it is the paper's width/depth)."""
+    ref = reference["accuracy"]
+    if setup_runs.empty or ref.empty:
+        return ref.iloc[0:0]
+    w, d = setup_runs["width"].iloc[0], setup_runs["depth"].iloc[0]
+    return ref[(ref["width"] == w) & (ref["depth"] == d)].reset_index(drop=True)
+
+
+def recipes_table() -> pd.DataFrame:
+    """The named recipes side by side (one column per recipe), including the Keras weight decay used."""
+    import dataclasses
+
+    table = {name: {**dataclasses.asdict(r), "keras AdamW weight_decay": r.keras_weight_decay}
+             for name, r in RECIPES.items()}
+    frame = pd.DataFrame(table).drop(index="name")
+    return frame.rename_axis("field").reset_index().astype(str)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def _short(axis: str) -> str:
+    return axis.replace("_size", "")
+
+
+def compare_extremes(stats: pd.DataFrame, sign: int) -> dict:
+    """Verdict for one trend line: mean at the largest axis value minus mean at the smallest.
+
+    ``stats`` holds one row per axis value (n, mean_pct, sem_pct); ``sign`` is the
+    claimed direction (+1: larger is better). The difference counts when it beats
+    the combined standard error of both means; with a single seed on either end
+    there is no noise estimate, so any non-zero difference counts, with a note.
+    """
+    stats = stats.sort_values("value")
+    lo, hi = stats.iloc[0], stats.iloc[-1]
+    diff = hi["mean_pct"] - lo["mean_pct"]
+    replicated = lo["n"] > 1 and hi["n"] > 1
+    noise = math.hypot(lo["sem_pct"], hi["sem_pct"]) if replicated else 0.0
+    if abs(diff) <= noise + _TOL:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = SUPPORTED if np.sign(diff) == sign else NOT_SUPPORTED
+    noise_text = (f"combined standard error {noise:.2f}" if replicated
+                  else "one seed only at an end point, no replicate to estimate noise")
+    return {"verdict": verdict, "diff": diff, "noise": noise if replicated else None, "text": (
+        f"{_short(lo['axis'])} {lo['value']} → {hi['value']}: {lo['mean_pct']:.2f}% (n={lo['n']}) → "
+        f"{hi['mean_pct']:.2f}% (n={hi['n']}), {diff:+.2f} points, {noise_text}: {verdict}")}
+
+
+def _combine(verdicts: list[str]) -> str:
+    """One verdict for a claim from its trend lines: agreement counts, contradiction is inconclusive."""
+    if SUPPORTED in verdicts and NOT_SUPPORTED not in verdicts:
+        return SUPPORTED
+    if NOT_SUPPORTED in verdicts and SUPPORTED not in verdicts:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
+    axis, other = claim["axis"], _other(claim["axis"])
+    stats = trend(runs, axis)
+    lines, results = [], []
+    for (label, o), line in stats.groupby(["setup", "other_value"], sort=True):
+        if line["value"].nunique() < 2:
+            continue
+        res = compare_extremes(line, claim["sign"])
+        results.append(res["verdict"])
+        lines.append(f"setup {label}, {_short(other)} {o}: {res['text']}")
+    if not results:
+        done = prepare(runs)
+        why = ("there are no completed runs" if done.empty else
+               f"no setup has runs at two or more {_short(axis)} sizes with the {_short(other)} size held fixed")
+        return {"verdict": NOT_TESTED_BUDGET, "evidence": f"Not tested: {why}."}
+    verdict = _combine(results)
+    counts = ", ".join(f"{results.count(v)} {v}" for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+                       if results.count(v))
+    head = f"{len(results)} comparison{'s' if len(results) != 1 else ''} ({counts})."
+    if verdict == INCONCLUSIVE and SUPPORTED in results and NOT_SUPPORTED in results:
+        head += " The comparisons contradict each other."
+    return {"verdict": verdict, "evidence": "\n".join([head, *lines])}
+
+
+def _architecture_verdict(runs: pd.DataFrame) -> dict:
+    done = prepare(runs)
+    if "architecture" not in done.columns:
+        reason = ("Not tested: this project trains only ConvMixer models; its run records have no "
+                  "architecture field, so there is no ViT, MLP-Mixer or ResNet run to compare against.")
+    else:
+        others = sorted({str(a) for a in done["architecture"].dropna() if str(a).lower() != "convmixer"})
+        reason = (f"Not tested: runs of {', '.join(others)} exist, but this analysis does not compare "
+                  "architectures yet." if others else
+                  "Not tested: every run is a ConvMixer; there is no other architecture to compare against.")
+    return {"verdict": NOT_TESTED, "evidence": reason}
+
+
+VERDICT_COLUMNS = ["claim", "verdict", "evidence", "anchor"]
+
+
+def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim of ``CLAIMS``: verdict, the evidence as text, and the anchor that carries it."""
+    rows = []
+    for claim in CLAIMS:
+        result = _architecture_verdict(runs) if "axis" not in claim else _axis_verdict(runs, claim)
+        rows.append({"claim": claim["claim"], **result, "anchor": claim["anchor"]})
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+# --------------------------------------------------------------------------- cost
+
+def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Throughput per configuration and device, and a projection to a full reference epoch.
+
+    "projected s per full epoch" is FULL_EPOCH_IMAGES / images-per-second, the
+    quantity the reference report's seconds-per-epoch marks measure.
+    """
+    done = prepare(runs)
+    columns = ["setup", "configuration", "device", "runs", "train images per epoch", "seconds per epoch",
+               "images per second", f"projected s per {FULL_EPOCH_IMAGES:,}-image epoch",
+               "mean total training seconds", "like-for-like with reference marks"]
+    rows = []
+    if not done.empty:
+        done["device"] = done["device_kind"].fillna("?").astype(str) + ": " + done["device_name"].fillna("?").astype(str)
+        for (label, p, k, device), sub in done.groupby(["setup", "patch_size", "kernel_size", "device"], sort=True):
+            first = sub.iloc[0]
+            ips = pd.to_numeric(sub["images_per_second"], errors="coerce").mean()
+            rows.append({
+                "setup": label,
+                "configuration": f"ConvMixer-{first['width']}/{first['depth']} p{p} k{k}, batch {first['batch_size']}",
+                "device": device, "runs": len(sub),
+                "train images per epoch": first["train_images"],
+                "seconds per epoch": pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").mean(),
+                "images per second": ips,
+                columns[7]: FULL_EPOCH_IMAGES / ips if ips and ips > 0 else float("nan"),
+                "mean total training seconds": pd.to_numeric(sub["total_train_seconds"], errors="coerce").mean(),
+                # The reference report timed ConvMixer-256/8 (patch not stated): only that size compares.
+                columns[9]: "yes" if (first["width"], first["depth"]) == PAPER_WIDTH_DEPTH else "no (other size)",
+            })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def reference_marks(reference: dict) -> pd.DataFrame:
+    """The reference report's seconds-per-epoch marks with the labels the cost figure draws."""
+    t = reference["timings"].copy()
+    if t.empty:
+        return t.assign(label=pd.Series(dtype=str))
+    t["label"] = [f"reference report: {kind} ~{s:,.0f} s/epoch" + (f" ({name.split(' (')[0]})" if kind != "CPU" else "")
+                  for kind, name, s in zip(t["device_kind"], t["device_name"], t["seconds_per_epoch"])]
+    return t
+
+
+# --------------------------------------------------------------------------- provenance
+
+def _count_by(done: pd.DataFrame, columns: list[str], names: list[str]) -> pd.DataFrame:
+    if done.empty:
+        return pd.DataFrame(columns=names + ["runs"])
+    keyed = done[columns].astype(object).where(done[columns].notna(), "—").astype(str)
+    table = keyed.groupby(columns, sort=True).size().reset_index(name="runs")
+    return table.set_axis(names + ["runs"], axis=1)
+
+
+def provenance(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Tables: data sources (with fingerprints and a lossy-JPEG flag), library versions, devices, commits."""
+    done = prepare(runs)
+    if not done.empty:
+        done["jpeg"] = done["lossy_jpeg"].map(lambda v: "yes (lossy)" if v is True else ("no" if v is False else "?"))
+    data = _count_by(done, ["data", "dataset_description", "dataset_fingerprint", "jpeg"] if not done.empty
+                     else [], ["data setting", "source", "fingerprint", "JPEG copy"])
+    devices = _count_by(done, ["device_kind", "device_name", "backend_used"] if not done.empty else [],
+                        ["kind", "name", "backend"])
+    commits = _count_by(done, ["git_commit"] if not done.empty else [], ["git commit"])
+    versions_rows = []
+    for text, sub in (done.groupby("versions", sort=True) if not done.empty else []):
+        try:
+            versions = json.loads(text) if isinstance(text, str) else {}
+        except ValueError:
+            versions = {"unparsed": text}
+        versions_rows.append({**versions, "runs": len(sub)})
+    versions = pd.DataFrame(versions_rows)
+    if not versions.empty:
+        versions = versions[[c for c in versions.columns if c != "runs"] + ["runs"]].fillna("—")
+    return {"data": data, "versions": versions, "devices": devices, "commits": commits}
+
+
+def jpeg_sentence(runs: pd.DataFrame) -> str | None:
+    """A plain statement when any run trained on a JPEG (lossy) copy of CIFAR-10, else None."""
+    done = prepare(runs)
+    lossy = done[done["lossy_jpeg"].map(lambda v: v is True)] if not done.empty else done
+    if lossy.empty:
+        return None
+    sources = sorted({str(s) for s in lossy["dataset_description"].dropna()})
+    return (f"{len(lossy)} of {len(done)} completed runs used a JPEG copy of CIFAR-10 ({'; '.join(sources)}). "
+            "JPEG is lossy: its pixels differ from the canonical release, so these runs' accuracies are not "
+            "strictly comparable with the paper's or with runs on the canonical data.")
+
+
+def skipped(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run folders that are not completed (incomplete, failed, corrupt), with the reason."""
+    columns = ["folder", "run id", "status", "reason"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rest = runs[runs["status"] != "completed"]
+    return pd.DataFrame({
+        "folder": [Path(str(p)).name for p in rest["path"]],
+        "run id": rest["run_id"].tolist(),
+        "status": rest["status"].tolist(),
+        "reason": rest["problem"].fillna("").tolist(),
+    }, columns=columns)
+
+
+# --------------------------------------------------------------------------- text
+
+def scope(runs: pd.DataFrame, results_dir=None) -> str:
+    """What the report covers, in one paragraph generated from the data."""
+    done = prepare(runs)
+    where = f" in {results_dir}" if results_dir is not None else ""
+    n_skipped = len(runs) - len(done)
+    skipped_text = (f" {n_skipped} run folder{'s were' if n_skipped != 1 else ' was'} skipped "
+                    "(see Skipped runs)." if n_skipped else "")
+    if done.empty:
+        return (f"There are no completed runs{where}, so nothing was measured yet: the tables below show only "
+                f"the published values and every verdict is “not tested”.{skipped_text}")
+    devices = sorted(set(done["device_kind"].dropna().astype(str)))
+    epochs = sorted(set(done["epochs"]))
+    sizes = sorted({f"ConvMixer-{w}/{d}" for w, d in zip(done["width"], done["depth"])})
+    return (f"This report covers {len(done)} completed run{'s' if len(done) != 1 else ''}{where} in "
+            f"{done['setup'].nunique()} setup{'s' if done['setup'].nunique() != 1 else ''} "
+            f"({', '.join(sizes)}; {', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}; "
+            f"trained on {', '.join(devices) or 'unknown devices'}). Published values are for the paper's "
+            f"ConvMixer-{PAPER_WIDTH_DEPTH[0]}/{PAPER_WIDTH_DEPTH[1]} and their own schedules; trends here are "
+            f"compared within a setup only.{skipped_text}")
+
+
+def grid_coverage(runs: pd.DataFrame, grids_dir) -> pd.DataFrame:
+    """Per shipped grid file: its description, planned runs and how many have a completed record here."""
+    from .sweep import SweepError, load_grid
+
+    import yaml
+
+    columns = ["grid", "description", "planned runs", "completed here"]
+    grids_dir = Path(grids_dir)
+    files = sorted(grids_dir.glob("*.yaml")) + sorted(grids_dir.glob("*.yml")) if grids_dir.is_dir() else []
+    done_ids = set(prepare(runs)["run_id"]) if not runs.empty else set()
+    rows = []
+    for path in files:
+        try:
+            configs = load_grid(path)
+            description = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("description", "")
+        except (SweepError, OSError, yaml.YAMLError) as exc:
+            rows.append({"grid": path.name, "description": f"unreadable: {exc}", "planned runs": None,
+                         "completed here": None})
+            continue
+        rows.append({"grid": path.name, "description": " ".join(str(description).split()),
+                     "planned runs": len(configs),
+                     "completed here": sum(c.run_id in done_ids for c in configs)})
+    table = pd.DataFrame(rows, columns=columns)
+    for col in ("planned runs", "completed here"):
+        table[col] = table[col].astype("Int64")
+    return table
+
+
+def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
+    """Section 7's statements: fixed facts of the method, and conditional ones checked against the data."""
+    done = prepare(runs)
+    seed = RECIPES["seed"]
+    out = []
+    kinds = set(done["device_kind"].dropna().astype(str)) if not done.empty else set()
+    if done.empty:
+        out.append("Budget: no completed runs were found, so no statement about speed or accuracy can be made yet.")
+    elif kinds <= {"CPU"}:
+        out.append(f"Budget: all {len(done)} completed runs trained on CPU, so the budget allowed only short "
+                   "schedules and/or small models; the paper's full-schedule numbers are out of reach at this "
+                   "budget, so the comparison is about trends, not levels.")
+    else:
+        counts = done["device_kind"].value_counts()
+        out.append("Budget: runs trained on " + ", ".join(f"{k} ({v} runs)" for k, v in counts.items()) + ".")
+    sentence = jpeg_sentence(runs)
+    out.append("Data: " + (sentence if sentence else (
+        "no completed run used a JPEG copy of CIFAR-10." if not done.empty else
+        "the loader accepts the canonical archive and also image-folder copies; a JPEG copy is lossy, and "
+        "the report says so whenever a run used one.")))
+    official = done[done["recipe"] == "official"] if not done.empty else done
+    out.append("Augmentation: the official recipe's RandAugment, ColorJitter and RandomErasing are Keras "
+               "layers, not timm's/torchvision's (different op lists and magnitude scales; see the differences "
+               "table). " + (f"{len(official)} completed runs used that recipe, so their accuracies carry this "
+                             "difference." if len(official) else
+                             "No completed run used the official recipe, so this difference does not affect "
+                             "the numbers shown."))
+    out.append(f"Optimizer: TF Addons' AdamW (used by the reference report) is end-of-life; its decoupled "
+               f"weight decay {seed.weight_decay:g} is not multiplied by the learning rate, Keras 3's is, so the "
+               f"seed recipe passes weight_decay = {seed.weight_decay:g} / {seed.lr:g} = "
+               f"{seed.keras_weight_decay:g} to keras.optimizers.AdamW (exact for its constant learning rate).")
+    if grids is not None and not grids.empty:
+        planned = int(grids["planned runs"].fillna(0).sum())
+        have = int(grids["completed here"].fillna(0).sum())
+        missing = grids[grids["completed here"].fillna(0) < grids["planned runs"].fillna(0)]["grid"].tolist()
+        out.append(f"Going further: {have} of the {planned} runs planned by the shipped grids have completed "
+                   "records here" + (f"; not (fully) run: {', '.join(missing)}. Run them with "
+                                     "`python -m convmixer sweep grids/NAME.yaml` on a machine that fits each grid's "
+                                     "description below, then rebuild this report with "
+                                     "`python -m convmixer report`." if missing else "; every grid is complete."))
+    else:
+        out.append("Going further: no grid files were found next to the package; add runs with "
+                   "`python -m convmixer train ...` or `python -m convmixer sweep GRID` and rebuild the report.")
+    return out

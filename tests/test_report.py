@@ -1,0 +1,402 @@
+"""The reproducibility report: analysis rules on hand-built tables, and the HTML built from real run records.
+
+Fast tests check every verdict branch and table rule on hand-built DataFrames.
+Slow tests train six tiny ConvMixers on synthetic data (seconds each), add a
+corrupt run folder, build the report through papermill and nbconvert, and check
+the HTML (and, where /usr/bin/chromium exists, what a headless browser renders).
+"""
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from bs4 import BeautifulSoup
+
+from convmixer import analysis, report
+from convmixer.results import COLUMNS, load_reference, load_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION_ANCHORS = ["summary", "verdicts", "comparison", "trends", "trend-kernel", "trend-patch",
+                   "learning-curves", "cost", "provenance", "lessons", "skipped"]
+HEADINGS = ["1. Summary", "2. Original versus reproduction", "3. Trend plots", "4. Learning curves", "5. Cost",
+            "6. Method and provenance", "7. What was easy, what was difficult, what a reader needs to go further",
+            "Skipped runs"]
+COMPARISON_HEADERS = ["setup", "width", "depth", "patch", "kernel", "recipe", "parameters", "paper count",
+                      "paper accuracy (%)", "reference report accuracy (%)", "our accuracy (%)", "n"]
+JPEG_PHRASE = "JPEG is lossy"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# (kernel, patch, seed): two seeds on the patch-2 line so verdicts see noise, one seed on patch 4.
+CONFIGS = [(3, 2, 0), (3, 2, 1), (5, 2, 0), (5, 2, 1), (3, 4, 0), (5, 4, 0)]
+
+
+# --------------------------------------------------------------------------- hand-built run tables
+
+def fake_runs(rows, **common):
+    """A load_runs-shaped frame: completed runs of one setup unless a row says otherwise."""
+    base = {"status": "completed", "width": 16, "depth": 1, "recipe": "seed", "recipe_overrides": "{}",
+            "epochs": 2, "batch_size": 64, "data": "synthetic:200:100", "activation": "gelu",
+            "backend": "tensorflow", "train_images": 180, "device_kind": "CPU", "device_name": "test cpu",
+            "images_per_second": 100.0, "seconds_per_epoch": 1.8, "total_train_seconds": 4.0,
+            "dataset_fingerprint": "sha256:x", "lossy_jpeg": False, "seed": 0, "patch_size": 2}
+    frame = pd.DataFrame([{**base, **common, "run_id": f"run{i}", "path": f"/nowhere/run{i}", **r}
+                          for i, r in enumerate(rows)])
+    return frame.reindex(columns=COLUMNS)
+
+
+def kernel_runs(accuracies: dict, patch=2, **common):
+    """{kernel: [accuracy per seed]} -> runs."""
+    return fake_runs([{"kernel_size": k, "patch_size": patch, "seed": s, "test_accuracy": a}
+                      for k, accs in accuracies.items() for s, a in enumerate(accs)], **common)
+
+
+def verdict_of(runs, claim_id):
+    v = analysis.verdicts(runs)
+    row = v.iloc[[c["id"] for c in analysis.CLAIMS].index(claim_id)]
+    return row["verdict"], row["evidence"], row["anchor"]
+
+
+def test_increasing_kernel_trend_is_supported():
+    verdict, evidence, anchor = verdict_of(kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}), "kernel")
+    assert verdict == analysis.SUPPORTED
+    assert anchor == "trend-kernel"
+    assert "kernel 3 → 9" in evidence and "+20.00 points" in evidence and "standard error" in evidence
+
+
+def test_reversed_kernel_trend_is_not_supported():
+    verdict, evidence, _ = verdict_of(kernel_runs({3: [0.70, 0.71, 0.72], 9: [0.50, 0.51, 0.52]}), "kernel")
+    assert verdict == analysis.NOT_SUPPORTED
+    assert "-20.00 points" in evidence
+
+
+def test_difference_within_noise_is_inconclusive():
+    verdict, _, _ = verdict_of(kernel_runs({3: [0.40, 0.60], 9: [0.41, 0.61]}), "kernel")
+    assert verdict == analysis.INCONCLUSIVE
+
+
+def test_single_seed_counts_any_difference_and_says_so():
+    verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50], 5: [0.55]}), "kernel")
+    assert verdict == analysis.SUPPORTED
+    assert "no replicate" in evidence
+
+
+def test_single_kernel_value_is_not_tested_at_this_budget():
+    runs = kernel_runs({5: [0.5, 0.6]})
+    verdict, evidence, _ = verdict_of(runs, "kernel")
+    assert verdict == analysis.NOT_TESTED_BUDGET
+    assert "two or more kernel sizes" in evidence
+    # one patch size only as well
+    assert verdict_of(runs, "patch")[0] == analysis.NOT_TESTED_BUDGET
+
+
+def test_patch_claim_direction():
+    lower_with_bigger_patch = fake_runs([{"kernel_size": 5, "patch_size": p, "seed": s, "test_accuracy": a}
+                                         for p, accs in {1: [0.8, 0.81], 4: [0.6, 0.61]}.items()
+                                         for s, a in enumerate(accs)])
+    assert verdict_of(lower_with_bigger_patch, "patch")[0] == analysis.SUPPORTED
+    higher = lower_with_bigger_patch.assign(patch_size=lower_with_bigger_patch["patch_size"].map({1: 4, 4: 1}))
+    assert verdict_of(higher, "patch")[0] == analysis.NOT_SUPPORTED
+
+
+def test_contradicting_setups_are_inconclusive():
+    up = kernel_runs({3: [0.50, 0.51], 9: [0.70, 0.71]}, epochs=2)
+    down = kernel_runs({3: [0.70, 0.71], 9: [0.50, 0.51]}, epochs=4)
+    verdict, evidence, _ = verdict_of(pd.concat([up, down], ignore_index=True), "kernel")
+    assert verdict == analysis.INCONCLUSIVE
+    assert "contradict" in evidence
+
+
+def test_runs_of_different_budgets_are_not_compared():
+    # kernel 3 at 2 epochs and kernel 9 at 4 epochs: two setups, one kernel each -> no trend
+    runs = pd.concat([kernel_runs({3: [0.5, 0.5]}, epochs=2), kernel_runs({9: [0.9, 0.9]}, epochs=4)],
+                     ignore_index=True)
+    assert len(analysis.comparable_groups(runs)) == 2
+    assert verdict_of(runs, "kernel")[0] == analysis.NOT_TESTED_BUDGET
+
+
+def test_architecture_claim_is_not_tested_with_a_reason():
+    verdict, evidence, _ = verdict_of(kernel_runs({3: [0.5], 5: [0.6]}), "architectures")
+    assert verdict == analysis.NOT_TESTED
+    assert "only ConvMixer" in evidence and "no" in evidence
+
+
+def test_comparison_table_lists_published_rows_not_run():
+    runs = kernel_runs({3: [0.5, 0.7], 5: [0.6]})
+    table = analysis.comparison_table(runs, load_reference())
+    ours = table[table["n"] > 0]
+    assert list(ours["kernel"]) == [3, 5] and list(ours["n"]) == [2, 1]
+    assert ours.iloc[0]["our accuracy (%)"] == "60.00 ± 14.14"
+    not_run = table[table["n"] == 0]
+    assert len(not_run) == len(load_reference()["accuracy"])
+    assert set(not_run["our accuracy (%)"]) == {"not run"}
+    assert set(not_run["paper count"]) == {"✓"}  # the builder's counts equal the paper's
+
+
+def test_comparison_table_attaches_published_values_to_matching_runs():
+    ref = load_reference()
+    first = ref["accuracy"].iloc[0]
+    runs = fake_runs([{"width": int(first.width), "depth": int(first.depth), "patch_size": int(first.patch_size),
+                       "kernel_size": int(first.kernel_size), "test_accuracy": 0.5}])
+    table = analysis.comparison_table(runs, ref)
+    row = table[table["n"] == 1].iloc[0]
+    assert row["paper accuracy (%)"] == pytest.approx(first.paper_accuracy)
+    assert row["reference report epochs"] == first.reference_epochs
+    assert len(table) == len(ref["accuracy"])  # the matched published row is not repeated
+
+
+def test_cost_table_projects_a_full_epoch():
+    cost = analysis.cost_table(kernel_runs({3: [0.5]}, images_per_second=50.0))
+    projected = [c for c in cost.columns if c.startswith("projected")][0]
+    assert cost.iloc[0][projected] == pytest.approx(analysis.FULL_EPOCH_IMAGES / 50.0)
+    marks = analysis.reference_marks(load_reference())
+    assert all(label.startswith("reference report: ") for label in marks["label"])
+
+
+def test_jpeg_sentence_only_for_lossy_sources():
+    assert analysis.jpeg_sentence(kernel_runs({3: [0.5]})) is None
+    lossy = kernel_runs({3: [0.5]}, lossy_jpeg=True, dataset_description="CIFAR-10 PNG→JPEG folder")
+    assert JPEG_PHRASE in analysis.jpeg_sentence(lossy)
+    assert "yes (lossy)" in set(analysis.provenance(lossy)["data"]["JPEG copy"])
+
+
+def test_empty_results_give_sentences_not_errors():
+    empty = pd.DataFrame(columns=COLUMNS)
+    assert "no completed runs" in analysis.scope(empty)
+    assert set(analysis.verdicts(empty)["verdict"]) == {analysis.NOT_TESTED, analysis.NOT_TESTED_BUDGET}
+    assert analysis.cost_table(empty).empty and analysis.skipped(empty).empty
+    assert analysis.trend(empty, "kernel_size").empty
+    assert all(t.empty for t in analysis.provenance(empty).values())
+    assert "no completed runs" in report.trend_section(empty, load_reference(), "patch_size")
+
+
+def test_skipped_lists_reasons():
+    runs = fake_runs([{"kernel_size": 3, "test_accuracy": 0.5},
+                      {"status": "corrupt", "problem": "params.json unreadable", "kernel_size": None}])
+    table = analysis.skipped(runs)
+    assert list(table["status"]) == ["corrupt"] and table.iloc[0]["reason"] == "params.json unreadable"
+
+
+def test_external_resources_are_detected():
+    page = ('<html><head><script src="https://cdn.example/x.js"></script>'
+            '<link rel="stylesheet" href="//cdn.example/a.css"><style>/* https://ok */ b {background:url(https://x/y.png)}'
+            '</style></head><body><a href="https://example.org">plain link</a>'
+            '<img src="data:image/png;base64,AA=="></body></html>')
+    found = report.external_resources(page)
+    assert len(found) == 3
+    assert not any("example.org" in f for f in found)
+
+
+def test_report_notebook_is_committed_without_outputs():
+    nb = nbformat.read(ROOT / "notebooks" / "report.ipynb", as_version=4)
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code_cells)
+    params = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'results_dir = "../results"' in params[0].source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for anchor in SECTION_ANCHORS:
+        assert f'id="{anchor}"' in markdown or anchor in "\n".join(c.source for c in code_cells), anchor
+
+
+# --------------------------------------------------------------------------- real runs, real report
+
+def _train(results: Path, kernel, patch, seed):
+    from convmixer.config import RunConfig
+    from convmixer.train import train
+
+    config = RunConfig(width=16, depth=1, patch_size=patch, kernel_size=kernel, epochs=2, batch_size=64,
+                       seed=seed, data="synthetic:200:100")
+    train(config, results / "runs" / config.run_id, log=io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    for kernel, patch, seed in CONFIGS:
+        _train(root, kernel, patch, seed)
+    broken = root / "runs" / "broken_run"
+    broken.mkdir()
+    (broken / "params.json").write_text("{not json", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "index.html"
+    path = report.build_report(results=results_dir, out=out)
+    return path, path.read_text(encoding="utf-8")
+
+
+def parse_table(page: str, table_id: str) -> pd.DataFrame:
+    soup = BeautifulSoup(page, "html.parser")
+    tab = soup.find("table", id=table_id)
+    assert tab is not None, f"table #{table_id} missing"
+    headers = [th.get_text(strip=True) for th in tab.find("thead").find_all("th")]
+    rows = [[td.get_text(strip=True) for td in tr.find_all("td")] for tr in tab.find("tbody").find_all("tr")]
+    return pd.DataFrame(rows, columns=headers)
+
+
+@pytest.mark.slow
+def test_analysis_on_real_runs(results_dir):
+    runs = load_runs(results_dir)
+    assert (runs["status"] == "completed").sum() == len(CONFIGS)
+    v = analysis.verdicts(runs)
+    assert len(v) == len(analysis.CLAIMS)
+    assert v.iloc[1]["verdict"] != analysis.NOT_TESTED_BUDGET  # both kernels ran on both patch lines
+    table = analysis.comparison_table(runs, load_reference())
+    ours = table[table["n"] > 0].set_index(["patch", "kernel"])["n"].to_dict()
+    assert ours == {(2, 3): 2, (2, 5): 2, (4, 3): 1, (4, 5): 1}
+    assert list(analysis.skipped(runs)["folder"]) == ["broken_run"]
+
+
+@pytest.mark.slow
+def test_report_has_every_section_and_no_code(built):
+    path, page = built
+    soup = BeautifulSoup(page, "html.parser")
+    for anchor in SECTION_ANCHORS:
+        assert soup.find(id=anchor) is not None, anchor
+    text = soup.get_text(" ")
+    for heading in HEADINGS:
+        assert heading in text, heading
+    # every verdict links to an anchor that exists
+    links = soup.select("#verdict-table a")
+    assert len(links) == len(analysis.CLAIMS)
+    assert all(soup.find(id=a["href"][1:]) is not None for a in links)
+    # comparison table: headers, our rows with n, and the published rows we did not run
+    comparison = parse_table(page, "comparison-table")
+    for header in COMPARISON_HEADERS:
+        assert header in comparison.columns, header
+    assert "not run" in set(comparison["our accuracy (%)"])
+    # figures are inline PNGs; nothing is fetched from the network
+    assert page.count("data:image/png;base64,") >= 6
+    assert report.external_resources(page) == []
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    # no code: code cells have no input area, no highlighted source
+    assert not soup.select(".jp-CodeCell .jp-InputArea") and not soup.select(".highlight, .input_area")
+    assert "load_runs(" not in text and "show(" not in text
+    # the corrupt folder is listed with its reason; synthetic data is not a JPEG copy
+    skipped = parse_table(page, "skipped-table")
+    assert list(skipped["folder"]) == ["broken_run"] and "params.json" in skipped.iloc[0]["reason"]
+    assert JPEG_PHRASE not in text
+    # the executed notebook is kept next to the report
+    assert (path.parent / "report.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_empty_results_folder_renders(tmp_path):
+    from convmixer.__main__ import main
+
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "report" / "index.html"
+    assert main(["report", "--results", str(tmp_path / "results"), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    text = BeautifulSoup(page, "html.parser").get_text(" ")
+    assert "There are no completed runs" in text
+    assert "No kernel-size trend to show" in text and "there are no learning curves" in text
+    assert "not tested at this budget" in text
+    assert set(parse_table(page, "comparison-table")["our accuracy (%)"]) == {"not run"}
+
+
+@pytest.mark.slow
+def test_adding_a_run_changes_the_report(results_dir, built, tmp_path):
+    _, before = built
+    more = tmp_path / "results"
+    shutil.copytree(results_dir, more)
+    _train(more, 3, 4, 1)  # a second seed for (patch 4, kernel 3)
+    after = report.build_report(results=more, out=tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+
+    def n_of(page):
+        t = parse_table(page, "comparison-table")
+        t = t[t["setup"] != "—"]
+        return dict(zip(zip(t["patch"], t["kernel"]), t["n"]))
+
+    assert n_of(before)[("4", "3")] == "1" and n_of(after)[("4", "3")] == "2"
+    assert f"{len(CONFIGS)} completed runs" in before and f"{len(CONFIGS) + 1} completed runs" in after
+
+
+@pytest.mark.slow
+def test_failed_execution_keeps_the_previous_report(built, tmp_path):
+    path, page = built
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('results_dir = "x"'),
+                                          nbformat.v4.new_code_cell('raise RuntimeError("boom")')])
+    bad.cells[0].metadata["tags"] = ["parameters"]
+    bad.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb_path = tmp_path / "bad.ipynb"
+    nbformat.write(bad, nb_path)
+    kept = (path.parent / "report.ipynb").read_bytes()
+    with pytest.raises(report.ReportError, match="left unchanged"):
+        report.build_report(results=tmp_path, out=path, notebook=nb_path)
+    assert path.read_text(encoding="utf-8") == page
+    assert (path.parent / "report.ipynb").read_bytes() == kept
+    assert (path.parent / "report.failed.ipynb").exists()
+
+
+# --------------------------------------------------------------------------- a real browser
+
+def _chromium(*args, user_data_dir, timeout=90):
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (.ci/run installs it: apt-get install chromium chromium-driver)")
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_data_dir}",
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_headless_browser_renders_sections_and_images(built, tmp_path):
+    path, _ = built
+    done = _chromium("--dump-dom", path.as_uri(), user_data_dir=tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    soup = BeautifulSoup(done.stdout, "html.parser")
+    for anchor in SECTION_ANCHORS:
+        assert soup.find(id=anchor) is not None, anchor
+    images = [img["src"] for img in soup.find_all("img")]
+    assert len(images) >= 6 and all(src.startswith("data:image/png;base64,") for src in images)
+
+
+@pytest.mark.slow
+def test_phone_width_screenshot(built, tmp_path):
+    path, _ = built
+    shot = tmp_path / "phone.png"
+    done = _chromium("--window-size=390,844", "--hide-scrollbars", f"--screenshot={shot}", path.as_uri(),
+                     user_data_dir=tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_phone_layout_in_selenium(built, tmp_path):
+    """At 390 CSS px the page itself never scrolls sideways (tables scroll in their boxes) and the log is clean."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("no /usr/bin/chromium + /usr/bin/chromedriver (.ci/run installs them)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    path, _ = built
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        # Desktop Chrome will not open a window narrower than ~500 px; emulate a phone instead.
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+        driver.get(path.as_uri())
+        inner, scroll = driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth]")
+        assert inner == 390 and scroll <= inner
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.naturalWidth, i.getBoundingClientRect().right])")
+        assert images and all(natural > 0 and right <= inner for natural, right in images)
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], json.dumps(severe)[:2000]
+    finally:
+        driver.quit()
