@@ -187,19 +187,20 @@ def validation_split(x, y, fraction: float = 0.1, seed: int = 0):
     return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
 
-def take_subset(x, y, n: int | None, seed: int = 0):
+def take_subset(x, y, n: int | None, seed: int = 0, *, name: str = "n"):
     """A seeded, class-balanced, shuffled subset of exactly ``n`` examples.
 
     ``n=None`` returns the inputs unchanged.  Classes get equal shares; a class
     with too few examples gives all it has and the rest is spread over others.
+    ``name`` is the parameter the caller exposes (e.g. "train_subset"), for errors.
     """
     if n is None:
         return x, y
     labels = _labels_1d(x, y)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise DataError(f"subset size n must be a positive integer, got n={n!r}")
+        raise DataError(f"{name} must be a positive integer, got {n!r}")
     if n > len(labels):
-        raise DataError(f"subset size n={n} exceeds the {len(labels)} available examples")
+        raise DataError(f"{name}={n} exceeds the {len(labels)} available examples")
 
     rng = np.random.default_rng(seed)
     classes, sizes = np.unique(labels, return_counts=True)

@@ -144,9 +144,11 @@ def execute_run(config: RunConfig, run_dir: Path, *, force=False, log_output=Tru
         status = "completed"
     except Exception as exc:  # the run failed: record it and let the sweep continue
         status = "failed"
+        # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
+        error = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"
         records.atomic_write_json(
             run_dir / records.ERROR,
-            {"status": "failed", "run_id": config.run_id, "error": f"{type(exc).__name__}: {exc}"[:4000],
+            {"status": "failed", "run_id": config.run_id, "error": error[:4000],
              "traceback": traceback.format_exc()[-8000:], "notebook": records.NOTEBOOK},
         )
     if partial.exists():

@@ -158,8 +158,8 @@ def prepare_data(config: RunConfig, recipe):
         x_train, y_train, x_val, y_val = validation_split(x_train, y_train, recipe.val_fraction, seed=config.seed)
     else:
         x_val = y_val = None
-    x_train, y_train = take_subset(x_train, y_train, config.train_subset, seed=config.seed)
-    x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=config.seed)
+    x_train, y_train = take_subset(x_train, y_train, config.train_subset, seed=config.seed, name="train_subset")
+    x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=config.seed, name="test_subset")
     return ds, (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 

@@ -661,5 +661,7 @@ def test_take_subset_errors():
     with pytest.raises(DataError, match=r"n=101.*100 available"):
         data.take_subset(x, y, 101)
     for bad in (0, -3):
-        with pytest.raises(DataError, match="n="):
+        with pytest.raises(DataError, match="n must be a positive integer"):
             data.take_subset(x, y, bad)
+    with pytest.raises(DataError, match=r"^train_subset=101 exceeds the 100 available"):
+        data.take_subset(x, y, 101, name="train_subset")
