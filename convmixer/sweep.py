@@ -158,6 +158,23 @@ def execute_run(config: RunConfig, run_dir: Path, *, force=False, log_output=Tru
     return status
 
 
+def check_data_sources(configs):
+    """Load each distinct data source once before any run starts.
+
+    A missing file or an offline machine without CONVMIXER_DATA then fails the
+    sweep at once with the loader's message, instead of failing every run. The
+    load is not wasted: local sources are cached decoded, the canonical archive
+    is downloaded into Keras' cache, and each run reads them from there.
+    """
+    from .data import DataError, load_cifar10, resolve_source
+
+    for source in sorted({resolve_source(c.data) for c in configs}):
+        try:
+            load_cifar10(source)
+        except DataError as exc:
+            raise SweepError(f"data: {exc}") from None
+
+
 def _print_plan(planned, stream):
     counts = {s: sum(p.state == s for p in planned) for s in ("done", "resume", "failed", "todo")}
     print(
@@ -201,6 +218,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     if dry_run:
         return 0
     todo = [p for p in planned if p.state != "done"]
+    check_data_sources([p.config for p in todo])
     _show_notebook_output(stream)
     # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -30,6 +30,13 @@ def _now():
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _load_average():
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # not available on every platform
+        return None
+
+
 def select_backend(backend: str):
     """Make Keras use ``backend``; an error if Keras is already running another one."""
     if "keras" in sys.modules:
@@ -202,6 +209,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
 
     recipe = config.recipe_obj
     started = _now()
+    load_at_start = _load_average()
     ds, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config, recipe)
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
 
@@ -302,6 +310,9 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             "lossy_jpeg": ds.lossy_jpeg,
         },
         "keras_weight_decay": recipe.keras_weight_decay,
+        # 1-minute load average when training started and ended: timings taken on a
+        # busy machine (load above its core count) are slower than the hardware allows.
+        "load_average": [load_at_start, _load_average()],
         "started": progress.get("started", started),
         "finished": _now(),
     }

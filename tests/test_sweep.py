@@ -195,3 +195,12 @@ def test_plan_marks_done_resume_and_todo(tmp_path):
     assert [p.state for p in plan(configs, tmp_path)] == ["done", "resume", "todo"]
     shutil.rmtree(tmp_path / "runs" / b.run_id)
     assert [p.state for p in plan(configs, tmp_path)] == ["done", "todo", "todo"]
+
+
+def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", {"base": {"width": 8, "depth": 1, "epochs": 1,
+                                                      "data": str(tmp_path / "missing.zip")},
+                                             "axes": {"kernel_size": [3, 5]}})
+    with pytest.raises(SweepError, match="data: .*missing.zip"):
+        main_sweep(grid, results=tmp_path / "results")
+    assert not (tmp_path / "results" / "runs").exists()
