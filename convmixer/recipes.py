@@ -161,8 +161,14 @@ DIFFERENCES = [
     {
         "recipe": "seed",
         "aspect": "randomness",
-        "original": "Keras layer RNG for flips, tf.data shuffle",
-        "here": "flips and order drawn per epoch from numpy (seed, epoch): a resumed run equals an uninterrupted one",
+        "original": "Keras layer RNG for flips, tf.data shuffle with a buffer of 10 batches",
+        "here": "flips and a full permutation drawn per epoch from numpy (seed, epoch): a resumed run equals an uninterrupted one",
+    },
+    {
+        "recipe": "seed",
+        "aspect": "validation split",
+        "original": "the first 5,000 training images in canonical order",
+        "here": "a seeded, class-stratified 5,000 (the offline JPEG copy is grouped by class, so its first 5,000 are one class)",
     },
     {
         "recipe": "seed",
