@@ -44,7 +44,8 @@ def _config_from_args(args) -> RunConfig:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, like our own validation errors
-        sys.exit(f"{self.prog}: error: {message}")
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 def build_parser():
@@ -68,8 +69,9 @@ def build_parser():
 
 
 def _fail(command, exc):
-    # Configuration and data errors: one line naming the parameter, no traceback.
-    sys.exit(f"python -m convmixer {command}: error: {exc}")
+    # Configuration and data errors: one line naming the parameter, no traceback, exit status 2.
+    print(f"python -m convmixer {command}: error: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv=None):
@@ -99,9 +101,12 @@ def main(argv=None):
         except SweepError as exc:
             _fail("sweep", exc)
     if args.command == "report":
-        from .report import build_report
+        from .report import ReportError, build_report
 
-        build_report(results=args.results, out=args.out)
+        try:
+            build_report(results=args.results, out=args.out)
+        except ReportError as exc:
+            _fail("report", exc)
         return 0
     return 2
 

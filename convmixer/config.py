@@ -9,7 +9,7 @@ import typing
 from dataclasses import dataclass, field
 
 from .model import validate_architecture
-from .recipes import get_recipe
+from .recipes import get_recipe, normalize_overrides
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -35,6 +35,7 @@ class RunConfig:
         self._check_types()
         validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size, activation=self.activation)
         recipe = get_recipe(self.recipe, self.recipe_overrides)  # raises on bad names/values
+        self.recipe_overrides = normalize_overrides(self.recipe_overrides)
         if self.epochs is None:
             self.epochs = recipe.epochs
         if self.batch_size is None:

@@ -23,6 +23,7 @@ ERROR = "error.json"
 WEIGHTS = "model.weights.h5"
 NOTEBOOK = "train.ipynb"
 CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE = "state.npz"  # weights, optimizer slots and progress after the last completed epoch
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -15,8 +15,6 @@ import pandas as pd
 from . import records
 from .config import PARAMETER_NAMES
 
-STATUSES = ("completed", "failed", "incomplete", "corrupt")
-
 METRIC_COLUMNS = [
     "test_accuracy", "test_loss", "best_val_accuracy", "selected_epoch", "trainable_parameters",
     "train_images", "val_images", "test_images", "seconds_per_epoch", "images_per_second",
@@ -61,7 +59,7 @@ def read_run(run_dir) -> dict:
         if error is not None:
             row.update(status="failed", problem=str(error.get("error", "failed"))[:300])
         elif problem.endswith("missing"):
-            resumable = (run_dir / records.CHECKPOINT_DIR / "progress.json").exists()
+            resumable = (run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE).exists()
             row.update(status="incomplete",
                        problem="no metrics.json: " + ("interrupted, resumable" if resumable else "not finished"))
         else:
@@ -100,10 +98,6 @@ def load_runs(results_dir="results") -> pd.DataFrame:
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     frame = pd.DataFrame([read_run(p) for p in folders], columns=COLUMNS)
     return frame.sort_values("run_id", kind="stable").reset_index(drop=True)
-
-
-def completed(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs["status"] == "completed"].copy()
 
 
 

@@ -21,7 +21,8 @@ import itertools
 import logging
 import os
 import sys
-import threading
+import shutil
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +98,28 @@ def run_state(config: RunConfig, run_dir: Path) -> str:
                 return "done"
         except (OSError, ValueError):
             pass
-    if (run_dir / records.CHECKPOINT_DIR / "progress.json").exists():
+    if (run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE).exists():
         return "resume"
     if (run_dir / records.ERROR).exists():
         return "failed"
     return "todo"
+
+
+def data_mismatch(config: RunConfig, run_dir: Path) -> str | None:
+    """A note when a completed run was trained on another source than this machine would use.
+
+    The run id hashes the configured ``data`` (usually None: "$CONVMIXER_DATA or
+    canonical"), so the same id can mean different data on different machines.
+    Such a run is kept, never overwritten, and the plan says so.
+    """
+    from .data import resolve_source
+
+    try:
+        used = records.read_json(run_dir / records.METRICS)["dataset"]["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    wanted = resolve_source(config.data)
+    return None if used == wanted else f"trained on {used}, this machine would use {wanted}"
 
 
 @dataclass
@@ -120,42 +138,67 @@ def notebook_parameters(config: RunConfig, run_dir: Path) -> dict:
     return config.to_dict() | {"out_dir": str(run_dir)}
 
 
-def execute_run(config: RunConfig, run_dir: Path, *, force=False, log_output=True) -> str:
-    """Execute the training notebook for one run; 'completed' or 'failed' (recorded, never raised)."""
+def _record_failure(run_dir: Path, config: RunConfig, error: str, notebook: bool, tb: str = ""):
+    records.atomic_write_json(
+        run_dir / records.ERROR,
+        {"status": "failed", "run_id": config.run_id, "error": error[:4000], "traceback": tb[-8000:],
+         "notebook": records.NOTEBOOK if notebook else None},
+    )
+
+
+def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=True) -> tuple[str, Path]:
+    """Execute the training notebook for one run; returns ('completed' | 'failed', folder with its record).
+
+    Failures are recorded (error.json and the executed notebook), never raised.
+    ``replace`` re-runs a completed run: its record is moved to
+    ``RESULTS/.previous/<run id>`` and restored if the new attempt fails (the
+    failed attempt then goes to ``RESULTS/failed-attempts/``), so a forced re-run
+    never loses a good record. An interrupted forced re-run is resumed by the
+    next sweep, and the kept record is restored if that attempt fails.
+    """
     import papermill as pm
 
+    results_dir = run_dir.parent.parent
+    previous = results_dir / ".previous" / run_dir.name
+    if replace and run_dir.exists():
+        if previous.exists():  # an earlier forced attempt was interrupted: drop it, keep the good record
+            shutil.rmtree(run_dir)
+        else:
+            previous.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, previous)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if force:
-        # Re-run from scratch: only the completion marker and checkpoint go; the
-        # previous record stays until the new one replaces it file by file.
-        (run_dir / records.METRICS).unlink(missing_ok=True)
-        (run_dir / records.CHECKPOINT_DIR / "progress.json").unlink(missing_ok=True)
     partial = run_dir / f".partial.{records.NOTEBOOK}"
+    partial.unlink(missing_ok=True)
     try:
+        # No cwd: the kernel starts in the sweep's working directory, so relative
+        # paths (results, data) mean the same in the sweep and in the notebook.
         pm.execute_notebook(
-            str(NOTEBOOK),
-            str(partial),
-            parameters=notebook_parameters(config, run_dir),
-            kernel_name="python3",
-            progress_bar=False,
-            log_output=log_output,
-            cwd=str(NOTEBOOK.parent),
+            str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir),
+            kernel_name="python3", progress_bar=False, log_output=log_output,
         )
         status = "completed"
     except Exception as exc:  # the run failed: record it and let the sweep continue
         status = "failed"
         # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
         error = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"
-        records.atomic_write_json(
-            run_dir / records.ERROR,
-            {"status": "failed", "run_id": config.run_id, "error": error[:4000],
-             "traceback": traceback.format_exc()[-8000:], "notebook": records.NOTEBOOK},
-        )
+        _record_failure(run_dir, config, error, partial.exists(), traceback.format_exc())
     if partial.exists():
         os.replace(partial, run_dir / records.NOTEBOOK)
     if status == "completed" and run_state(config, run_dir) != "done":
-        status = "failed"  # the notebook ended without writing a complete record
-    return status
+        status = "failed"
+        _record_failure(run_dir, config, "the notebook finished without a complete record for configuration "
+                        f"{config.config_hash}", True)
+    where = run_dir
+    if previous.exists():
+        if status == "completed":
+            shutil.rmtree(previous)
+        else:
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            where = results_dir / "failed-attempts" / f"{run_dir.name}-{stamp}"
+            where.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, where)
+            os.replace(previous, run_dir)
+    return status, where
 
 
 def check_data_sources(configs):
@@ -175,15 +218,18 @@ def check_data_sources(configs):
             raise SweepError(f"data: {exc}") from None
 
 
-def _print_plan(planned, stream):
+def _print_plan(planned, stream, replace=frozenset()):
     counts = {s: sum(p.state == s for p in planned) for s in ("done", "resume", "failed", "todo")}
+    done = counts["done"] - len(replace)
     print(
-        f"plan: {len(planned)} runs: {counts['done']} done (skipped), {counts['resume']} to resume, "
-        f"{counts['failed']} previously failed (retried), {counts['todo']} to run",
+        f"plan: {len(planned)} runs: {done} done (skipped), {len(replace)} done but forced (re-run), "
+        f"{counts['resume']} to resume, {counts['failed']} previously failed (retried), {counts['todo']} to run",
         file=stream,
     )
     for p in planned:
-        print(f"  {p.state:7s} {p.config.run_id}", file=stream)
+        state = "force" if p.config.run_id in replace else p.state
+        note = data_mismatch(p.config, p.run_dir) if p.state == "done" else None
+        print(f"  {state:7s} {p.config.run_id}" + (f"  [note: {note}]" if note else ""), file=stream)
 
 
 class _CellOutput(logging.Filter):
@@ -209,22 +255,27 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     """Run a grid; exit status 0 when every run is complete, 1 when any failed."""
     if not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if not NOTEBOOK.exists():
+        raise SweepError(f"the training notebook {NOTEBOOK} is missing: run the sweep from a clone of the repository")
     configs = load_grid(grid)
+    # Absolute paths: the notebook kernels must find the same folders and data as this process.
+    results = Path(results).resolve()
+    if os.environ.get("CONVMIXER_DATA"):
+        from .data import resolve_source
+
+        os.environ["CONVMIXER_DATA"] = resolve_source(None)
     planned = plan(configs, results)
-    if force:
-        for p in planned:
-            p.state = "todo" if p.state == "done" else p.state
-    _print_plan(planned, stream)
+    replace = {p.config.run_id for p in planned if force and p.state == "done"}
+    _print_plan(planned, stream, replace)
     if dry_run:
         return 0
-    todo = [p for p in planned if p.state != "done"]
+    todo = [p for p in planned if p.state != "done" or p.config.run_id in replace]
     check_data_sources([p.config for p in todo])
     _show_notebook_output(stream)
     # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0}
     failed = []
-    lock = threading.Lock()
 
     from tqdm.auto import tqdm
 
@@ -232,21 +283,21 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     # own ports, so parallel jobs never clash (separate processes could).
     with tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not todo) as bar:
         with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(execute_run, p.config, p.run_dir, force=force): p for p in todo}
-            for fut in cf.as_completed(futures):
+            futures = {pool.submit(execute_run, p.config, p.run_dir, replace=p.config.run_id in replace): p
+                       for p in todo}
+            for fut in cf.as_completed(futures):  # results are counted here, in the main thread
                 p = futures[fut]
-                status = fut.result()
-                with lock:
-                    summary[status] += 1
-                    if status == "failed":
-                        failed.append(p)
-                    bar.update(1)
-                    bar.write(f"{status:9s} {p.config.run_id}", file=stream)
+                status, where = fut.result()
+                summary[status] += 1
+                if status == "failed":
+                    failed.append((p, where))
+                bar.update(1)
+                bar.write(f"{status:9s} {p.config.run_id}", file=stream)
     print(
         f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed",
         file=stream,
     )
-    for p in failed:
-        print(f"  failed: {p.config.run_id}: see {p.run_dir / records.ERROR} and {p.run_dir / records.NOTEBOOK}",
-              file=stream)
+    for p, where in failed:
+        kept = " (the previous complete record was kept)" if where != p.run_dir else ""
+        print(f"  failed: {p.config.run_id}: see {where / records.ERROR}{kept}", file=stream)
     return 1 if failed else 0

@@ -10,10 +10,12 @@ the same record an uninterrupted run writes.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +85,8 @@ def make_optimizer(recipe, schedule):
     import keras
 
     return keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=recipe.keras_weight_decay, clipnorm=recipe.clipnorm
+        # global_clipnorm, like torch.nn.utils.clip_grad_norm_ (clipnorm would clip each tensor separately)
+        learning_rate=schedule, weight_decay=recipe.keras_weight_decay, global_clipnorm=recipe.clipnorm
     )
 
 
@@ -95,26 +98,22 @@ def last_step_lr(schedule, optimizer) -> float:
 
 
 class Checkpoint:
-    """Weights and optimizer slots after the last completed epoch, plus the run's progress.
+    """Weights, optimizer slots and progress after the last completed epoch, in one file.
 
-    ``state.npz`` (arrays) is written first, ``progress.json`` (which epoch it is,
-    the history so far) second, both by rename; progress names the epoch the
-    arrays belong to, so a kill between the two writes is detected and the
-    checkpoint is trusted only when both agree.
+    ``state.npz`` holds the arrays *and* the progress (epoch, history, best epoch)
+    as one atomic write, so a kill at any moment leaves either the previous
+    epoch's state or this one's, never a mix. ``best.npz`` (the best epoch's
+    weights) is written before it, so the state never points at a best epoch
+    whose weights are missing.
     """
 
     def __init__(self, run_dir: Path):
         self.dir = run_dir / records.CHECKPOINT_DIR
-        self.state = self.dir / "state.npz"
+        self.state = self.dir / records.CHECKPOINT_STATE
         self.best = self.dir / "best.npz"
-        self.progress = self.dir / "progress.json"
 
     @staticmethod
-    def _save_arrays(path, model, optimizer, epoch):
-        arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
-        if optimizer is not None:
-            arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-        arrays["epoch"] = np.asarray(epoch)
+    def _write(path, arrays):
         tmp = records.temp_path_for(path)
         tmp.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -123,33 +122,59 @@ class Checkpoint:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
+    @staticmethod
+    def _weights(model):
+        return {f"w{i}": w for i, w in enumerate(model.get_weights())}
+
     def save(self, model, optimizer, epoch, progress, improved):
-        self._save_arrays(self.state, model, optimizer, epoch)
         if improved:
-            self._save_arrays(self.best, model, None, epoch)
-        records.atomic_write_json(self.progress, progress)
+            self._write(self.best, self._weights(model) | {"epoch": np.asarray(epoch)})
+        arrays = self._weights(model) | {f"o{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
+        arrays["progress"] = np.asarray(json.dumps(progress))
+        self._write(self.state, arrays)
+
+    @staticmethod
+    def _read(path) -> dict:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    @staticmethod
+    def _take(arrays, prefix, targets, what):
+        """Arrays ``prefix0..prefixN``, checked against ``targets``' count and shapes."""
+        values = [arrays[f"{prefix}{i}"] for i in range(len(targets)) if f"{prefix}{i}" in arrays]
+        if f"{prefix}{len(targets)}" in arrays or len(values) != len(targets) or any(
+            tuple(v.shape) != tuple(t.shape) for v, t in zip(values, targets)
+        ):
+            raise ValueError(f"its {what} do not match this model and optimizer")
+        return values
 
     def load(self, model, optimizer):
-        """Restore and return the progress dict, or None when there is nothing consistent to resume."""
-        if not (self.progress.exists() and self.state.exists()):
+        """Restore and return the progress dict, or None (nothing changed) when there is nothing usable.
+
+        Everything is read and checked first; weights and optimizer slots are
+        assigned only when all of it matches, so a checkpoint from another Keras
+        version or configuration can never leave a half-restored model.
+        """
+        if not self.state.exists():
             return None
+        optimizer.build(model.trainable_variables)
         try:
-            progress = records.read_json(self.progress)
-            with np.load(self.state, allow_pickle=False) as z:
-                if int(z["epoch"]) != progress["epoch"]:
-                    return None
-                model.set_weights([z[f"w{i}"] for i in range(len(model.get_weights()))])
-                optimizer.build(model.trainable_variables)
-                for i, v in enumerate(optimizer.variables):
-                    v.assign(z[f"o{i}"])
-        except (OSError, ValueError, KeyError):
+            arrays = self._read(self.state)
+            weights = self._take(arrays, "w", model.get_weights(), "weights")
+            slots = self._take(arrays, "o", optimizer.variables, "optimizer slots")
+            progress = json.loads(str(arrays["progress"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            print(f"checkpoint {self.state} unusable ({exc}); starting from scratch", file=sys.stderr)
             return None
+        model.set_weights(weights)
+        for variable, value in zip(optimizer.variables, slots):
+            variable.assign(value)
         return progress
 
     def load_best(self, model):
-        with np.load(self.best, allow_pickle=False) as z:
-            model.set_weights([z[f"w{i}"] for i in range(len(model.get_weights()))])
-            return int(z["epoch"])
+        arrays = self._read(self.best)
+        model.set_weights(self._take(arrays, "w", model.get_weights(), "weights"))
+        return int(arrays["epoch"])
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -166,7 +191,8 @@ def prepare_data(config: RunConfig, recipe):
     else:
         x_val = y_val = None
     x_train, y_train = take_subset(x_train, y_train, config.train_subset, seed=config.seed, name="train_subset")
-    x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=config.seed, name="test_subset")
+    # The test subset does not depend on the run's seed: every seed is tested on the same images.
+    x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=0, name="test_subset")
     return ds, (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
@@ -199,6 +225,9 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             if metrics.get("status") == "completed":
                 _log(f"[{config.run_id}] already complete, nothing to do", log)
                 return metrics
+    from .data import describe_source
+
+    describe_source(config.data)  # a missing or unreadable data file fails here, before any folder is made
     out.mkdir(parents=True, exist_ok=True)
     records.atomic_write_json(out / records.PARAMS, params)
 

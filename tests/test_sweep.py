@@ -16,15 +16,15 @@ import yaml
 from convmixer import records
 from convmixer.config import PARAMETER_NAMES
 from convmixer.results import load_runs
-from convmixer.sweep import SweepError, load_grid, main_sweep, plan
+from convmixer.sweep import SweepError, execute_run, load_grid, main_sweep, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "grids" / "smoke.yaml"
 
 
-def sweep_cli(*args, timeout=600):
+def sweep_cli(*args, timeout=600, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "convmixer", "sweep", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def write_grid(path, spec):
@@ -90,8 +90,9 @@ def test_notebook_parameters_cell_matches_the_config():
 
 @pytest.mark.slow
 def test_smoke_grid_runs_then_skips_then_force_reruns(tmp_path):
+    # A relative --results from another working directory, two jobs at once: every run must land there.
     results = tmp_path / "results"
-    first = sweep_cli(SMOKE, "--results", results, "--jobs", "2")
+    first = sweep_cli(SMOKE, "--results", "results", "--jobs", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "summary: 3 completed, 0 skipped, 0 failed" in first.stdout
     assert " epoch   2/2 " in first.stdout  # the per-epoch line of each run is shown
@@ -191,10 +192,14 @@ def test_plan_marks_done_resume_and_todo(tmp_path):
     (tmp_path / "runs" / a.run_id).mkdir(parents=True)
     records.atomic_write_json(tmp_path / "runs" / a.run_id / records.PARAMS, {"config_hash": a.config_hash})
     records.atomic_write_json(tmp_path / "runs" / a.run_id / records.METRICS, {"status": "completed"})
-    records.atomic_write_json(tmp_path / "runs" / b.run_id / records.CHECKPOINT_DIR / "progress.json", {"epoch": 1})
-    assert [p.state for p in plan(configs, tmp_path)] == ["done", "resume", "todo"]
+    records.atomic_write_bytes(tmp_path / "runs" / b.run_id / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
+    records.atomic_write_json(tmp_path / "runs" / c.run_id / records.ERROR, {"status": "failed"})
+    assert [p.state for p in plan(configs, tmp_path)] == ["done", "resume", "failed"]
     shutil.rmtree(tmp_path / "runs" / b.run_id)
-    assert [p.state for p in plan(configs, tmp_path)] == ["done", "todo", "todo"]
+    assert [p.state for p in plan(configs, tmp_path)] == ["done", "todo", "failed"]
+    # a completed record of another configuration in the folder is not "done" for this one
+    records.atomic_write_json(tmp_path / "runs" / a.run_id / records.PARAMS, {"config_hash": "other"})
+    assert plan(configs, tmp_path)[0].state == "todo"
 
 
 def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
@@ -204,3 +209,63 @@ def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
     with pytest.raises(SweepError, match="data: .*missing.zip"):
         main_sweep(grid, results=tmp_path / "results")
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def _fake_record(run_dir, config, marker):
+    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
+    records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "marker": marker})
+
+
+@pytest.mark.parametrize("outcome", ["fails", "succeeds"])
+def test_forced_rerun_keeps_the_previous_record_unless_it_succeeds(tmp_path, monkeypatch, outcome):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    _fake_record(run_dir, config, "old")
+
+    def fake_execute(input_path, output_path, parameters, **kwargs):
+        assert not (run_dir / records.METRICS).exists()  # the new attempt starts clean
+        Path(output_path).write_text("{}")
+        if outcome == "fails":
+            raise RuntimeError("boom")
+        _fake_record(Path(parameters["out_dir"]), config, "new")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    status, where = execute_run(config, run_dir, replace=True)
+    marker = json.loads((run_dir / records.METRICS).read_text())["marker"]
+    assert not (tmp_path / ".previous" / config.run_id).exists()
+    if outcome == "fails":
+        assert status == "failed" and marker == "old"
+        assert where.parent == tmp_path / "failed-attempts"
+        assert "boom" in json.loads((where / records.ERROR).read_text())["error"]
+    else:
+        assert status == "completed" and marker == "new" and where == run_dir
+
+
+def test_interrupted_forced_rerun_restores_the_kept_record_if_it_then_fails(tmp_path, monkeypatch):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    _fake_record(tmp_path / ".previous" / config.run_id, config, "old")  # left by a killed forced sweep
+    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash})
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("boom again")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail)
+    status, _ = execute_run(config, run_dir)
+    assert status == "failed"
+    assert json.loads((run_dir / records.METRICS).read_text())["marker"] == "old"
+
+
+def test_notebook_that_ends_without_a_record_is_recorded_as_failed(tmp_path, monkeypatch):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    monkeypatch.setattr(papermill, "execute_notebook", lambda i, o, **k: Path(o).write_text("{}"))
+    status, where = execute_run(config, run_dir)
+    assert status == "failed" and where == run_dir
+    assert "without a complete record" in json.loads((run_dir / records.ERROR).read_text())["error"]

@@ -146,7 +146,7 @@ def test_cli_errors_are_one_line_and_nonzero(args, needle, tmp_path):
         [sys.executable, "-m", "convmixer", "train", "--out", str(tmp_path / "r"), *args],
         capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert any(needle in line for line in lines), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -165,3 +165,29 @@ def test_cli_trains_a_run(tmp_path):
     epoch_lines = [line for line in proc.stdout.splitlines() if " epoch " in line]
     assert len(epoch_lines) == 1 and "img/s" in epoch_lines[0]
     assert json.loads((out / records.METRICS).read_text())["status"] == "completed"
+
+
+def test_unusable_checkpoint_is_ignored_and_leaves_the_model_untouched(tmp_path):
+    import keras
+
+    from convmixer.model import build_convmixer
+
+    def model_and_optimizer(width):
+        model = build_convmixer(width, 1, 4, 3)
+        optimizer = keras.optimizers.AdamW(1e-3)
+        optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    ckpt = Checkpoint(tmp_path)
+    ckpt.save(*model_and_optimizer(8), epoch=1, progress={"epoch": 1, "history": []}, improved=True)
+    same = model_and_optimizer(8)
+    assert ckpt.load(*same) == {"epoch": 1, "history": []}
+
+    other, other_opt = model_and_optimizer(16)
+    before = [w.copy() for w in other.get_weights()]
+    assert ckpt.load(other, other_opt) is None
+    assert all(np.array_equal(a, b) for a, b in zip(before, other.get_weights()))
+    assert int(np.asarray(other_opt.iterations)) == 0
+
+    ckpt.state.write_bytes(ckpt.state.read_bytes()[:100])  # truncated by a crash of the disk, say
+    assert ckpt.load(*model_and_optimizer(8)) is None

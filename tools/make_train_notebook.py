@@ -1,5 +1,9 @@
 """Regenerates notebooks/train.ipynb (committed without outputs). Edit here, then run it."""
+from pathlib import Path
+
 import nbformat as nbf
+
+OUT = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 cells = [
@@ -51,7 +55,9 @@ cells += [
          "plot_history(run_dir);\n"
          "metrics_table(metrics)"),
 ]
+for i, cell in enumerate(cells):
+    cell.id = f"train-{i:02d}"  # stable ids: regenerating gives an identical file
 nb = nbf.v4.new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nb.metadata["language_info"] = {"name": "python"}
-nbf.write(nb, "notebooks/train.ipynb")
+nbf.write(nb, OUT)
