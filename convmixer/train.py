@@ -271,6 +271,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     eval_x, eval_y = (x_val, y_val) if x_val is not None else (x_test, y_test)
     n_train = len(x_train)
 
+    first_epoch_here = progress["epoch"] + 1  # this process traces the graph during it
     for epoch in range(progress["epoch"], config.epochs):
         xe, ye = epoch_inputs(recipe, x_train, y_train, config, epoch)
         t0 = time.perf_counter()
@@ -287,6 +288,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             "lr": last_step_lr(schedule, optimizer),
             "seconds": round(train_seconds, 3),
             "images_per_second": round(n_train / train_seconds, 2),
+            "includes_tracing": epoch + 1 == first_epoch_here,
         }
         history.append(row)
         improved = progress["best_val_accuracy"] is None or row[monitor] > progress["best_val_accuracy"]
@@ -311,8 +313,9 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     model.save_weights(weights_tmp)
     os.replace(weights_tmp, out / records.WEIGHTS)
 
-    # Seconds per epoch exclude the first epoch, which includes graph tracing.
-    steady = [r for r in history if r["epoch"] > 1] or history
+    # Steady-state speed excludes epochs that include graph tracing (the first one,
+    # and the first after each resume).
+    steady = [r for r in history if not r.get("includes_tracing", r["epoch"] == 1)] or history
     metrics = {
         "status": "completed",
         "run_id": config.run_id,
@@ -337,6 +340,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             "description": ds.description,
             "fingerprint": ds.fingerprint,
             "lossy_jpeg": ds.lossy_jpeg,
+            "class_names": list(ds.class_names),
         },
         "keras_weight_decay": recipe.keras_weight_decay,
         # 1-minute load average when training started and ended: timings taken on a
@@ -364,10 +368,12 @@ def load_trained_model(run_dir):
 
     run_dir = Path(run_dir)
     params = records.read_json(run_dir / records.PARAMS)
+    dataset = records.read_json(run_dir / records.METRICS).get("dataset", {})
     recipe = get_recipe(params["recipe"], params.get("recipe_overrides"))
     model = build_convmixer(
         params["width"], params["depth"], params["patch_size"], params["kernel_size"],
-        activation=params["activation"], normalization=recipe.normalization,
+        num_classes=len(dataset.get("class_names", range(10))), activation=params["activation"],
+        normalization=recipe.normalization,
     )
     model.load_weights(run_dir / records.WEIGHTS)
     return model

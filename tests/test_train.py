@@ -86,6 +86,9 @@ def test_same_seed_same_history_and_resume_equals_uninterrupted(finished_run, tm
     resumed_metrics = train(config, tmp_path / "b")
     resumed = pd.read_csv(tmp_path / "b" / records.HISTORY)
     np.testing.assert_allclose(resumed[CURVE_COLUMNS].to_numpy(), reference[CURVE_COLUMNS].to_numpy(), rtol=1e-5)
+    # epochs 1 and 3 traced the graph in their process; only epoch 2 counts as steady state
+    assert list(resumed["includes_tracing"]) == [True, False, True]
+    assert resumed_metrics["seconds_per_epoch"] == pytest.approx(resumed.loc[1, "seconds"])
     assert resumed_metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
     assert resumed_metrics["selected_epoch"] == metrics["selected_epoch"]
 
@@ -126,9 +129,9 @@ def test_cli_rejects_bad_values_before_loading_anything():
         "    print('EXIT', e.code)\n"
         "print('KERAS_LOADED', 'keras' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
-    assert "kernel_size must be an odd integer" in out
-    assert "KERAS_LOADED False" in out
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "kernel_size must be an odd integer" in proc.stderr
+    assert "EXIT 2" in proc.stdout and "KERAS_LOADED False" in proc.stdout
 
 
 @pytest.mark.parametrize(
