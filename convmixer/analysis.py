@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PARAMETER_NAMES
-from .model import PAPER_PARAM_COUNTS, count_parameters
+from .model import count_parameters
 from .recipes import RECIPES
 from .results import COLUMNS
 
@@ -179,12 +179,19 @@ def format_mean_std(stats: dict) -> str:
     return f"{stats['mean_pct']:.2f} ± {stats['std_pct']:.2f}"
 
 
-def param_check(width, depth, patch_size, kernel_size) -> str:
-    """✓ / ✗ against the paper's parameter count where the paper lists the configuration, else —."""
-    paper = PAPER_PARAM_COUNTS.get((patch_size, kernel_size))
-    if (width, depth) != PAPER_WIDTH_DEPTH or paper is None:
+def param_check(width, depth, patch_size, kernel_size, reference: dict) -> str:
+    """✓ / ✗: the builder's parameter count against the paper's (``paper_params`` in reference.yaml).
+
+    — where the published file lists no count for this width, depth, patch and kernel.
+    """
+    ref = reference["accuracy"]
+    if ref.empty or "paper_params" not in ref:
         return "—"
-    return "✓" if count_parameters(width, depth, patch_size, kernel_size) == paper else "✗"
+    match = ref[(ref["width"] == width) & (ref["depth"] == depth) & (ref["patch_size"] == patch_size)
+                & (ref["kernel_size"] == kernel_size)]["paper_params"].dropna()
+    if match.empty:
+        return "—"
+    return "✓" if count_parameters(width, depth, patch_size, kernel_size) == int(match.iloc[0]) else "✗"
 
 
 COMPARISON_COLUMNS = [
@@ -216,7 +223,7 @@ def comparison_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
         images = sorted({v for v in sub["train_images"] if v is not None})
         rows.append(_comparison_row(
             setup=label, width=w, depth=d, patch=p, kernel=k, recipe=first["recipe"],
-            train_images=", ".join(f"{v:,}" for v in images), published=published,
+            train_images=", ".join(f"{v:,}" for v in images), published=published, reference=reference,
             our_epochs=first["epochs"], stats=_pct_stats(sub["test_accuracy"]),
         ))
     for key, published in (ref.iterrows() if not ref.empty else []):
@@ -224,14 +231,16 @@ def comparison_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
             continue
         w, d, p, k = (int(v) for v in key)
         rows.append(_comparison_row(setup="—", width=w, depth=d, patch=p, kernel=k, recipe="—",
-                                    train_images="", published=published, our_epochs=None, stats=None))
+                                    train_images="", published=published, reference=reference,
+                                    our_epochs=None, stats=None))
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     for col in ("paper epochs", "reference report epochs", "our epochs", "n"):
         table[col] = pd.to_numeric(table[col]).astype("Int64")  # whole numbers, blank where missing
     return table
 
 
-def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images, published, our_epochs, stats):
+def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images, published, reference,
+                    our_epochs, stats):
     def pub(name):
         return None if published is None or pd.isna(published[name]) else published[name].item()
 
@@ -239,7 +248,7 @@ def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images,
         "setup": setup, "width": width, "depth": depth, "patch": patch, "kernel": kernel, "recipe": recipe,
         "train images": train_images,
         "parameters": f"{count_parameters(width, depth, patch, kernel):,}",
-        "paper count": param_check(width, depth, patch, kernel),
+        "paper count": param_check(width, depth, patch, kernel, reference),
         "paper accuracy (%)": pub("paper_accuracy"), "paper epochs": pub("paper_epochs"),
         "reference report accuracy (%)": pub("reference_accuracy"),
         "reference report epochs": pub("reference_epochs"),
@@ -249,7 +258,12 @@ def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images,
     }
 
 
-def _other(axis: str) -> str:
+def short_axis(axis: str) -> str:
+    """The axis as tables, captions and evidence name it: kernel_size -> kernel."""
+    return axis.replace("_size", "")
+
+
+def other_axis(axis: str) -> str:
     if axis not in AXES:
         raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
     return AXES[1] if axis == AXES[0] else AXES[0]
@@ -264,7 +278,7 @@ def trend(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
     e.g. axis="kernel_size": rows (setup, patch_size=p, kernel_size=k) with n, mean,
     std and standard error of test accuracy over seeds, in percent.
     """
-    other = _other(axis)
+    other = other_axis(axis)
     done = prepare(runs)
     rows = []
     for (label, o, v), sub in done.groupby(["setup", other, axis], sort=True):
@@ -275,9 +289,17 @@ def trend(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 def trend_setups(runs: pd.DataFrame, axis: str) -> dict[str, pd.DataFrame]:
     """Setups that can show a trend along ``axis``: some line (other axis fixed) has two or more values."""
-    other = _other(axis)
+    other = other_axis(axis)
     return {label: sub for label, sub in comparable_groups(runs).items()
             if (sub.groupby(other)[axis].nunique() >= 2).any()}
+
+
+def no_trend_reason(runs: pd.DataFrame, axis: str) -> str:
+    """Why no comparison along ``axis`` exists (for when ``trend_setups`` is empty)."""
+    if prepare(runs).empty:
+        return "there are no completed runs"
+    return (f"no setup has completed runs at two or more {short_axis(axis)} sizes with the "
+            f"{short_axis(other_axis(axis))} size held fixed")
 
 
 def paper_points(setup_runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
@@ -301,45 +323,53 @@ def recipes_table() -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- verdicts
 
-def _short(axis: str) -> str:
-    return axis.replace("_size", "")
+# How a verdict is reached, stated once for the evidence and the note under the verdict table.
+VERDICT_RULE = (
+    "A comparison (largest minus smallest value of one axis on one line, the other axis held fixed) is decided "
+    "only when both ends have two or more seeds and the difference of the means exceeds twice their combined "
+    "standard error, √(s₁²/n₁ + s₂²/n₂); with a single seed at either end it is inconclusive, though the "
+    "difference is still shown. A claim is supported (or not supported) only when every decided comparison "
+    "agrees and at least half of its comparisons are decided; anything else is inconclusive."
+)
 
 
 def compare_extremes(stats: pd.DataFrame, sign: int) -> dict:
     """Verdict for one trend line: mean at the largest axis value minus mean at the smallest.
 
     ``stats`` holds one row per axis value (n, mean_pct, sem_pct); ``sign`` is the
-    claimed direction (+1: larger is better). The difference counts when it beats
-    the combined standard error of both means; with a single seed on either end
-    there is no noise estimate, so any non-zero difference counts, with a note.
+    claimed direction (+1: larger is better). See ``VERDICT_RULE``: decided only
+    with replicates at both ends and |difference| > 2 x combined standard error.
     """
     stats = stats.sort_values("value")
     lo, hi = stats.iloc[0], stats.iloc[-1]
     diff = hi["mean_pct"] - lo["mean_pct"]
     replicated = lo["n"] > 1 and hi["n"] > 1
-    noise = math.hypot(lo["sem_pct"], hi["sem_pct"]) if replicated else 0.0
-    if abs(diff) <= noise + _TOL:
-        verdict = INCONCLUSIVE
+    se = math.hypot(lo["sem_pct"], hi["sem_pct"]) if replicated else float("nan")
+    if math.isnan(diff):
+        verdict, noise_text = INCONCLUSIVE, "an end point has no usable accuracy"
+    elif not replicated:
+        verdict, noise_text = INCONCLUSIVE, "no seed replicates at an end point (n=1), so the noise is unknown"
+    elif math.isnan(se):
+        verdict, noise_text = INCONCLUSIVE, "the standard error could not be computed"
     else:
-        verdict = SUPPORTED if np.sign(diff) == sign else NOT_SUPPORTED
-    noise_text = (f"combined standard error {noise:.2f}" if replicated
-                  else "one seed only at an end point, no replicate to estimate noise")
-    return {"verdict": verdict, "diff": diff, "noise": noise if replicated else None, "text": (
-        f"{_short(lo['axis'])} {lo['value']} → {hi['value']}: {lo['mean_pct']:.2f}% (n={lo['n']}) → "
+        decided = abs(diff) > 2 * se + _TOL
+        verdict = (SUPPORTED if np.sign(diff) == sign else NOT_SUPPORTED) if decided else INCONCLUSIVE
+        noise_text = f"2 × combined standard error = {2 * se:.2f}"
+    return {"verdict": verdict, "diff": diff, "noise": None if math.isnan(se) else se, "text": (
+        f"{short_axis(lo['axis'])} {lo['value']} → {hi['value']}: {lo['mean_pct']:.2f}% (n={lo['n']}) → "
         f"{hi['mean_pct']:.2f}% (n={hi['n']}), {diff:+.2f} points, {noise_text}: {verdict}")}
 
 
 def _combine(verdicts: list[str]) -> str:
-    """One verdict for a claim from its trend lines: agreement counts, contradiction is inconclusive."""
-    if SUPPORTED in verdicts and NOT_SUPPORTED not in verdicts:
-        return SUPPORTED
-    if NOT_SUPPORTED in verdicts and SUPPORTED not in verdicts:
-        return NOT_SUPPORTED
+    """One verdict for a claim from its comparisons (see ``VERDICT_RULE``)."""
+    decided = [v for v in verdicts if v in (SUPPORTED, NOT_SUPPORTED)]
+    if decided and 2 * len(decided) >= len(verdicts) and len(set(decided)) == 1:
+        return decided[0]
     return INCONCLUSIVE
 
 
 def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
-    axis, other = claim["axis"], _other(claim["axis"])
+    axis, other = claim["axis"], other_axis(claim["axis"])
     stats = trend(runs, axis)
     lines, results = [], []
     for (label, o), line in stats.groupby(["setup", "other_value"], sort=True):
@@ -347,18 +377,18 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
             continue
         res = compare_extremes(line, claim["sign"])
         results.append(res["verdict"])
-        lines.append(f"setup {label}, {_short(other)} {o}: {res['text']}")
+        lines.append(f"setup {label}, {short_axis(other)} {o}: {res['text']}")
     if not results:
-        done = prepare(runs)
-        why = ("there are no completed runs" if done.empty else
-               f"no setup has runs at two or more {_short(axis)} sizes with the {_short(other)} size held fixed")
-        return {"verdict": NOT_TESTED_BUDGET, "evidence": f"Not tested: {why}."}
+        return {"verdict": NOT_TESTED_BUDGET, "evidence": f"Not tested: {no_trend_reason(runs, axis)}."}
     verdict = _combine(results)
     counts = ", ".join(f"{results.count(v)} {v}" for v in (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
                        if results.count(v))
     head = f"{len(results)} comparison{'s' if len(results) != 1 else ''} ({counts})."
-    if verdict == INCONCLUSIVE and SUPPORTED in results and NOT_SUPPORTED in results:
-        head += " The comparisons contradict each other."
+    if verdict == INCONCLUSIVE:
+        if SUPPORTED in results and NOT_SUPPORTED in results:
+            head += " The comparisons contradict each other."
+        elif SUPPORTED in results or NOT_SUPPORTED in results:
+            head += " Fewer than half of the comparisons are decided."
     return {"verdict": verdict, "evidence": "\n".join([head, *lines])}
 
 
@@ -389,22 +419,54 @@ def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- cost
 
+def run_load(path) -> dict:
+    """A run's 1-minute load average at start and end of training and its machine's core count.
+
+    Read from the run's metrics.json (older runs have no ``load_average``); missing values are None.
+    """
+    try:
+        metrics = json.loads((Path(str(path)) / "metrics.json").read_text(encoding="utf-8"))
+        start, end = (metrics.get("load_average") or [None, None])[:2]
+        cores = (metrics.get("device") or {}).get("cpu_count")
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {"start": None, "end": None, "cpu_count": None}
+    return {"start": start, "end": end, "cpu_count": cores}
+
+
+def _busy(load: dict) -> bool | None:
+    """Whether the load exceeded the core count at start or end (None when unknown)."""
+    known = [v for v in (load["start"], load["end"]) if isinstance(v, (int, float))]
+    if not known or not load["cpu_count"]:
+        return None
+    return max(known) > load["cpu_count"]
+
+
+def _mean_load(values) -> str:
+    known = [v for v in values if isinstance(v, (int, float))]
+    return f"{np.mean(known):.2f}" if known else "?"
+
+
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Throughput per configuration and device, and a projection to a full reference epoch.
 
     "projected s per full epoch" is FULL_EPOCH_IMAGES / images-per-second, the
-    quantity the reference report's seconds-per-epoch marks measure.
+    quantity the reference report's seconds-per-epoch marks measure. "load avg
+    (start/end)" is the mean over runs of the machine's 1-minute load average when
+    training started and ended (see ``load_sentence``).
     """
     done = prepare(runs)
+    projected = f"projected s per {FULL_EPOCH_IMAGES:,}-image epoch"
+    load_column, like = "load avg (start/end)", "like-for-like with reference marks"
     columns = ["setup", "configuration", "device", "runs", "train images per epoch", "seconds per epoch",
-               "images per second", f"projected s per {FULL_EPOCH_IMAGES:,}-image epoch",
-               "mean total training seconds", "like-for-like with reference marks"]
+               "images per second", projected, "mean total training seconds", load_column, like]
     rows = []
     if not done.empty:
         done["device"] = done["device_kind"].fillna("?").astype(str) + ": " + done["device_name"].fillna("?").astype(str)
         for (label, p, k, device), sub in done.groupby(["setup", "patch_size", "kernel_size", "device"], sort=True):
             first = sub.iloc[0]
             ips = pd.to_numeric(sub["images_per_second"], errors="coerce").mean()
+            loads = [run_load(path) for path in sub["path"]]
+            starts, ends = _mean_load(x["start"] for x in loads), _mean_load(x["end"] for x in loads)
             rows.append({
                 "setup": label,
                 "configuration": f"ConvMixer-{first['width']}/{first['depth']} p{p} k{k}, batch {first['batch_size']}",
@@ -412,12 +474,24 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "train images per epoch": first["train_images"],
                 "seconds per epoch": pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").mean(),
                 "images per second": ips,
-                columns[7]: FULL_EPOCH_IMAGES / ips if ips and ips > 0 else float("nan"),
+                projected: FULL_EPOCH_IMAGES / ips if ips and ips > 0 else float("nan"),
                 "mean total training seconds": pd.to_numeric(sub["total_train_seconds"], errors="coerce").mean(),
+                load_column: None if starts == ends == "?" else f"{starts} / {ends}",
                 # The reference report timed ConvMixer-256/8 (patch not stated): only that size compares.
-                columns[9]: "yes" if (first["width"], first["depth"]) == PAPER_WIDTH_DEPTH else "no (other size)",
+                like: "yes" if (first["width"], first["depth"]) == PAPER_WIDTH_DEPTH else "no (other size)",
             })
     return pd.DataFrame(rows, columns=columns)
+
+
+def load_sentence(runs: pd.DataFrame) -> str:
+    """The note under the cost table: what the load average means and how many runs were timed on a busy machine."""
+    done = prepare(runs)
+    busy = [_busy(run_load(path)) for path in done["path"]] if not done.empty else []
+    known = [b for b in busy if b is not None]
+    counted = (f"{sum(known)} of the {len(known)} runs that recorded it started or ended above it"
+               if known else "no run here recorded its load")
+    return ("Timings taken while the machine's load average exceeded its core count were slowed by other work, "
+            f"so they are slower than the hardware allows ({counted}).")
 
 
 def reference_marks(reference: dict) -> pd.DataFrame:

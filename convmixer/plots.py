@@ -91,15 +91,6 @@ def trend_plot(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | Non
     return ax
 
 
-def mean_std(values) -> str:
-    values = np.asarray(values, dtype=float) * 100
-    if len(values) == 0:
-        return ""
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
-
-
 # --------------------------------------------------------------------------- report figures
 
 def _wrap(text, width=60):

@@ -112,10 +112,6 @@ def verdict_table(verdicts: pd.DataFrame) -> str:
 # Each returns HTML for one section of notebooks/report.ipynb and says in a
 # sentence what is missing when the data cannot fill it.
 
-def _short(axis: str) -> str:
-    return axis.replace("_size", "")
-
-
 def _budget(setup_runs: pd.DataFrame) -> str:
     return str(setup_runs["setup_description"].iloc[0])
 
@@ -124,13 +120,10 @@ def trend_section(runs: pd.DataFrame, reference: dict, axis: str) -> str:
     """Accuracy against ``axis`` per comparable setup (figure + numbers), or why there is none."""
     from . import analysis, plots
 
-    other = analysis.AXES[1] if axis == analysis.AXES[0] else analysis.AXES[0]
+    other, short = analysis.other_axis(axis), analysis.short_axis
     setups = analysis.trend_setups(runs, axis)
     if not setups:
-        why = ("there are no completed runs" if analysis.prepare(runs).empty else
-               f"no setup has completed runs at two or more {_short(axis)} sizes with the {_short(other)} size "
-               "held fixed")
-        return missing(f"No {_short(axis)}-size trend to show: {why}.")
+        return missing(f"No {short(axis)}-size trend to show: {analysis.no_trend_reason(runs, axis)}.")
     stats = analysis.trend(runs, axis)
     parts = []
     for label, sub in setups.items():
@@ -142,13 +135,13 @@ def trend_section(runs: pd.DataFrame, reference: dict, axis: str) -> str:
         else:
             epochs = ", ".join(str(e) for e in sorted(paper["paper_epochs"].unique()))
             paper_text = (f"Open diamonds (dotted): the paper's values ({epochs} epochs) for the same "
-                          f"{_short(other)} size; compare shapes, not levels.")
-        caption = (f"Setup {label}: test accuracy against {_short(axis)} size, one line per {_short(other)} size. "
+                          f"{short(other)} size; compare shapes, not levels.")
+        caption = (f"Setup {label}: test accuracy against {short(axis)} size, one line per {short(other)} size. "
                    f"Small points are single seeds; lines are mean ± std over seeds. {paper_text}")
         numbers = stats[stats["setup"] == label][["other_value", "value", "n", "mean_pct", "std_pct", "sem_pct"]]
-        numbers = numbers.set_axis([_short(other), _short(axis), "n", "mean (%)", "std (%)", "std. error (%)"], axis=1)
-        parts += [figure(fig, alt=f"Accuracy versus {_short(axis)} size, setup {label}", caption=caption),
-                  table(numbers, table_id=f"trend-{_short(axis)}-{label}")]
+        numbers = numbers.set_axis([short(other), short(axis), "n", "mean (%)", "std (%)", "std. error (%)"], axis=1)
+        parts += [figure(fig, alt=f"Accuracy versus {short(axis)} size, setup {label}", caption=caption),
+                  table(numbers, table_id=f"trend-{short(axis)}-{label}")]
     return "\n".join(parts)
 
 
@@ -192,7 +185,9 @@ def cost_section(runs: pd.DataFrame, reference: dict) -> str:
     w, d = analysis.PAPER_WIDTH_DEPTH
     parts.append(table(cost, table_id="cost-table", caption=(
         "Measured here: mean over runs of seconds per epoch (first epoch, which includes tracing, excluded) and "
-        f"training images per second; the projection is {analysis.FULL_EPOCH_IMAGES:,} / images per second.")))
+        f"training images per second; the projection is {analysis.FULL_EPOCH_IMAGES:,} / images per second. "
+        "Load avg: the machine's 1-minute load average when training started / ended (mean over runs).")))
+    parts.append(note(analysis.load_sentence(runs)))
     parts.append(figure(plots.cost_figure(cost, marks, projected), alt="Cost by configuration and device", caption=(
         f"Top: projected seconds for a {analysis.FULL_EPOCH_IMAGES:,}-image epoch (log scale) with the reference "
         f"report's marks as dashed lines; the marks are for ConvMixer-{w}/{d}, so only rows marked "

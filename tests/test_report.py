@@ -79,10 +79,43 @@ def test_difference_within_noise_is_inconclusive():
     assert verdict == analysis.INCONCLUSIVE
 
 
-def test_single_seed_counts_any_difference_and_says_so():
+def test_single_seed_is_inconclusive_but_shows_the_difference():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50], 5: [0.55]}), "kernel")
-    assert verdict == analysis.SUPPORTED
-    assert "no replicate" in evidence
+    assert verdict == analysis.INCONCLUSIVE
+    assert "no seed replicates" in evidence and "+5.00 points" in evidence
+    # one end replicated is not enough either
+    assert verdict_of(kernel_runs({3: [0.50, 0.51], 5: [0.70]}), "kernel")[0] == analysis.INCONCLUSIVE
+
+
+def line(diff, sem_lo=0.6, sem_hi=0.8, n=3, mean_lo=50.0):
+    """A trend line's statistics with a combined standard error of hypot(sem_lo, sem_hi) (1.0 by default)."""
+    return pd.DataFrame({"axis": "kernel_size", "value": [3, 9], "n": [n, n], "mean_pct": [mean_lo, mean_lo + diff],
+                         "sem_pct": [sem_lo, sem_hi]})
+
+
+def test_difference_must_exceed_two_standard_errors():
+    assert analysis.compare_extremes(line(1.5), +1)["verdict"] == analysis.INCONCLUSIVE
+    assert analysis.compare_extremes(line(-1.5), +1)["verdict"] == analysis.INCONCLUSIVE
+    assert analysis.compare_extremes(line(3.0), +1)["verdict"] == analysis.SUPPORTED
+    assert analysis.compare_extremes(line(-3.0), +1)["verdict"] == analysis.NOT_SUPPORTED
+    assert "2 × combined standard error = 2.00" in analysis.compare_extremes(line(3.0), +1)["text"]
+
+
+def test_nan_statistics_are_inconclusive():
+    assert analysis.compare_extremes(line(3.0, mean_lo=float("nan")), +1)["verdict"] == analysis.INCONCLUSIVE
+    assert analysis.compare_extremes(line(-3.0, sem_hi=float("nan")), +1)["verdict"] == analysis.INCONCLUSIVE
+    runs = kernel_runs({3: [0.50, 0.51], 9: [float("nan"), float("nan")]})
+    assert verdict_of(runs, "kernel")[0] == analysis.INCONCLUSIVE
+
+
+def test_claim_needs_agreement_and_half_of_the_comparisons_decided():
+    up = kernel_runs({3: [0.50, 0.51], 9: [0.70, 0.71]}, epochs=2)
+    flat = [kernel_runs({3: [0.40, 0.60], 9: [0.41, 0.61]}, epochs=e) for e in (4, 6)]
+    verdict, evidence, _ = verdict_of(pd.concat([up, flat[0]], ignore_index=True), "kernel")
+    assert verdict == analysis.SUPPORTED  # one of two decided, and it agrees
+    verdict, evidence, _ = verdict_of(pd.concat([up, *flat], ignore_index=True), "kernel")
+    assert verdict == analysis.INCONCLUSIVE  # one of three decided
+    assert "Fewer than half" in evidence and evidence.count("setup ") == 3  # every line's evidence is shown
 
 
 def test_single_kernel_value_is_not_tested_at_this_budget():
@@ -134,7 +167,17 @@ def test_comparison_table_lists_published_rows_not_run():
     not_run = table[table["n"] == 0]
     assert len(not_run) == len(load_reference()["accuracy"])
     assert set(not_run["our accuracy (%)"]) == {"not run"}
-    assert set(not_run["paper count"]) == {"✓"}  # the builder's counts equal the paper's
+    assert set(not_run["paper count"]) == {"✓"}  # the builder's counts equal reference.yaml's paper_params
+
+
+def test_param_check_reads_the_published_counts():
+    ref = load_reference()
+    row = ref["accuracy"].iloc[0]
+    key = (int(row.width), int(row.depth), int(row.patch_size), int(row.kernel_size))
+    assert analysis.param_check(*key, ref) == "✓"
+    wrong = {**ref, "accuracy": ref["accuracy"].assign(paper_params=ref["accuracy"]["paper_params"] + 1)}
+    assert analysis.param_check(*key, wrong) == "✗"
+    assert analysis.param_check(16, 1, 2, 3, ref) == "—"  # not a published configuration
 
 
 def test_comparison_table_attaches_published_values_to_matching_runs():
@@ -153,8 +196,23 @@ def test_cost_table_projects_a_full_epoch():
     cost = analysis.cost_table(kernel_runs({3: [0.5]}, images_per_second=50.0))
     projected = [c for c in cost.columns if c.startswith("projected")][0]
     assert cost.iloc[0][projected] == pytest.approx(analysis.FULL_EPOCH_IMAGES / 50.0)
+    assert pd.isna(cost.iloc[0]["load avg (start/end)"])  # no metrics.json: no load recorded
     marks = analysis.reference_marks(load_reference())
     assert all(label.startswith("reference report: ") for label in marks["label"])
+
+
+def test_cost_table_reports_the_load_average(tmp_path):
+    runs = kernel_runs({3: [0.5, 0.6], 5: [0.7]})
+    runs["path"] = [str(tmp_path / f"run{i}") for i in range(len(runs))]
+    for i, load in enumerate([[1.0, 3.0], [2.0, 5.0], None]):  # the last run predates load_average
+        Path(runs["path"][i]).mkdir()
+        metrics = {"device": {"cpu_count": 2}, **({"load_average": load} if load else {})}
+        (Path(runs["path"][i]) / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    cost = analysis.cost_table(runs).set_index("configuration")["load avg (start/end)"]
+    assert cost.iloc[0] == "1.50 / 4.00" and pd.isna(cost.iloc[1])
+    sentence = analysis.load_sentence(runs)
+    assert "exceeded its core count" in sentence and "2 of the 2 runs that recorded it" in sentence
+    assert "no run here recorded its load" in analysis.load_sentence(kernel_runs({3: [0.5]}))
 
 
 def test_jpeg_sentence_only_for_lossy_sources():
@@ -197,9 +255,9 @@ def test_report_notebook_is_committed_without_outputs():
     assert all(not c.outputs and c.execution_count is None for c in code_cells)
     params = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and 'results_dir = "../results"' in params[0].source
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    sources = "\n".join(c.source for c in nb.cells)
     for anchor in SECTION_ANCHORS:
-        assert f'id="{anchor}"' in markdown or anchor in "\n".join(c.source for c in code_cells), anchor
+        assert f'id="{anchor}"' in sources, anchor
 
 
 # --------------------------------------------------------------------------- real runs, real report
@@ -258,7 +316,7 @@ def test_report_has_every_section_and_no_code(built):
     path, page = built
     soup = BeautifulSoup(page, "html.parser")
     for anchor in SECTION_ANCHORS:
-        assert soup.find(id=anchor) is not None, anchor
+        assert f'id="{anchor}"' in page and soup.find(id=anchor) is not None, anchor
     text = soup.get_text(" ")
     for heading in HEADINGS:
         assert heading in text, heading

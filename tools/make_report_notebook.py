@@ -51,9 +51,7 @@ cells += [
          "    report.bullets([c[\"claim\"] for c in analysis.CLAIMS], ordered=True),\n"
          "    '<a id=\"verdicts\"></a>',\n"
          "    report.verdict_table(analysis.verdicts(runs)),\n"
-         "    note(\"A verdict counts a difference only when it exceeds the combined standard error over seeds \"\n"
-         "         \"(any difference when a configuration has a single seed, which the evidence says). Each verdict \"\n"
-         "         \"links to the figure or table that carries it.\"),\n"
+         "    note(analysis.VERDICT_RULE + \" Each verdict links to the figure or table that carries it.\"),\n"
          ")"),
 
     section("comparison", "## 2. Original versus reproduction",
