@@ -38,7 +38,7 @@ def test_every_shipped_grid_expands_and_validates():
     sizes = {p.stem: len(load_grid(p)) for p in (ROOT / "grids").glob("*.yaml")}
     assert sizes["seed"] == 5 and sizes["paper"] == 5 and sizes["kernel-patch"] == 36
     assert sizes["smoke"] == 3
-    assert "cpu-trends" in sizes
+    assert "cpu-trends" in sizes and sizes["cpu-timing"] == 2
 
 
 def test_seed_grid_is_the_reference_reports_table():
