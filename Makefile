@@ -6,18 +6,19 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-GRID ?= grids/cpu-trends.yaml
+# The grids this machine can afford (see README); e.g. make all GRID=grids/kernel-patch.yaml on a GPU.
+GRID ?= grids/cpu-trends.yaml grids/cpu-timing.yaml
 JOBS ?= 1
 
 .PHONY: all sweep report test browser clean-venv
 
 all: $(VENV)/.installed
-	@# Build the report even when some runs failed (it lists them), then report the sweep's status.
-	$(PY) -m convmixer sweep $(GRID) --jobs $(JOBS); status=$$?; \
+	@# Build the report even when some runs failed (it lists them), then report the sweeps' status.
+	status=0; for grid in $(GRID); do $(PY) -m convmixer sweep $$grid --jobs $(JOBS) || status=1; done; \
 	$(PY) -m convmixer report && exit $$status
 
 sweep: $(VENV)/.installed
-	$(PY) -m convmixer sweep $(GRID) --jobs $(JOBS)
+	for grid in $(GRID); do $(PY) -m convmixer sweep $$grid --jobs $(JOBS) || exit 1; done
 
 report: $(VENV)/.installed
 	$(PY) -m convmixer report
