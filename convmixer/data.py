@@ -686,15 +686,21 @@ def _python_class_names(blob: bytes, label: str) -> tuple[str, ...]:
         raise DataError(f"{label}: unreadable 'label_names' ({err})") from err
 
 
-def _decode_python(members: _Members, layout: _Layout):
-    blobs = _read_required(members, layout, _PY_MEMBERS)
+def _decode_batches(members: _Members, layout: _Layout, train_names, test_name, meta_name, batch, class_names):
+    """The five training batches, the test batch and the class names of either archive format."""
+    blobs = _read_required(members, layout, (*train_names, test_name, meta_name))
     where = lambda base: members.where(layout.prefix + base)  # noqa: E731
-    train = [_python_batch(blobs[b], where(b)) for b in _PY_TRAIN]
-    x_test, y_test = _python_batch(blobs["test_batch"], where("test_batch"))
-    names = _python_class_names(blobs["batches.meta"], where("batches.meta"))
+    train = [batch(blobs[b], where(b)) for b in train_names]
+    x_test, y_test = batch(blobs[test_name], where(test_name))
+    names = class_names(blobs[meta_name], where(meta_name))
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, x_test, y_test, names
+
+
+def _decode_python(members: _Members, layout: _Layout):
+    return _decode_batches(members, layout, _PY_TRAIN, "test_batch", "batches.meta",
+                           _python_batch, _python_class_names)
 
 
 # --------------------------------------------------------------------------
@@ -719,14 +725,8 @@ def _binary_class_names(blob: bytes, label: str) -> tuple[str, ...]:
 
 
 def _decode_binary(members: _Members, layout: _Layout):
-    blobs = _read_required(members, layout, _BIN_MEMBERS)
-    where = lambda base: members.where(layout.prefix + base)  # noqa: E731
-    train = [_binary_batch(blobs[b], where(b)) for b in _BIN_TRAIN]
-    x_test, y_test = _binary_batch(blobs["test_batch.bin"], where("test_batch.bin"))
-    names = _binary_class_names(blobs["batches.meta.txt"], where("batches.meta.txt"))
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
-    return x_train, y_train, x_test, y_test, names
+    return _decode_batches(members, layout, _BIN_TRAIN, "test_batch.bin", "batches.meta.txt",
+                           _binary_batch, _binary_class_names)
 
 
 # --------------------------------------------------------------------------
