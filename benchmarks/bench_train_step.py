@@ -1,7 +1,7 @@
 """Training throughput of ConvMixer on this machine: model.fit versus a compiled custom step.
 
 Usage: python benchmarks/bench_train_step.py [--width 256 --depth 8 --patch-size 2 --kernel-size 5]
-                                             [--images 1024] [--batch-size 128] [--modes fit,step]
+                                             [--images 1024] [--batch-size 128] [--modes fit,fit_spe8,step]
 Prints one JSON line per mode: steady-state training images/second (first pass,
 which traces the graph, excluded). Results go in benchmarks/README.md by hand
 with the date and machine; this is a measurement, not a test.
@@ -45,8 +45,9 @@ def main():
         model = build_convmixer(a.width, a.depth, a.patch_size, a.kernel_size)
         opt = keras.optimizers.AdamW(1e-3, weight_decay=0.1)
         times = []
-        if mode in ("fit", "fit_xla"):
-            model.compile(opt, loss_fn, metrics=["accuracy"], jit_compile=(mode == "fit_xla"))
+        if mode in ("fit", "fit_xla", "fit_spe8"):
+            model.compile(opt, loss_fn, metrics=["accuracy"], jit_compile=(mode == "fit_xla"),
+                          steps_per_execution=8 if mode == "fit_spe8" else 1)
             for _ in range(a.repeats + 1):
                 t0 = time.perf_counter()
                 model.fit(x, y, batch_size=a.batch_size, epochs=1, shuffle=False, verbose=0)
@@ -67,7 +68,7 @@ def main():
                     step(xb, yb)
                 times.append(time.perf_counter() - t0)
         else:
-            raise SystemExit(f"--modes: unknown mode {mode!r}; allowed fit, fit_xla, step")
+            raise SystemExit(f"--modes: unknown mode {mode!r}; allowed fit, fit_spe8, fit_xla, step")
         steady = float(np.mean(times[1:]))
         print(json.dumps({
             "mode": mode, "width": a.width, "depth": a.depth, "patch_size": a.patch_size,

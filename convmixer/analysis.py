@@ -636,7 +636,7 @@ def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
         "the report says so whenever a run used one.")))
     official = done[done["recipe"] == "official"] if not done.empty else done
     out.append("Augmentation: the official recipe's RandAugment, ColorJitter and RandomErasing are Keras "
-               "layers, not timm's/torchvision's (different op lists and magnitude scales; see the differences "
+               "layers, not torchvision's (different op lists and magnitude scales; see the differences "
                "table). " + (f"{len(official)} completed runs used that recipe, so their accuracies carry this "
                              "difference." if len(official) else
                              "No completed run used the official recipe, so this difference does not affect "

@@ -101,7 +101,7 @@ cells += [
             "paper (the *paper count* column). The \"seed\" recipe (the Keras example) ports directly.\n\n"
             "**Difficult.** The compute budget: the paper's full schedules need GPUs, which a CPU cannot match "
             "in reasonable time, so CPU runs use short schedules or small models. The original "
-            "augmentations (timm's RandAugment and RandomErasing, torchvision's ColorJitter) have no exact Keras "
+            "augmentations (torchvision's RandAugment, ColorJitter and RandomErasing) have no exact Keras "
             "equivalents. TF Addons, which the reference report's optimizer came from, is end-of-life, so its "
             "weight decay had to be converted. CIFAR-10 is sometimes distributed as JPEG images, which are lossy.\n\n"
             "**What the data here says about these points:**"),
