@@ -184,8 +184,10 @@ def cost_section(runs: pd.DataFrame, reference: dict) -> str:
     projected = [c for c in cost.columns if c.startswith("projected")][0]
     w, d = analysis.PAPER_WIDTH_DEPTH
     parts.append(table(cost, table_id="cost-table", caption=(
-        "Measured here: mean over runs of seconds per epoch (first epoch, which includes tracing, excluded) and "
-        f"training images per second; the projection is {analysis.FULL_EPOCH_IMAGES:,} / images per second. "
+        "Measured here: seconds per epoch (epochs that include graph tracing excluded) and training images per "
+        "second of the fastest run of each configuration, since other work on a shared machine can only slow a "
+        "run down; the slowest run shows the spread. "
+        f"The projection is {analysis.FULL_EPOCH_IMAGES:,} / images per second. "
         "Load avg: the machine's 1-minute load average when training started / ended (mean over runs).")))
     parts.append(note(analysis.load_sentence(runs)))
     parts.append(figure(plots.cost_figure(cost, marks, projected), alt="Cost by configuration and device", caption=(

@@ -192,6 +192,13 @@ def test_comparison_table_attaches_published_values_to_matching_runs():
     assert len(table) == len(ref["accuracy"])  # the matched published row is not repeated
 
 
+def test_cost_table_takes_the_fastest_run():
+    runs = pd.concat([kernel_runs({3: [0.5]}, images_per_second=50.0), kernel_runs({3: [0.5]}, images_per_second=80.0)],
+                     ignore_index=True)
+    row = analysis.cost_table(runs).iloc[0]
+    assert row["runs"] == 2 and row["images per second"] == 80.0 and row["slowest run images per second"] == 50.0
+
+
 def test_cost_table_projects_a_full_epoch():
     cost = analysis.cost_table(kernel_runs({3: [0.5]}, images_per_second=50.0))
     projected = [c for c in cost.columns if c.startswith("projected")][0]
