@@ -1,7 +1,7 @@
-"""Training throughput of ConvMixer on this machine: model.fit versus a compiled custom step.
+"""Training throughput of ConvMixer on this machine: model.fit versus the compiled custom step.
 
 Usage: python benchmarks/bench_train_step.py [--width 256 --depth 8 --patch-size 2 --kernel-size 5]
-                                             [--images 1024] [--batch-size 128] [--modes fit,fit_spe8,step]
+                                             [--images 1024] [--batch-size 128] [--modes fit,step]
 Prints one JSON line per mode: steady-state training images/second (first pass,
 which traces the graph, excluded). Results go in benchmarks/README.md by hand
 with the date and machine; this is a measurement, not a test.
@@ -40,35 +40,23 @@ def main():
     y = rng.integers(0, 10, a.images)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+    from convmixer.steps import make_epoch_trainer
+
     for mode in a.modes.split(","):
+        if mode not in ("fit", "fit_xla", "step"):
+            raise SystemExit(f"--modes: unknown mode {mode!r}; allowed fit, fit_xla, step")
         keras.utils.set_random_seed(0)
         model = build_convmixer(a.width, a.depth, a.patch_size, a.kernel_size)
         opt = keras.optimizers.AdamW(1e-3, weight_decay=0.1)
+        model.compile(opt, loss_fn, metrics=["accuracy"], jit_compile=(mode == "fit_xla"))
+        # The project's own epoch trainers: "fit" is model.fit (the path before), "step" the
+        # compiled custom step convmixer.train uses on TensorFlow (the path after).
+        train_epoch = make_epoch_trainer(model, opt, loss_fn, use_fit=(mode != "step"))
         times = []
-        if mode in ("fit", "fit_xla", "fit_spe8"):
-            model.compile(opt, loss_fn, metrics=["accuracy"], jit_compile=(mode == "fit_xla"),
-                          steps_per_execution=8 if mode == "fit_spe8" else 1)
-            for _ in range(a.repeats + 1):
-                t0 = time.perf_counter()
-                model.fit(x, y, batch_size=a.batch_size, epochs=1, shuffle=False, verbose=0)
-                times.append(time.perf_counter() - t0)
-        elif mode == "step":
-            @tf.function
-            def step(xb, yb):
-                with tf.GradientTape() as tape:
-                    loss = loss_fn(yb, model(xb, training=True))
-                grads = tape.gradient(loss, model.trainable_variables)
-                opt.apply(grads, model.trainable_variables)
-                return loss
-
-            ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(a.batch_size)
-            for _ in range(a.repeats + 1):
-                t0 = time.perf_counter()
-                for xb, yb in ds:
-                    step(xb, yb)
-                times.append(time.perf_counter() - t0)
-        else:
-            raise SystemExit(f"--modes: unknown mode {mode!r}; allowed fit, fit_spe8, fit_xla, step")
+        for _ in range(a.repeats + 1):
+            t0 = time.perf_counter()
+            train_epoch(x, y, a.batch_size)
+            times.append(time.perf_counter() - t0)
         steady = float(np.mean(times[1:]))
         print(json.dumps({
             "mode": mode, "width": a.width, "depth": a.depth, "patch_size": a.patch_size,

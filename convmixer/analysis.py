@@ -527,8 +527,8 @@ def provenance(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         done["jpeg"] = done["lossy_jpeg"].map(lambda v: "yes (lossy)" if v is True else ("no" if v is False else "?"))
     data = _count_by(done, ["data", "dataset_description", "dataset_fingerprint", "jpeg"] if not done.empty
                      else [], ["data setting", "source", "fingerprint", "JPEG copy"])
-    devices = _count_by(done, ["device_kind", "device_name", "backend_used"] if not done.empty else [],
-                        ["kind", "name", "backend"])
+    devices = _count_by(done, ["device_kind", "device_name", "backend_used", "train_loop"] if not done.empty else [],
+                        ["kind", "name", "backend", "training loop"])
     commits = _count_by(done, ["git_commit"] if not done.empty else [], ["git commit"])
     versions_rows = []
     for text, sub in (done.groupby("versions", sort=True) if not done.empty else []):

@@ -22,7 +22,7 @@ METRIC_COLUMNS = [
 ]
 COLUMNS = (
     ["run_id", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
-    + ["device_kind", "device_name", "backend_used", "dataset_description", "dataset_fingerprint",
+    + ["device_kind", "device_name", "backend_used", "train_loop", "dataset_description", "dataset_fingerprint",
        "lossy_jpeg", "versions"]
 )
 
@@ -79,6 +79,8 @@ def read_run(run_dir) -> dict:
             device_kind=device.get("kind"),
             device_name=device.get("name"),
             backend_used=device.get("backend"),
+            # runs recorded before this field existed all trained with model.fit
+            train_loop=metrics.get("train_loop", "model.fit"),
             dataset_description=dataset.get("description"),
             dataset_fingerprint=dataset.get("fingerprint"),
             lossy_jpeg=dataset.get("lossy_jpeg"),

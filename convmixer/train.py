@@ -1,7 +1,7 @@
 """Train one configuration and write its complete, resumable run record.
 
-The loop runs ``model.fit`` one epoch at a time so that each epoch's inputs come
-from ``pipeline`` (seeded by (seed, epoch)) and the state after each epoch
+The loop trains one epoch at a time (``steps.make_epoch_trainer``) so that each
+epoch's inputs come from ``pipeline`` (seeded by (seed, epoch)) and the state after each epoch
 (weights, optimizer slots, history, best epoch) is checkpointed atomically. A
 run killed at any moment restarts from its last completed epoch and ends with
 the same record an uninterrupted run writes.
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import records
 from .config import RunConfig
+from .steps import make_epoch_trainer
 
 
 class RunConflict(RuntimeError):
@@ -252,12 +253,10 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     # XLA on CPU is many times slower for this model (see benchmarks/), so compile
     # with XLA only on an accelerator.
     device = records.device_description()
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        jit_compile=device["kind"] != "CPU",
-    )
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    jit = device["kind"] != "CPU"
+    model.compile(optimizer=optimizer, loss=loss_fn, metrics=["accuracy"], jit_compile=jit)  # for evaluate()
+    train_epoch = make_epoch_trainer(model, optimizer, loss_fn, jit_compile=jit)
 
     ckpt = Checkpoint(out)
     progress = ckpt.load(model, optimizer)
@@ -275,14 +274,13 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     for epoch in range(progress["epoch"], config.epochs):
         xe, ye = epoch_inputs(recipe, x_train, y_train, config, epoch)
         t0 = time.perf_counter()
-        fit = model.fit(xe, ye, batch_size=config.batch_size if ye is not None else None,
-                        epochs=1, shuffle=False, verbose=0)
+        train_loss, train_accuracy = train_epoch(xe, ye, config.batch_size)
         train_seconds = time.perf_counter() - t0
         ev = model.evaluate(eval_x, eval_y, batch_size=512, verbose=0, return_dict=True)
         row = {
             "epoch": epoch + 1,
-            "loss": float(fit.history["loss"][-1]),
-            "accuracy": float(fit.history["accuracy"][-1]),
+            "loss": train_loss,
+            "accuracy": train_accuracy,
             monitor.replace("accuracy", "loss"): float(ev["loss"]),
             monitor: float(ev["accuracy"]),
             "lr": last_step_lr(schedule, optimizer),
@@ -343,6 +341,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
             "class_names": list(ds.class_names),
         },
         "keras_weight_decay": recipe.keras_weight_decay,
+        "train_loop": train_epoch.kind,
         # 1-minute load average when training started and ended: timings taken on a
         # busy machine (load above its core count) are slower than the hardware allows.
         "load_average": [load_at_start, _load_average()],

@@ -45,6 +45,7 @@ def test_run_writes_a_complete_record(finished_run):
     assert metrics["train_images"] == 540 and metrics["val_images"] == 60 and metrics["test_images"] == 100
     assert metrics["dataset"]["fingerprint"].startswith("sha256:")
     assert metrics["device"]["kind"] == "CPU"
+    assert metrics["train_loop"] == "compiled custom step"
     # the selected epoch is the one with the best validation accuracy
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert history.loc[metrics["selected_epoch"] - 1, "val_accuracy"] == pytest.approx(history["val_accuracy"].max())
