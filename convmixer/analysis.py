@@ -96,10 +96,10 @@ def describe_setup(row) -> str:
         parts.append(f"overrides {overrides}")
     parts.append(f"{row['epochs']} epochs")
     train_images = row.get("train_images")
-    if train_images is not None:
-        parts.append(f"{train_images:,} train images")
-    if row.get("test_subset") is not None:
-        parts.append(f"{row['test_subset']:,} test images")
+    if not pd.isna(train_images):
+        parts.append(f"{int(train_images):,} train images")
+    if not pd.isna(row.get("test_subset")):  # a missing subset arrives as None or NaN from pandas
+        parts.append(f"{int(row['test_subset']):,} test images")
     parts.append(f"batch {row['batch_size']}")
     if row.get("data"):
         parts.append(f"data {row['data']}")
