@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
+import convmixer  # noqa: F401  (first: turns on oneDNN before TensorFlow is imported)
+
 
 def main():
     p = argparse.ArgumentParser()

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import records
 from .config import RunConfig
+from .speed import onednn_enabled
 from .steps import make_epoch_trainer
 
 
@@ -342,6 +343,12 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         },
         "keras_weight_decay": recipe.keras_weight_decay,
         "train_loop": train_epoch.kind,
+        # The speed settings this run trained with (speed.py chooses them per device).
+        "speed": {
+            "onednn": onednn_enabled(),
+            "jit_compile": jit,
+            "precision": keras.config.dtype_policy().name,
+        },
         # 1-minute load average when training started and ended: timings taken on a
         # busy machine (load above its core count) are slower than the hardware allows.
         "load_average": [load_at_start, _load_average()],
