@@ -1,4 +1,4 @@
-"""Command line: ``python -m convmixer {train,sweep,report} ...``.
+"""Command line: ``python -m convmixer {train,sweep,report,bench} ...``.
 
 Every argument is validated (through RunConfig) before data or Keras is loaded;
 a bad value exits with status 2 and one line naming the parameter.
@@ -65,6 +65,11 @@ def build_parser():
     r = sub.add_parser("report", help="execute the aggregation notebook and render the HTML report")
     r.add_argument("--results", default="results")
     r.add_argument("--out", default="report/index.html")
+
+    b = sub.add_parser("bench", help="measure training and inference images/s against a plain model.fit baseline")
+    from .bench import add_arguments
+
+    add_arguments(b)
     return parser
 
 
@@ -108,7 +113,15 @@ def main(argv=None):
         except ReportError as exc:
             _fail("report", exc)
         return 0
+    if args.command == "bench":
+        from .bench import main_bench
+
+        try:
+            return main_bench(args)
+        except (ValueError, RuntimeError) as exc:  # bad values; a case that failed in its process
+            _fail("bench", exc)
     return 2
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .model import validate_architecture
 from .recipes import get_recipe, normalize_overrides
+from .speed import validate_speed_options
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -30,6 +31,10 @@ class RunConfig:
     train_subset: typing.Optional[int] = None  # train on this many (stratified) images
     test_subset: typing.Optional[int] = None  # test on this many
     backend: str = "tensorflow"
+    # Speed settings: "auto" lets speed.choose_settings pick per device (CPU: float32,
+    # no XLA; GPU: mixed precision and XLA); other values override it.
+    precision: str = "auto"
+    jit_compile: str = "auto"
 
     def __post_init__(self):
         self._check_types()
@@ -51,6 +56,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        validate_speed_options(self.precision, self.jit_compile)
 
     def _check_types(self):
         hints = typing.get_type_hints(RunConfig)
@@ -84,8 +90,17 @@ class RunConfig:
 
     @property
     def config_hash(self) -> str:
-        """Short hash of every field: two runs share an id only if they share a configuration."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """Short hash of every field: two runs share an id only if they share a configuration.
+
+        Fields added after the first records (``HASHED_WHEN_SET``) enter the hash only
+        when they differ from their default, so records made before they existed
+        keep their ids.
+        """
+        values = self.to_dict()
+        for name, default in HASHED_WHEN_SET.items():
+            if values[name] == default:
+                del values[name]
+        text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     @property
@@ -101,6 +116,8 @@ class RunConfig:
             parts.append(f"n{self.train_subset}")
         return "_".join(parts) + "-" + self.config_hash
 
+
+HASHED_WHEN_SET = {"precision": "auto", "jit_compile": "auto"}
 
 # The notebook's parameters cell must list exactly these names (a test checks it).
 PARAMETER_NAMES = [f.name for f in dataclasses.fields(RunConfig)]

@@ -110,6 +110,8 @@ def build_convmixer(
     import keras
     from keras import layers
 
+    from .layers import DepthwiseConv2DFastGrad
+
     def act_bn(x, prefix):
         x = layers.Activation(activation, name=f"{prefix}_act")(x)
         return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
@@ -120,13 +122,15 @@ def build_convmixer(
     x = act_bn(x, "stem")
     for i in range(depth):
         residual = x
-        x = layers.DepthwiseConv2D(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
+        # keras.layers.DepthwiseConv2D with a faster kernel gradient on small token grids (layers.py)
+        x = DepthwiseConv2DFastGrad(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
         x = act_bn(x, f"block{i}_depthwise")
         x = layers.Add(name=f"block{i}_residual")([x, residual])
         x = layers.Conv2D(width, 1, name=f"block{i}_pointwise")(x)
         x = act_bn(x, f"block{i}_pointwise")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
+    # float32 logits under a mixed-precision policy, so the softmax/loss stay accurate
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=f"convmixer_{width}_{depth}_p{patch_size}_k{kernel_size}")
 
 

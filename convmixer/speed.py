@@ -28,12 +28,93 @@ def prefer_onednn():
         os.environ.setdefault(ONEDNN_VARIABLE, "1")
 
 
-def onednn_enabled():
-    """Whether the imported TensorFlow runs oneDNN kernels (None if TensorFlow is not in use)."""
-    if "tensorflow" not in sys.modules:
+def onednn_enabled(backend="tensorflow"):
+    """Whether the imported TensorFlow runs oneDNN kernels (None if Keras does not run on TensorFlow)."""
+    if backend != "tensorflow" or "tensorflow" not in sys.modules:
         return None
     try:
         from tensorflow.python.util import _pywrap_util_port
     except ImportError:  # a TensorFlow without the probe
         return None
     return bool(_pywrap_util_port.IsMklEnabled())
+
+
+# Precision choices a run may ask for; "auto" lets choose_settings decide per device.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_CHOICES = ("auto", "on", "off")
+
+
+def validate_speed_options(precision, jit_compile):
+    """ValueError naming the parameter and its allowed values (called by RunConfig)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if jit_compile not in JIT_CHOICES:
+        raise ValueError(f"jit_compile must be one of {list(JIT_CHOICES)}, got {jit_compile!r}")
+
+
+def choose_settings(device_kind, precision="auto", jit_compile="auto", gpu_compute_capability=None,
+                    backend="tensorflow") -> dict:
+    """The speed settings for one run: ``{"precision": ..., "jit_compile": bool, "chosen_by": ...}``.
+
+    * CPU: float32 and no XLA. XLA's and JAX's CPU depthwise convolution is
+      10-70x slower for this model, and mixed bfloat16 halves speed without AMX
+      (benchmarks/README.md); oneDNN is turned on by ``prefer_onednn``.
+    * GPU/TPU: XLA (it fuses the elementwise BatchNorm/GELU work that dominates a
+      ConvMixer step) and mixed precision: bfloat16 where the hardware has it
+      (compute capability >= 8.0, and TPUs), which needs no loss scaling, else
+      float16 with Keras' automatic loss scaling.
+
+    * JAX compiles with XLA on every device: without ``jit_compile`` Keras runs
+      JAX op by op, which is slower still.
+
+    ``precision`` / ``jit_compile`` other than "auto" override the choice; the
+    result says which settings were chosen and which were asked for.
+    """
+    validate_speed_options(precision, jit_compile)
+    accelerator = device_kind != "CPU"
+    if precision == "auto":
+        if not accelerator:
+            chosen_precision = "float32"
+        elif device_kind == "TPU" or (gpu_compute_capability is not None and gpu_compute_capability >= 8.0):
+            chosen_precision = "mixed_bfloat16"
+        else:
+            chosen_precision = "mixed_float16"
+    else:
+        chosen_precision = precision
+    chosen_jit = (accelerator or backend == "jax") if jit_compile == "auto" else jit_compile == "on"
+    return {
+        "precision": chosen_precision,
+        "jit_compile": chosen_jit,
+        "requested": {"precision": precision, "jit_compile": jit_compile},
+        "device_kind": device_kind,
+    }
+
+
+def gpu_compute_capability():
+    """Compute capability of the first GPU as a float (8.0, 9.0, ...), or None."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                major, minor = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+                return major + minor / 10
+        elif backend == "jax":
+            import jax
+
+            dev = jax.devices()[0]
+            if dev.platform == "gpu" and getattr(dev, "compute_capability", None):
+                return float(dev.compute_capability)
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                major, minor = torch.cuda.get_device_capability(0)
+                return major + minor / 10
+    except Exception:  # a probe that fails must not stop training: fall back to float16
+        return None
+    return None

@@ -46,7 +46,10 @@ def _step_trainer(model, optimizer, loss_fn, jit_compile):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             loss = loss_fn(labels, logits)  # mean over the batch, as fit computes it
-        gradients = tape.gradient(loss, model.trainable_variables)
+            # Under mixed_float16 the optimizer is Keras' LossScaleOptimizer: it scales the
+            # loss here and unscales (and skips non-finite steps) in apply(); otherwise a no-op.
+            scaled_loss = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply(gradients, model.trainable_variables)
         n = tf.cast(tf.shape(labels)[0], tf.float32)
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=-1), labels), tf.float32))
@@ -54,8 +57,12 @@ def _step_trainer(model, optimizer, loss_fn, jit_compile):
 
     def train_epoch(inputs, labels, batch_size):
         if labels is not None:
-            inputs = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(batch_size)
-        totals = [step(images, batch_labels) for images, batch_labels in inputs]
+            # Plain slices of the epoch's arrays: a tf.data pipeline around in-memory arrays
+            # only adds per-step overhead (python -m convmixer bench, cases project vs memory).
+            images, all_labels = inputs, labels
+            inputs = ((images[i:i + batch_size], all_labels[i:i + batch_size])
+                      for i in range(0, len(all_labels), batch_size))
+        totals = [step(batch_images, batch_labels) for batch_images, batch_labels in inputs]
         loss_sum, correct, count = (float(tf.add_n(list(column))) for column in zip(*totals))
         return loss_sum / count, correct / count
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import records
 from .config import RunConfig
-from .speed import onednn_enabled
+from .speed import choose_settings, gpu_compute_capability, onednn_enabled
 from .steps import make_epoch_trainer
 
 
@@ -244,6 +244,12 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     ds, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config, recipe)
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
 
+    device = records.device_description()
+    speed = choose_settings(device["kind"], config.precision, config.jit_compile,
+                            gpu_compute_capability() if device["kind"] == "GPU" else None,
+                            backend=keras.backend.backend())
+    # Global in Keras: layers built from here on compute in this precision (the logits stay float32).
+    keras.config.set_dtype_policy(speed["precision"])
     keras.utils.set_random_seed(config.seed)
     model = build_convmixer(
         config.width, config.depth, config.patch_size, config.kernel_size,
@@ -251,12 +257,11 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     )
     schedule = make_schedule(recipe, config.epochs, steps_per_epoch)
     optimizer = make_optimizer(recipe, schedule)
-    # XLA on CPU is many times slower for this model (see benchmarks/), so compile
-    # with XLA only on an accelerator.
-    device = records.device_description()
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    jit = device["kind"] != "CPU"
+    jit = speed["jit_compile"]
+    # compile() wraps the optimizer for loss scaling under mixed_float16; the custom step uses model.optimizer.
     model.compile(optimizer=optimizer, loss=loss_fn, metrics=["accuracy"], jit_compile=jit)  # for evaluate()
+    optimizer = model.optimizer
     train_epoch = make_epoch_trainer(model, optimizer, loss_fn, jit_compile=jit)
 
     ckpt = Checkpoint(out)
@@ -344,11 +349,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         "keras_weight_decay": recipe.keras_weight_decay,
         "train_loop": train_epoch.kind,
         # The speed settings this run trained with (speed.py chooses them per device).
-        "speed": {
-            "onednn": onednn_enabled(),
-            "jit_compile": jit,
-            "precision": keras.config.dtype_policy().name,
-        },
+        "speed": speed | {"onednn": onednn_enabled(keras.backend.backend())},
         # 1-minute load average when training started and ended: timings taken on a
         # busy machine (load above its core count) are slower than the hardware allows.
         "load_average": [load_at_start, _load_average()],

@@ -22,7 +22,7 @@ def test_run_id_is_readable_and_defaults_resolve_first():
 CHANGED = {
     "width": 128, "depth": 4, "patch_size": 4, "kernel_size": 9, "activation": "relu", "recipe": "official",
     "recipe_overrides": {"lr": 0.002}, "epochs": 7, "batch_size": 64, "seed": 3, "data": "synthetic",
-    "train_subset": 1000, "test_subset": 500, "backend": "jax",
+    "train_subset": 1000, "test_subset": 500, "backend": "jax", "precision": "mixed_bfloat16", "jit_compile": "on",
 }
 
 
@@ -32,6 +32,14 @@ def test_run_id_changes_with_every_field(field):
     base = RunConfig()
     assert getattr(base, field) != CHANGED[field]
     assert RunConfig(**{field: CHANGED[field]}).run_id != base.run_id
+
+
+def test_speed_fields_at_their_defaults_keep_older_run_ids():
+    # Records made before precision/jit_compile existed were hashed without them; this id
+    # is one such record's (results/runs/convmixer_64_4_k3_p4_seed-recipe_e4_s0-bc167bcc).
+    config = RunConfig(width=64, depth=4, patch_size=4, kernel_size=3, epochs=4, seed=0)
+    assert config.run_id == "convmixer_64_4_k3_p4_seed-recipe_e4_s0-bc167bcc"
+    assert RunConfig(width=64, depth=4, patch_size=4, kernel_size=3, epochs=4, precision="float32").run_id != config.run_id
 
 
 def test_round_trip_through_dict():
@@ -55,6 +63,9 @@ def test_round_trip_through_dict():
         ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
         ({"train_subset": 0}, ValueError, "train_subset must be None or an integer >= 1"),
         ({"backend": "mxnet"}, ValueError, r"backend must be one of \['tensorflow', 'jax', 'torch'\]"),
+        ({"precision": "fp16"}, ValueError, r"precision must be one of \['auto', 'float32', 'mixed_float16', 'mixed_bfloat16'\]"),
+        ({"jit_compile": True}, TypeError, r"jit_compile must be str"),
+        ({"jit_compile": "yes"}, ValueError, r"jit_compile must be one of \['auto', 'on', 'off'\]"),
     ],
 )
 def test_bad_values_name_the_parameter(values, error, match):

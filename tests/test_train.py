@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,9 @@ def test_run_writes_a_complete_record(finished_run):
     assert metrics["dataset"]["fingerprint"].startswith("sha256:")
     assert metrics["device"]["kind"] == "CPU"
     assert metrics["train_loop"] == "compiled custom step"
+    # speed settings chosen for a CPU, and oneDNN on (the package turns it on before TensorFlow loads)
+    assert metrics["speed"] == {"precision": "float32", "jit_compile": False, "device_kind": "CPU", "onednn": True,
+                                "requested": {"precision": "auto", "jit_compile": "auto"}}
     # the selected epoch is the one with the best validation accuracy
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert history.loc[metrics["selected_epoch"] - 1, "val_accuracy"] == pytest.approx(history["val_accuracy"].max())
@@ -171,6 +175,23 @@ def test_cli_trains_a_run(tmp_path):
     assert json.loads((out / records.METRICS).read_text())["status"] == "completed"
 
 
+def test_jax_backend_trains_a_run_with_xla(tmp_path):
+    # The GPU machines have JAX, not TensorFlow: the same package must train there.
+    out = tmp_path / "jax"
+    proc = subprocess.run(
+        [sys.executable, "-m", "convmixer", "train", "--backend", "jax", "--width", "16", "--depth", "1",
+         "--patch-size", "4", "--kernel-size", "3", "--epochs", "2", "--batch-size", "50",
+         "--data", "synthetic:300:100", "--recipe-overrides", '{"lr": 0.01}', "--out", str(out)],
+        capture_output=True, text=True, timeout=600, env={k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((out / records.METRICS).read_text())
+    assert metrics["status"] == "completed" and metrics["device"]["backend"] == "jax"
+    assert metrics["train_loop"] == "model.fit"
+    assert metrics["speed"]["jit_compile"] is True and metrics["speed"]["onednn"] is None
+    assert metrics["test_accuracy"] > 0.15  # it learned something in 2 epochs (chance: 0.1)
+
+
 def test_unusable_checkpoint_is_ignored_and_leaves_the_model_untouched(tmp_path):
     import keras
 
@@ -195,3 +216,18 @@ def test_unusable_checkpoint_is_ignored_and_leaves_the_model_untouched(tmp_path)
 
     ckpt.state.write_bytes(ckpt.state.read_bytes()[:100])  # truncated by a crash of the disk, say
     assert ckpt.load(*model_and_optimizer(8)) is None
+
+
+def test_mixed_precision_run_trains_with_float32_logits_and_records_it(tmp_path):
+    # The GPU default, forced on this CPU: bfloat16 compute, float32 logits and variables.
+    config = RunConfig(**(TINY | {"epochs": 2, "precision": "mixed_bfloat16"}))
+    try:
+        metrics = train(config, tmp_path / "bf16")
+        model = load_trained_model(tmp_path / "bf16")
+    finally:
+        import keras
+
+        keras.config.set_dtype_policy("float32")  # the policy is global: leave none behind for other tests
+    assert metrics["speed"]["precision"] == "mixed_bfloat16"
+    assert metrics["status"] == "completed" and metrics["test_accuracy"] > 0.2
+    assert model.get_layer("logits").compute_dtype == "float32"

@@ -32,7 +32,9 @@ params = code(
     "data = None              # None: $CONVMIXER_DATA or canonical CIFAR-10; \"synthetic\"; or a path\n"
     "train_subset = None\n"
     "test_subset = None\n"
-    "backend = \"tensorflow\"  # \"tensorflow\", \"jax\" or \"torch\"\n"
+    "backend = \"tensorflow\"  # \"tensorflow\", \"jax\" (the GPU machines' framework) or \"torch\"\n"
+    "precision = \"auto\"       # \"auto\": float32 on CPU, mixed precision on GPU; or \"float32\", \"mixed_float16\", \"mixed_bfloat16\"\n"
+    "jit_compile = \"auto\"     # \"auto\": XLA on GPU/TPU only (10-70x slower on CPU); or \"on\", \"off\"\n"
     "out_dir = None           # None: results/runs/<run id> next to the notebooks folder"
 )
 params.metadata["tags"] = ["parameters"]

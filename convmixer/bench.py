@@ -1,0 +1,320 @@
+"""``python -m convmixer bench``: steady-state training and inference speed, side by side.
+
+Each case runs in a fresh Python process, so one case's graphs, threads and
+memory never slow the next, and the baseline can start TensorFlow exactly as a
+user would:
+
+* ``fit``: the baseline. Plain ``model.fit`` of the same model with
+  TensorFlow's own defaults: TensorFlow is imported before ``convmixer``, so the
+  package's speed settings (oneDNN on) do not apply.
+* ``project``: the real training path, the code ``train()`` and the notebook run:
+  per-epoch inputs from ``train.epoch_inputs`` (the recipe's shuffle and
+  augmentation) fed to ``steps.make_epoch_trainer`` with loss and accuracy
+  metrics, under ``speed.choose_settings``.
+* ``memory``: the same compiled step fed batches already in memory (no shuffle,
+  no augmentation, no dataset): if ``project`` is as fast, the input pipeline is
+  not the bottleneck.
+* ``inference``: ``model.predict`` images/s (what evaluation costs).
+
+A case times ``windows`` windows of ``window_batches`` batches each after
+``warmup_windows`` untimed ones (the first traces the graph) and reports the
+median and the spread. The arithmetic of one training image is counted from
+the architecture (``training_flops_per_image``) to show the fraction of the
+machine's fp32 peak that a case reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+CASES = ("fit", "project", "memory", "inference")
+BASELINE = "fit"
+TRAINING_CASES = ("fit", "project", "memory")
+
+
+@dataclass
+class BenchSpec:
+    width: int = 256
+    depth: int = 8
+    patch_size: int = 2
+    kernel_size: int = 5
+    batch_size: int = 128
+    backend: str = "tensorflow"
+    precision: str = "auto"
+    jit_compile: str = "auto"
+    recipe: str = "seed"
+    warmup_windows: int = 1
+    windows: int = 3
+    window_batches: int = 4
+
+    def validate(self):
+        """ValueError naming the parameter and the allowed values, before any process starts."""
+        from .config import BACKENDS
+        from .model import validate_architecture
+        from .recipes import get_recipe
+        from .speed import validate_speed_options
+
+        validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size)
+        validate_speed_options(self.precision, self.jit_compile)
+        get_recipe(self.recipe)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        for name in ("batch_size", "windows", "window_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.warmup_windows < 0:
+            raise ValueError(f"warmup_windows must be an integer >= 0, got {self.warmup_windows!r}")
+
+
+def training_flops_per_image(width, depth, patch_size, kernel_size, image_size=32, num_classes=10, channels=3):
+    """fp32 FLOPs of one training image: forward multiply-adds x 2 (FLOPs) x 3 (forward + two backward).
+
+    Counts the convolutions and the classifier, which are all but a few percent
+    of the arithmetic; the elementwise BatchNorm/GELU work is memory-bound and
+    not counted (it costs time without adding FLOPs, which is the point).
+    """
+    tokens = (image_size // patch_size) ** 2
+    macs = tokens * channels * patch_size**2 * width  # patch embedding
+    macs += depth * tokens * (width * kernel_size**2 + width * width)  # depthwise + pointwise
+    macs += width * num_classes
+    return 3 * 2 * macs
+
+
+# fp32 FLOPs per cycle per core by the widest vector FMA the CPU has (two FMA pipes).
+_FLOPS_PER_CYCLE = (("avx512f", 64), ("fma", 32), ("avx", 16), ("sse2", 8))
+
+
+def cpu_peak_gflops():
+    """Estimated fp32 peak of this machine's CPU cores: (GFLOP/s, how it was estimated), or (None, why not)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return None, "no /proc/cpuinfo"
+    flags = set()
+    mhz = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz":
+            mhz.append(float(value))
+    per_cycle = next((n for flag, n in _FLOPS_PER_CYCLE if flag in flags), None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not per_cycle or not mhz:
+        return None, "CPU flags or clock unknown"
+    ghz = max(mhz) / 1000
+    isa = next(flag for flag, n in _FLOPS_PER_CYCLE if n == per_cycle)
+    return cores * ghz * per_cycle, f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle ({isa})"
+
+
+# ---------------------------------------------------------------- one case, in a child process
+
+
+def _random_data(spec, n):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype="uint8"), rng.integers(0, 10, n).astype("int64")
+
+
+def _build(spec, settings):
+    import keras
+
+    from .model import build_convmixer
+    from .recipes import get_recipe
+    from .train import make_optimizer
+
+    keras.config.set_dtype_policy(settings["precision"])
+    keras.utils.set_random_seed(0)
+    recipe = get_recipe(spec.recipe)
+    model = build_convmixer(spec.width, spec.depth, spec.patch_size, spec.kernel_size,
+                            normalization=recipe.normalization)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = make_optimizer(recipe, recipe.lr)  # the training path's optimizer (clipping included)
+    model.compile(optimizer=optimizer, loss=loss_fn, metrics=["accuracy"], jit_compile=settings["jit_compile"])
+    return model, loss_fn
+
+
+def _time_windows(spec, run_window):
+    """Seconds of each timed window, after the untimed warm-up windows."""
+    for w in range(spec.warmup_windows):
+        run_window(w)
+    seconds = []
+    for w in range(spec.windows):
+        start = time.perf_counter()
+        run_window(spec.warmup_windows + w)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def run_case(spec: BenchSpec, case: str) -> dict:
+    """Measure one case in this process (``bench`` calls it in a fresh child process)."""
+    import keras
+
+    from . import records
+    from .config import RunConfig
+    from .speed import choose_settings, gpu_compute_capability, onednn_enabled
+    from .steps import make_epoch_trainer
+    from .train import epoch_inputs
+
+    device = records.device_description()
+    if case == BASELINE:  # the framework's defaults: float32, no XLA, model.fit
+        settings = {"precision": "float32", "jit_compile": False}
+    else:
+        settings = choose_settings(device["kind"], spec.precision, spec.jit_compile,
+                                   gpu_compute_capability() if device["kind"] == "GPU" else None,
+                            backend=keras.backend.backend())
+    model, loss_fn = _build(spec, settings)
+    window_images = spec.window_batches * spec.batch_size
+    x, y = _random_data(spec, window_images)
+
+    if case == "inference":
+        def run_window(_):
+            model.predict(x, batch_size=spec.batch_size, verbose=0)
+        loop = "model.predict"
+    elif case == "memory" and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn, jit_compile=settings["jit_compile"])
+        batches = [(tf.constant(x[i:i + spec.batch_size]), tf.constant(y[i:i + spec.batch_size]))
+                   for i in range(0, window_images, spec.batch_size)]
+
+        def run_window(_):
+            train_epoch(batches, None, spec.batch_size)
+        loop = train_epoch.kind
+    else:
+        use_fit = True if case == BASELINE else None  # None: the project's choice per backend
+        train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn, jit_compile=settings["jit_compile"],
+                                         use_fit=use_fit)
+        config = RunConfig(width=spec.width, depth=spec.depth, patch_size=spec.patch_size,
+                           kernel_size=spec.kernel_size, recipe=spec.recipe, batch_size=spec.batch_size)
+        recipe = config.recipe_obj
+
+        def run_window(window):
+            if case == "memory":  # other backends: the same trainer, no per-epoch augmentation
+                train_epoch(x, y, spec.batch_size)
+            else:
+                inputs, labels = epoch_inputs(recipe, x, y, config, window)
+                train_epoch(inputs, labels, spec.batch_size)
+        loop = train_epoch.kind
+
+    seconds = _time_windows(spec, run_window)
+    rates = sorted(window_images / s for s in seconds)
+    return {
+        "case": case,
+        "images_per_second": statistics.median(rates),
+        "min_images_per_second": rates[0],
+        "max_images_per_second": rates[-1],
+        "window_images": window_images,
+        "loop": loop,
+        "backend": keras.backend.backend(),
+        "precision": settings["precision"],
+        "jit_compile": settings["jit_compile"],
+        "onednn": onednn_enabled(keras.backend.backend()),
+        "device": device,
+    }
+
+
+def child_main(argv):
+    """Entry point of a child process: ``--case CASE --spec JSON``; prints one JSON line."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--case", required=True, choices=CASES)
+    p.add_argument("--spec", required=True)
+    a = p.parse_args(argv)
+    result = run_case(BenchSpec(**json.loads(a.spec)), a.case)
+    print("BENCH " + json.dumps(result), flush=True)
+    return 0
+
+
+def _child_command(spec, case):
+    # The baseline imports TensorFlow before convmixer, so TensorFlow starts with its own
+    # defaults (convmixer only turns oneDNN on when it comes first, see speed.py).
+    first = "import tensorflow, " if case == BASELINE and spec.backend == "tensorflow" else "import "
+    code = first + "convmixer, sys; from convmixer.bench import child_main; sys.exit(child_main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, "--case", case, "--spec", json.dumps(asdict(spec))]
+
+
+def measure(spec: BenchSpec, case: str, timeout=3600) -> dict:
+    """Run one case in a fresh process and return its result."""
+    env = dict(os.environ, KERAS_BACKEND=spec.backend)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if case == BASELINE:
+        # A user's own TF_ENABLE_ONEDNN_OPTS would not be TensorFlow's default; the
+        # package's would not be there for a plain user either.
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    out = subprocess.run(_child_command(spec, case), env=env, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH ")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
+        raise RuntimeError(f"bench case {case!r} failed (exit {out.returncode}): " + " | ".join(tail))
+    return json.loads(lines[-1][len("BENCH "):])
+
+
+def summarize(spec: BenchSpec, results: list[dict], peak=None) -> list[dict]:
+    """Add the ratio to the baseline and the fraction of peak to each result."""
+    flops = training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
+    baseline = next((r["images_per_second"] for r in results if r["case"] == BASELINE), None)
+    rows = []
+    for r in results:
+        row = dict(r, model=f"ConvMixer-{spec.width}/{spec.depth} p{spec.patch_size} k{spec.kernel_size}",
+                   batch_size=spec.batch_size)
+        row["vs_fit"] = r["images_per_second"] / baseline if baseline else None
+        if r["case"] in TRAINING_CASES:
+            row["gflops_per_second"] = r["images_per_second"] * flops / 1e9
+            row["fraction_of_peak"] = row["gflops_per_second"] / peak if peak and r["device"]["kind"] == "CPU" else None
+        rows.append(row)
+    return rows
+
+
+def format_table(rows) -> str:
+    head = "| case | loop | precision | XLA | oneDNN | img/s (median) | spread | x plain fit | GFLOP/s | of CPU peak |"
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        def fmt(value, pattern):
+            return "-" if value is None else pattern.format(value)
+        lines.append(
+            f"| {r['case']} | {r['loop']} | {r['precision']} | {'on' if r['jit_compile'] else 'off'} | "
+            f"{fmt(r['onednn'], '{}')} | {r['images_per_second']:.1f} | "
+            f"{r['min_images_per_second']:.1f}-{r['max_images_per_second']:.1f} | {fmt(r['vs_fit'], '{:.2f}x')} | "
+            f"{fmt(r.get('gflops_per_second'), '{:.1f}')} | {fmt(r.get('fraction_of_peak'), '{:.0%}')} |")
+    return "\n".join(lines)
+
+
+def add_arguments(p):
+    d = BenchSpec.__dataclass_fields__
+    for name in ("width", "depth", "patch_size", "kernel_size", "batch_size", "warmup_windows", "windows",
+                 "window_batches"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
+    for name in ("backend", "precision", "jit_compile", "recipe"):
+        p.add_argument("--" + name.replace("_", "-"), default=d[name].default)
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
+    p.add_argument("--peak-gflops", type=float, default=None,
+                   help="the CPU's fp32 peak (default: estimated from /proc/cpuinfo)")
+
+
+def main_bench(args, out=sys.stdout) -> int:
+    """The ``bench`` command: validate everything, then measure each case in its own process."""
+    spec = BenchSpec(**{k: getattr(args, k) for k in BenchSpec.__dataclass_fields__})
+    spec.validate()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in cases if c not in CASES]
+    if unknown or not cases:
+        raise ValueError(f"cases must be a comma-separated list from {list(CASES)}, got {args.cases!r}")
+    peak, how = (args.peak_gflops, "given with --peak-gflops") if args.peak_gflops else cpu_peak_gflops()
+    flops = training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
+    print(f"# {json.dumps(asdict(spec))}", file=out)
+    print(f"# one training image = {flops / 1e9:.3f} GFLOP; CPU fp32 peak "
+          f"{'unknown' if peak is None else f'{peak:.0f} GFLOP/s'} ({how})", file=out, flush=True)
+    results = []
+    for case in cases:
+        results.append(measure(spec, case))
+        print(json.dumps(summarize(spec, results, peak)[-1]), file=out, flush=True)
+    print(format_table(summarize(spec, results, peak)), file=out, flush=True)
+    return 0
