@@ -47,8 +47,10 @@ def swapped_kernel_gradient(x, dy, kernel_size):
     return tf.reduce_sum(per_image, axis=2)[..., None]  # (K, K, C, 1), the kernel's shape
 
 
+# Same class name as Keras' on purpose: Keras names a layer's weights in a .weights.h5 file
+# after its class ("depthwise_conv2d_3"), so records saved with the plain layer load into this one.
 @keras.saving.register_keras_serializable(package="convmixer")
-class DepthwiseConv2DFastGrad(keras.layers.DepthwiseConv2D):
+class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def _fast_path(self, inputs):
         return (
             keras.backend.backend() == "tensorflow"

@@ -110,7 +110,7 @@ def build_convmixer(
     import keras
     from keras import layers
 
-    from .layers import DepthwiseConv2DFastGrad
+    from .layers import DepthwiseConv2D
 
     def act_bn(x, prefix):
         x = layers.Activation(activation, name=f"{prefix}_act")(x)
@@ -123,7 +123,7 @@ def build_convmixer(
     for i in range(depth):
         residual = x
         # keras.layers.DepthwiseConv2D with a faster kernel gradient on small token grids (layers.py)
-        x = DepthwiseConv2DFastGrad(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
+        x = DepthwiseConv2D(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
         x = act_bn(x, f"block{i}_depthwise")
         x = layers.Add(name=f"block{i}_residual")([x, residual])
         x = layers.Conv2D(width, 1, name=f"block{i}_pointwise")(x)

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from convmixer import layers as convmixer_layers
-from convmixer.layers import DepthwiseConv2DFastGrad, swapped_kernel_gradient
+from convmixer.layers import DepthwiseConv2D, swapped_kernel_gradient
 
 
 @pytest.mark.parametrize("tokens,channels,kernel", [(8, 16, 9), (4, 8, 3), (8, 32, 5), (5, 3, 7)])
@@ -28,7 +28,7 @@ def _outputs_and_gradients(layer, x):
 def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens):
     x = tf.random.stateless_normal((4, tokens, tokens, 12), seed=[1, 2])
     plain = keras.layers.DepthwiseConv2D(9, padding="same")
-    fast = DepthwiseConv2DFastGrad(9, padding="same")
+    fast = DepthwiseConv2D(9, padding="same")
     plain.build(x.shape)
     fast.build(x.shape)
     fast.set_weights([w + 0.1 for w in plain.get_weights()])  # a nonzero bias, so its gradient is exercised
@@ -41,9 +41,17 @@ def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_weights_load_from_a_plain_keras_depthwise_layer():
-    # Records trained before this layer existed hold plain DepthwiseConv2D weights under the same names.
-    fast = DepthwiseConv2DFastGrad(3, padding="same")
-    fast.build((None, 8, 8, 4))
-    assert [w.path.split("/")[-1] for w in fast.weights] == ["kernel", "bias"]
-    assert tuple(fast.kernel.shape) == (3, 3, 4, 1)
+def test_records_saved_with_plain_keras_layers_load(tmp_path, monkeypatch):
+    # Records trained before this layer existed hold keras.layers.DepthwiseConv2D weights.
+    from convmixer.model import build_convmixer
+
+    monkeypatch.setattr(convmixer_layers, "DepthwiseConv2D", keras.layers.DepthwiseConv2D)
+    old = build_convmixer(8, 2, 4, 3)
+    assert type(old.get_layer("block0_depthwise")) is keras.layers.DepthwiseConv2D
+    old.save_weights(tmp_path / "old.weights.h5")
+    monkeypatch.undo()
+    new = build_convmixer(8, 2, 4, 3)
+    assert type(new.get_layer("block0_depthwise")) is DepthwiseConv2D
+    new.load_weights(tmp_path / "old.weights.h5")
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(new(x), old(x), rtol=1e-5, atol=1e-5)

@@ -34,7 +34,7 @@ def test_layer_order_matches_official_definition():
     assert kinds == [
         "InputLayer", "Rescaling",
         "Conv2D", "Activation", "BatchNormalization",
-        "DepthwiseConv2DFastGrad", "Activation", "BatchNormalization", "Add",
+        "DepthwiseConv2D", "Activation", "BatchNormalization", "Add",
         "Conv2D", "Activation", "BatchNormalization",
         "GlobalAveragePooling2D", "Dense",
     ]
