@@ -1,6 +1,7 @@
 """Forward+backward time of each ConvMixer layer type on one CPU batch.
 
 Usage: python benchmarks/bench_layers.py [--width 64 --tokens 8 --batch-size 128]
+(Whole training steps: ``python -m convmixer bench``.)
 Shows where a training step's time goes at small widths (elementwise ops and the
 depthwise convolution's gradient, not the 1x1 convolution's FLOPs).
 """
@@ -10,6 +11,9 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import convmixer  # noqa: F401  (first: turns oneDNN on before TensorFlow is imported)
+from convmixer.layers import DepthwiseConv2D  # the project's depthwise layer (fast kernel gradient)
 
 
 def main():
@@ -45,6 +49,7 @@ def main():
 
     bench("depthwise k3", layers.DepthwiseConv2D(3, padding="same"))
     bench("depthwise k9", layers.DepthwiseConv2D(9, padding="same"))
+    bench("depthwise k9 (convmixer)", DepthwiseConv2D(9, padding="same"))
     bench("conv 1x1", layers.Conv2D(a.width, 1))
     bench("batchnorm", layers.BatchNormalization(epsilon=1e-5, momentum=0.9))
     bench("gelu (exact)", layers.Activation("gelu"))

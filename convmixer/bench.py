@@ -91,12 +91,19 @@ def training_flops_per_image(width, depth, patch_size, kernel_size, image_size=3
 _FLOPS_PER_CYCLE = (("avx512f", 64), ("fma", 32), ("avx", 16), ("sse2", 8))
 
 
-def cpu_peak_gflops():
-    """Estimated fp32 peak of this machine's CPU cores: (GFLOP/s, how it was estimated), or (None, why not)."""
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return None, "no /proc/cpuinfo"
+def cpu_peak_gflops(cpuinfo=None, cores=None):
+    """Estimated fp32 peak of this machine's CPU cores: (GFLOP/s, how it was estimated), or (None, why not).
+
+    cores x clock x FLOPs per cycle of the widest FMA the CPU reports; ``cpuinfo``
+    is /proc/cpuinfo's text (read when None), ``cores`` the cores this process may use.
+    """
+    text = cpuinfo
+    if text is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                text = f.read()
+        except OSError:
+            return None, "no /proc/cpuinfo"
     flags = set()
     mhz = []
     for line in text.splitlines():
@@ -106,7 +113,8 @@ def cpu_peak_gflops():
         elif key.strip() == "cpu MHz":
             mhz.append(float(value))
     per_cycle = next((n for flag, n in _FLOPS_PER_CYCLE if flag in flags), None)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not per_cycle or not mhz:
         return None, "CPU flags or clock unknown"
     ghz = max(mhz) / 1000

@@ -3,7 +3,7 @@
 ``model.fit`` wraps every step in machinery this project does not use (callbacks,
 metric objects, its data adapter, distribution strategies). On TensorFlow a plain
 ``tf.function`` step -- forward, loss, gradient, ``optimizer.apply`` -- does the
-same arithmetic with less around it (benchmarks/bench_train_step.py measures
+same arithmetic with less around it (``python -m convmixer bench`` measures
 both). Both paths report the sample-weighted mean loss and accuracy of the epoch,
 and a test checks that they train to the same weights.
 """

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from convmixer.bench import cpu_peak_gflops, training_flops_per_image
+
+
+def test_training_flops_of_convmixer_256_8():
+    # 0.89 GFLOP per training image at p=2, k=5: the figure measured independently in the speed issue
+    assert training_flops_per_image(256, 8, 2, 5) / 1e9 == pytest.approx(0.889, abs=0.001)
+    # patch 4 has a quarter of the tokens; kernel 9 adds depthwise work
+    assert training_flops_per_image(256, 8, 4, 9) < training_flops_per_image(256, 8, 2, 9) / 3.9
+
+
+@pytest.mark.parametrize("flags,per_cycle", [("fpu sse2 avx fma avx512f", 64), ("sse2 avx fma", 32),
+                                             ("sse2 avx", 16), ("sse2", 8)])
+def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
+    cpuinfo = f"processor\t: 0\ncpu MHz\t\t: 2500.000\nflags\t\t: {flags}\n"
+    peak, how = cpu_peak_gflops(cpuinfo, cores=2)
+    assert peak == pytest.approx(2 * 2.5 * per_cycle)
+    assert "2 cores" in how and "2.50 GHz" in how
+    assert cpu_peak_gflops("processor\t: 0\n", cores=2)[0] is None  # unknown clock: no made-up peak
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--kernel-size", "4"], "kernel_size must be an odd integer"),
+    (["--precision", "half"], "precision must be one of ['auto', 'float32', 'mixed_float16', 'mixed_bfloat16']"),
+    (["--cases", "fit,fastest"], "cases must be a comma-separated list from ['fit', 'project', 'memory', 'inference']"),
+    (["--windows", "0"], "windows must be an integer >= 1"),
+    (["--backend", "mxnet"], "backend must be one of ['tensorflow', 'jax', 'torch']"),
+])
+def test_bad_values_fail_in_one_line_before_measuring(args, needle):
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "bench", *args], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""  # nothing was measured
+
+
+@pytest.mark.slow
+def test_bench_measures_every_case_against_the_plain_fit_baseline():
+    proc = subprocess.run(
+        [sys.executable, "-m", "convmixer", "bench", "--width", "8", "--depth", "1", "--patch-size", "4",
+         "--kernel-size", "3", "--batch-size", "16", "--window-batches", "2", "--windows", "2"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["case"]: r for r in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))}
+    assert list(rows) == ["fit", "project", "memory", "inference"]
+    assert rows["fit"]["loop"] == "model.fit" and rows["fit"]["vs_fit"] == 1.0
+    assert rows["project"]["loop"] == "compiled custom step" and rows["project"]["onednn"] is True
+    assert rows["memory"]["loop"] == "compiled custom step"
+    for r in rows.values():
+        assert r["min_images_per_second"] <= r["images_per_second"] <= r["max_images_per_second"]
+        assert r["window_images"] == 32
+    assert rows["project"]["gflops_per_second"] == pytest.approx(
+        rows["project"]["images_per_second"] * training_flops_per_image(8, 1, 4, 3) / 1e9)
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 4  # header and one row per case
