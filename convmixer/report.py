@@ -350,17 +350,38 @@ def render_html(notebook_path) -> str:
 
 # --------------------------------------------------------------------------- build
 
-def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=True) -> Path:
+def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=True,
+                 readme="auto") -> Path:
     """Execute the report notebook on ``results`` and write the HTML report to ``out``.
 
     The executed notebook is kept as ``report.ipynb`` next to ``out`` when
     ``executed_copy``. If execution or rendering fails, ``out`` and the previous
     executed copy are left untouched; the failed notebook is kept as
     ``report.failed.ipynb`` for inspection, and ReportError says where.
+
+    After the HTML is written, the results block of ``readme`` is refreshed
+    (``convmixer.readme``), so README.md never shows numbers the report does not.
+    ``readme="auto"`` means README.md next to the results folder
+    (``results/../README.md``), refreshed only if it exists and has the block's
+    markers (a results folder elsewhere, e.g. on Drive, has no project README);
+    a path given explicitly must have them. ``None`` leaves every README alone.
     """
     import papermill as pm
 
+    from .readme import START, results_markdown, update_readme
+    from .results import load_reference, load_runs
+
     results = Path(results).resolve()
+    if readme is not None:
+        auto = readme == "auto"
+        readme = results.parent / "README.md" if auto else Path(readme).resolve()
+        if START not in (readme.read_text(encoding="utf-8") if readme.is_file() else ""):
+            if not auto:  # checked before the (slow) notebook runs, not after
+                raise ReportError(f"{readme} has no {START} block to refresh; nothing was built")
+            readme = None
+    # Loaded now, just before the notebook loads the same folder, so both see the same runs
+    # (a run finishing in between is picked up by the next build).
+    runs = load_runs(results) if readme is not None else None
     out = Path(out).resolve()
     nb_path = Path(notebook).resolve() if notebook else NOTEBOOK
     if not nb_path.exists():
@@ -387,4 +408,9 @@ def build_report(results="results", out="report/index.html", *, notebook=None, e
             records.atomic_write_bytes(out.parent / "report.ipynb", tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
+    if readme is not None:  # only once the HTML exists: a failed build changes nothing
+        try:
+            update_readme(readme, results_markdown(runs, load_reference()))
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"{out} was written, but README results block was not refreshed: {exc}") from exc
     return out

@@ -292,7 +292,7 @@ def results_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(results_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "index.html"
-    path = report.build_report(results=results_dir, out=out)
+    path = report.build_report(results=results_dir, out=out, readme=None)  # tmp results: no README to refresh
     return path, path.read_text(encoding="utf-8")
 
 
@@ -372,7 +372,8 @@ def test_adding_a_run_changes_the_report(results_dir, built, tmp_path):
     more = tmp_path / "results"
     shutil.copytree(results_dir, more)
     _train(more, 3, 4, 1)  # a second seed for (patch 4, kernel 3)
-    after = report.build_report(results=more, out=tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    after = report.build_report(results=more, out=tmp_path / "out" / "index.html", readme=None).read_text(
+        encoding="utf-8")
 
     def n_of(page):
         t = parse_table(page, "comparison-table")
@@ -394,7 +395,7 @@ def test_failed_execution_keeps_the_previous_report(built, tmp_path):
     nbformat.write(bad, nb_path)
     kept = (path.parent / "report.ipynb").read_bytes()
     with pytest.raises(report.ReportError, match="left unchanged"):
-        report.build_report(results=tmp_path, out=path, notebook=nb_path)
+        report.build_report(results=tmp_path, out=path, notebook=nb_path, readme=None)
     assert path.read_text(encoding="utf-8") == page
     assert (path.parent / "report.ipynb").read_bytes() == kept
     assert (path.parent / "report.failed.ipynb").exists()

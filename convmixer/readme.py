@@ -1,0 +1,104 @@
+"""README.md's "Results" block: the report's headline, as markdown, from the same run records.
+
+The block sits between ``START`` and ``END`` in README.md. ``build_report``
+rewrites it after every successful build and a test compares it with
+``results_markdown(load_runs("results"), load_reference())``, so nobody edits
+it by hand and it cannot drift from ``report/index.html``. Every number comes
+from ``analysis`` (the functions the report uses); nothing is computed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import analysis, records
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+REPORT_LINK = "[full report](report/index.html)"
+
+
+def _cell(value) -> str:
+    """A markdown table cell: blank values as "—", pipes escaped so they cannot split the row."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "—"
+    return str(value).replace("|", "\\|")
+
+
+def _published(accuracy, epochs) -> str:
+    # Published numbers come with their own (longer) schedules; say which, so no one compares levels blindly.
+    return "—" if pd.isna(accuracy) else f"{accuracy:.2f} ({int(epochs)} ep)"
+
+
+def _data_words(setup_runs: pd.DataFrame) -> str:
+    """What a setup trained on, in words; the JPEG copy is named as such because it lowers accuracy."""
+    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
+        return "JPEG copy of CIFAR-10 (lossy)"
+    sources = sorted({str(s) for s in setup_runs["dataset_description"].dropna()})
+    return "; ".join(sources) or "unknown data"
+
+
+def _devices(setup_runs: pd.DataFrame) -> str:
+    kinds, names = (setup_runs[c].fillna("?").astype(str) for c in ("device_kind", "device_name"))
+    return ", ".join(sorted(set(kinds + " (" + names + ")")))
+
+
+def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
+    """The README's results block: setups, the headline accuracy table, the claims' verdicts, a link.
+
+    Only completed runs count (``analysis.prepare``), so a run still training does
+    not change the block; the table is ``analysis.comparison_table`` without the
+    published rows nobody ran here.
+    """
+    done = analysis.prepare(runs)
+    lines = []
+    if done.empty:
+        lines.append("No completed runs yet, so nothing has been measured; every claim below is untested.")
+    else:
+        n_setups = done["setup"].nunique()
+        lines.append(f"{len(done)} completed runs in {n_setups} setup{'s' if n_setups != 1 else ''} "
+                     "(only runs of one setup are compared):")
+        lines.append("")
+        for label, sub in done.groupby("setup", sort=True):
+            lines.append(f"- **{label}**: {sub['setup_description'].iloc[0]}; "
+                         f"data: {_data_words(sub)}; device: {_devices(sub)}.")
+        table = analysis.comparison_table(runs, reference)
+        table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
+        lines += ["", "Test accuracy (%), mean ± std over seeds; published values at their own epochs:", "",
+                  "| setup | patch | kernel | epochs | ours | n | paper | reference report |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for _, r in table.iterrows():
+            cells = [r["setup"], r["patch"], r["kernel"], r["our epochs"], r["our accuracy (%)"], r["n"],
+                     _published(r["paper accuracy (%)"], r["paper epochs"]),
+                     _published(r["reference report accuracy (%)"], r["reference report epochs"])]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "Claims:", ""]
+    for i, v in enumerate(analysis.verdicts(runs).itertuples(index=False), start=1):
+        # The evidence's first line is its summary ("3 comparisons (2 supported, ...)." or why not tested).
+        head = str(v.evidence).splitlines()[0].removeprefix("Not tested: ")
+        lines.append(f"{i}. {v.claim} **{v.verdict}**: {head}")
+    lines += ["", f"Figures, per-comparison evidence, cost and provenance: {REPORT_LINK}."]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme_path, markdown: str) -> bool:
+    """Replace the text between ``START`` and ``END`` in ``readme_path`` (markers kept); True if it changed.
+
+    Written atomically (temporary file in the same folder, then os.replace) so a
+    crash never leaves a half-written README. Raises ValueError naming the file
+    when the markers are missing, repeated or out of order, rather than guessing
+    where the block belongs.
+    """
+    path = Path(readme_path)
+    text = path.read_text(encoding="utf-8")
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"{path}: needs exactly one {START} followed by one {END} around the results block")
+    before, rest = text.split(START)
+    _, after = rest.split(END)
+    new = f"{before}{START}\n{markdown.strip()}\n{END}{after}"
+    if new == text:
+        return False
+    records.atomic_write_text(path, new)
+    return True
+
