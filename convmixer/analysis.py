@@ -592,6 +592,69 @@ def scope(runs: pd.DataFrame, results_dir=None) -> str:
             f"compared within a setup only.{skipped_text}")
 
 
+def _data_words(setup_runs: pd.DataFrame) -> str:
+    """What a setup trained on, in words; the JPEG copy is named as such because it lowers accuracy."""
+    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
+        return "JPEG copy of CIFAR-10 (lossy)"
+    sources = sorted({str(s) for s in setup_runs["dataset_description"].dropna()})
+    return "; ".join(sources) or "unknown data"
+
+
+def _devices(setup_runs: pd.DataFrame) -> str:
+    kinds, names = (setup_runs[c].fillna("?").astype(str) for c in ("device_kind", "device_name"))
+    return ", ".join(sorted(set(kinds + " (" + names + ")")))
+
+
+def setup_facts(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(setup label, "budget; data: ...; device: ...") for each setup, in plain words (report and README)."""
+    done = prepare(runs)
+    return [(label, f"{sub['setup_description'].iloc[0]}; data: {_data_words(sub)}; device: {_devices(sub)}.")
+            for label, sub in done.groupby("setup", sort=True)]
+
+
+def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
+    """How our accuracy levels stand against the published ones, in plain words, from the data.
+
+    A like-for-like row (same model, patch, kernel and epochs as a reference-report
+    row, the same recipe family) is named with both numbers; otherwise the text says
+    that no run matches and compares the best cell here with the published range.
+    """
+    done = prepare(runs)
+    if done.empty:
+        return ""
+    cells = (done.groupby(["setup", "width", "depth", "patch_size", "kernel_size", "epochs", "recipe"])
+             ["test_accuracy"].agg(["mean", "count"]).reset_index())
+    published = pd.DataFrame(reference.get("accuracy", []))
+    matches = []
+    for _, c in cells.iterrows():
+        hit = published[(published["width"] == c["width"]) & (published["depth"] == c["depth"])
+                        & (published["patch_size"] == c["patch_size"])
+                        & (published["kernel_size"] == c["kernel_size"])
+                        & (published["reference_epochs"] == c["epochs"])] if not published.empty else published
+        if c["recipe"] == "seed" and not hit.empty:  # the reference report trained the seed recipe
+            matches.append(f"setup {c['setup']}'s ConvMixer-{c['width']}/{c['depth']} p{c['patch_size']} "
+                           f"k{c['kernel_size']} at {c['epochs']} epochs reaches {100 * c['mean']:.2f}% "
+                           f"(n={c['count']}) where the reference report measured "
+                           f"{hit['reference_accuracy'].iloc[0]:.2f}%")
+    best = cells.loc[cells["mean"].idxmax()]
+    text = (f"The best cell here is setup {best['setup']}'s ConvMixer-{best['width']}/{best['depth']} "
+            f"p{best['patch_size']} k{best['kernel_size']} at {100 * best['mean']:.2f}% after {best['epochs']} "
+            f"epochs.")
+    if not published.empty:
+        text += (f" Published ConvMixer-256/8 values are {published['paper_accuracy'].min():.2f}-"
+                 f"{published['paper_accuracy'].max():.2f}% in the paper (200 epochs) and "
+                 f"{published['reference_accuracy'].min():.2f}-{published['reference_accuracy'].max():.2f}% in "
+                 f"the reference report ({published['reference_epochs'].min()}-"
+                 f"{published['reference_epochs'].max()} epochs): levels differ with the budget, so the claims "
+                 "are judged on trends within one setup.")
+    if matches:
+        text += " Like for like: " + "; ".join(matches) + "."
+    else:
+        text += (" No run here matches a reference-report row's model, patch, kernel and epochs, so no level is "
+                 "compared like for like.")
+    return text
+
+
 def grid_coverage(runs: pd.DataFrame, grids_dir) -> pd.DataFrame:
     """Per shipped grid file: its description, planned runs and how many have a completed record here."""
     from .sweep import SweepError, load_grid

@@ -31,19 +31,6 @@ def _published(accuracy, epochs) -> str:
     return "—" if pd.isna(accuracy) else f"{accuracy:.2f} ({int(epochs)} ep)"
 
 
-def _data_words(setup_runs: pd.DataFrame) -> str:
-    """What a setup trained on, in words; the JPEG copy is named as such because it lowers accuracy."""
-    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
-        return "JPEG copy of CIFAR-10 (lossy)"
-    sources = sorted({str(s) for s in setup_runs["dataset_description"].dropna()})
-    return "; ".join(sources) or "unknown data"
-
-
-def _devices(setup_runs: pd.DataFrame) -> str:
-    kinds, names = (setup_runs[c].fillna("?").astype(str) for c in ("device_kind", "device_name"))
-    return ", ".join(sorted(set(kinds + " (" + names + ")")))
-
-
 def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     """The README's results block: setups, the headline accuracy table, the claims' verdicts, a link.
 
@@ -60,9 +47,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines.append(f"{len(done)} completed runs in {n_setups} setup{'s' if n_setups != 1 else ''} "
                      "(only runs of one setup are compared):")
         lines.append("")
-        for label, sub in done.groupby("setup", sort=True):
-            lines.append(f"- **{label}**: {sub['setup_description'].iloc[0]}; "
-                         f"data: {_data_words(sub)}; device: {_devices(sub)}.")
+        lines += [f"- **{label}**: {facts}" for label, facts in analysis.setup_facts(runs)]
         table = analysis.comparison_table(runs, reference)
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
         lines += ["", "Test accuracy (%), mean ± std over seeds; published values at their own epochs:", "",

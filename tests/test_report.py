@@ -192,6 +192,25 @@ def test_comparison_table_attaches_published_values_to_matching_runs():
     assert len(table) == len(ref["accuracy"])  # the matched published row is not repeated
 
 
+def test_published_comparison_names_a_like_for_like_row_only_when_one_was_run():
+    ref = load_reference()
+    cheapest = dict(width=256, depth=8, patch_size=4, kernel_size=9)  # the reference report's 70.62% row, 5 epochs
+    like = analysis.published_comparison(fake_runs([{**cheapest, "epochs": 5, "test_accuracy": 0.6543}]), ref)
+    assert "Like for like" in like and "65.43%" in like and "70.62%" in like
+    other_budget = analysis.published_comparison(fake_runs([{**cheapest, "epochs": 4, "test_accuracy": 0.6543}]), ref)
+    assert "No run here matches" in other_budget and "Like for like" not in other_budget
+    assert "92.61-95.88% in the paper" in other_budget  # the published range, read from reference.yaml
+    assert analysis.published_comparison(fake_runs([{"status": "failed"}]), ref) == ""
+
+
+def test_setup_facts_say_data_budget_and_device_per_setup():
+    facts = analysis.setup_facts(fake_runs([{"test_accuracy": 0.5, "lossy_jpeg": True},
+                                            {"test_accuracy": 0.5, "epochs": 3, "lossy_jpeg": True}]))
+    assert [label for label, _ in facts] == ["A", "B"]
+    assert all("JPEG copy of CIFAR-10" in text and "device: CPU (test cpu)" in text for _, text in facts)
+    assert "2 epochs" in facts[0][1] and "3 epochs" in facts[1][1]
+
+
 def test_cost_table_takes_the_fastest_run():
     runs = pd.concat([kernel_runs({3: [0.5]}, images_per_second=50.0), kernel_runs({3: [0.5]}, images_per_second=80.0)],
                      ignore_index=True)

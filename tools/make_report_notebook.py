@@ -31,6 +31,7 @@ params.metadata["tags"] = ["parameters"]
 cells += [
     params,
     code("# Load the run records and the published values; everything below is computed from these.\n"
+         "import html\n"
          "from pathlib import Path\n"
          "\n"
          "import matplotlib\n"
@@ -47,6 +48,9 @@ cells += [
     section("summary", "## 1. Summary"),
     code("show(\n"
          "    note(analysis.scope(runs, results_dir)),\n"
+         "    \"<p>What each setup trained: budget per run, data and device.</p>\",\n"
+         "    report.bullets([f\"Setup {label}: {facts}\" for label, facts in analysis.setup_facts(runs)]),\n"
+         "    f\"<p>{html.escape(analysis.published_comparison(runs, reference))}</p>\",\n"
          "    \"<p>The paper's claims tested here:</p>\",\n"
          "    report.bullets([c[\"claim\"] for c in analysis.CLAIMS], ordered=True),\n"
          "    '<a id=\"verdicts\"></a>',\n"
