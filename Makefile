@@ -7,9 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # The grids this machine can afford (see README); e.g. make all GRID=grids/kernel-patch.yaml on a GPU.
-# cpu-full is the reproduction proper; the others add a like-for-like row, a kernel sweep
-# on a subset and ConvMixer-256/8 timings (each is described in its own header).
-GRID ?= grids/cpu-full.yaml grids/cpu-reference-row.yaml grids/cpu-trends.yaml grids/cpu-timing.yaml
+# cpu-full is the reproduction proper; the others add a like-for-like row and a kernel sweep
+# on a subset (each is described in its own header).
+GRID ?= grids/cpu-full.yaml grids/cpu-reference-row.yaml grids/cpu-trends.yaml
 JOBS ?= 1
 
 .PHONY: all sweep report test browser clean-venv
