@@ -39,7 +39,7 @@ def test_every_shipped_grid_expands_and_validates():
     assert sizes["seed"] == 5 and sizes["paper"] == 5 and sizes["kernel-patch"] == 36
     assert sizes["smoke"] == 3
     assert "cpu-trends" in sizes and sizes["cpu-timing"] == 2
-    assert sizes["cpu-full"] == 8 and sizes["cpu-reference-row"] == 1
+    assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 1
 
 
 def test_seed_grid_is_the_reference_reports_table():
