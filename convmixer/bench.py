@@ -10,7 +10,7 @@ user would:
 * ``project``: the real training path, the code ``train()`` and the notebook run:
   per-epoch inputs from ``train.epoch_inputs`` (the recipe's shuffle and
   augmentation) fed to ``steps.make_epoch_trainer`` with loss and accuracy
-  metrics, under ``speed.choose_settings``.
+  metrics, under ``speed.settings_for_device``.
 * ``memory``: the same compiled step fed batches already in memory (no shuffle,
   no augmentation, no dataset): if ``project`` is as fast, the input pipeline is
   not the bottleneck.
@@ -168,7 +168,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
 
     from . import records
     from .config import RunConfig
-    from .speed import choose_settings, gpu_compute_capability, onednn_enabled
+    from .speed import onednn_enabled, settings_for_device
     from .steps import make_epoch_trainer
     from .train import epoch_inputs
 
@@ -176,9 +176,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
     if case == BASELINE:  # the framework's defaults: float32, no XLA, model.fit
         settings = {"precision": "float32", "jit_compile": False}
     else:
-        settings = choose_settings(device["kind"], spec.precision, spec.jit_compile,
-                                   gpu_compute_capability() if device["kind"] == "GPU" else None,
-                            backend=keras.backend.backend())
+        settings = settings_for_device(device["kind"], spec.precision, spec.jit_compile)
     model, loss_fn = _build(spec, settings)
     window_images = spec.window_batches * spec.batch_size
     x, y = _random_data(spec, window_images)

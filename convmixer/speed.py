@@ -90,6 +90,14 @@ def choose_settings(device_kind, precision="auto", jit_compile="auto", gpu_compu
     }
 
 
+def settings_for_device(device_kind, precision="auto", jit_compile="auto") -> dict:
+    """``choose_settings`` for the running Keras backend, probing the GPU's compute capability if any."""
+    import keras
+
+    capability = gpu_compute_capability() if device_kind == "GPU" else None
+    return choose_settings(device_kind, precision, jit_compile, capability, backend=keras.backend.backend())
+
+
 def gpu_compute_capability():
     """Compute capability of the first GPU as a float (8.0, 9.0, ...), or None."""
     import keras

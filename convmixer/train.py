@@ -22,7 +22,7 @@ import numpy as np
 
 from . import records
 from .config import RunConfig
-from .speed import choose_settings, gpu_compute_capability, onednn_enabled
+from .speed import onednn_enabled, settings_for_device
 from .steps import make_epoch_trainer
 
 
@@ -245,9 +245,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
 
     device = records.device_description()
-    speed = choose_settings(device["kind"], config.precision, config.jit_compile,
-                            gpu_compute_capability() if device["kind"] == "GPU" else None,
-                            backend=keras.backend.backend())
+    speed = settings_for_device(device["kind"], config.precision, config.jit_compile)
     # Global in Keras: layers built from here on compute in this precision (the logits stay float32).
     keras.config.set_dtype_policy(speed["precision"])
     keras.utils.set_random_seed(config.seed)
