@@ -703,13 +703,10 @@ def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
         "no completed run used a JPEG copy of CIFAR-10." if not done.empty else
         "the loader accepts the canonical archive and also image-folder copies; a JPEG copy is lossy, and "
         "the report says so whenever a run used one.")))
-    official = done[done["recipe"] == "official"] if not done.empty else done
-    out.append("Augmentation: the official recipe's RandAugment, ColorJitter and RandomErasing are Keras "
-               "layers, not torchvision's (different op lists and magnitude scales; see the differences "
-               "table). " + (f"{len(official)} completed runs used that recipe, so their accuracies carry this "
-                             "difference." if len(official) else
-                             "No completed run used the official recipe, so this difference does not affect "
-                             "the numbers shown."))
+    out.append("Augmentation: the official recipe's steps (random resized crop, flip, RandAugment, colour "
+               "jitter, random erasing) are torchvision's, per image, computed on whole batches in numpy with "
+               "Pillow's arithmetic (each step is tested pixel for pixel against Pillow); only the random draws "
+               "differ (numpy generators seeded per seed, epoch and batch).")
     out.append(f"Optimizer: TF Addons' AdamW (used by the reference report) is end-of-life; its decoupled "
                f"weight decay {seed.weight_decay:g} is not multiplied by the learning rate, Keras 3's is, so the "
                f"seed recipe passes weight_decay = {seed.weight_decay:g} / {seed.lr:g} = "

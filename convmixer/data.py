@@ -815,6 +815,9 @@ def _decode_local(path: str) -> _Decoded:
 
 
 def _describe_local(path: str, container: str, layout: str, lossy: bool, class_names) -> str:
+    from .records import portable_path
+
+    path = portable_path(path)
     if layout in ("python", "binary"):
         return f"CIFAR-10 {layout}-format {container} {path}"
     text = f"image-folder {container} {path}"

@@ -69,6 +69,24 @@ def read_json(path):
         return json.load(f)
 
 
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def portable_path(source) -> str:
+    """How a record names a local file: relative to the repository when inside it, else by file name.
+
+    Records never hold a machine's absolute paths; the data fingerprint, not the
+    path, says which data a run used. Named sources ("cifar10", "synthetic:...") pass through.
+    """
+    text = str(source)
+    if not os.path.isabs(text):
+        return text
+    try:
+        return Path(text).resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return Path(text).name
+
+
 def temp_path_for(path) -> Path:
     """A sibling temporary name for libraries that write files themselves (e.g. Keras weights)."""
     path = Path(path)

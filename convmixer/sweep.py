@@ -118,7 +118,8 @@ def data_mismatch(config: RunConfig, run_dir: Path) -> str | None:
         used = records.read_json(run_dir / records.METRICS)["dataset"]["source"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    wanted = resolve_source(config.data)
+    wanted = records.portable_path(resolve_source(config.data))
+    used = records.portable_path(used)  # records written before paths were made portable
     return None if used == wanted else f"trained on {used}, this machine would use {wanted}"
 
 

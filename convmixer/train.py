@@ -338,7 +338,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         "versions": records.library_versions(),
         "git_commit": progress.get("git_commit") or records.git_commit(),
         "dataset": {
-            "source": ds.source,
+            "source": records.portable_path(ds.source),
             "description": ds.description,
             "fingerprint": ds.fingerprint,
             "lossy_jpeg": ds.lossy_jpeg,

@@ -57,7 +57,7 @@ def test_round_trip_through_dict():
         ({"seed": True}, TypeError, "seed must be int"),
         ({"kernel_size": 4}, ValueError, "kernel_size must be an odd integer"),
         ({"patch_size": 3}, ValueError, "patch_size must divide"),
-        ({"recipe": "fast"}, ValueError, r"recipe must be one of \['official', 'seed'\]"),
+        ({"recipe": "fast"}, ValueError, r"recipe must be one of \['official', 'official-logged', 'seed'\]"),
         ({"recipe_overrides": {"momentum": 0.9}}, ValueError, "recipe_overrides: unknown key 'momentum'"),
         ({"recipe_overrides": {"schedule": "cosine"}}, ValueError, "recipe_overrides.schedule must be one of"),
         ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
