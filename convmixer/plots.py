@@ -75,9 +75,16 @@ def trend_plot(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | Non
     for i, (g, sub) in enumerate(sorted(runs.groupby(group), key=lambda t: t[0])):
         color = f"C{i}"
         ax.scatter(sub[x], 100 * sub["test_accuracy"], color=color, alpha=0.45, s=18)
-        stats = sub.groupby(x)["test_accuracy"].agg(["mean", "std"]).reset_index()
+        stats = sub.groupby(x).agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
+                                   n_test=("test_images", "max")).reset_index()
         ax.errorbar(stats[x], 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), color=color,
                     marker="o", capsize=3, label=f"{group.replace('_size', '')} {g}")
+        # Test-set noise floor: one run's binomial standard error on its test set, around the mean.
+        n_test = pd.to_numeric(stats["n_test"], errors="coerce").astype(float)
+        se = 100 * np.sqrt(stats["mean"] * (1 - stats["mean"]) / n_test)
+        if se.notna().all():
+            ax.fill_between(stats[x].astype(float), 100 * stats["mean"] - se, 100 * stats["mean"] + se,
+                            color=color, alpha=0.15, linewidth=0)
         if paper is not None and not paper.empty:
             ref = paper[paper[group] == g].sort_values(x)
             if not ref.empty:
@@ -133,6 +140,63 @@ def plot_learning_curves(histories, title=None):
     return fig
 
 
+def learning_curves_grid(cells, title=None, columns=4):
+    """Small multiples for one setup: a panel per configuration, held-out (solid) and train (dashed)
+    accuracy per epoch, one colour per seed. ``cells`` is a list of (panel title, [(seed label, history)])."""
+    plt = _plt()
+    rows = -(-len(cells) // columns)
+    cols = min(columns, len(cells))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.6, 2.3 * rows + 0.8), sharey=True, squeeze=False)
+    held_out = set()
+    for ax, (panel, histories) in zip(axes.ravel(), cells):
+        for i, (label, h) in enumerate(histories):
+            acc, _ = eval_columns(h)
+            held_out.add(acc.split("_")[0])
+            ax.plot(h["epoch"], 100 * h[acc], "-", color=f"C{i % 10}", lw=1.2, label=label)
+            ax.plot(h["epoch"], 100 * h["accuracy"], "--", color=f"C{i % 10}", lw=0.8, alpha=0.6)
+        ax.set_title(panel, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(cells):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    axes[0, 0].legend(fontsize=6)
+    head = f"solid: {' / '.join(sorted(held_out))}, dashed: train"
+    fig.suptitle(_wrap(f"{title}\n{head}" if title else head, 110), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def published_trends_figure(series):
+    """This project's trends beside the published ones, as accuracy change from each series' first point.
+
+    ``series`` is a list of dicts with keys axis ("kernel_size"/"patch_size"), label,
+    x (values), y (accuracy, %), kind ("ours", "paper", "reference report").
+    Levels differ by budget, so each line starts at 0: the shapes are what compare.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    styles = {"ours": dict(marker="o", linestyle="-"), "paper": dict(marker="D", linestyle=":", mfc="none"),
+              "reference report": dict(marker="s", linestyle="--", mfc="none")}
+    for ax, axis in zip(axes, ("kernel_size", "patch_size")):
+        lines = [s for s in series if s["axis"] == axis]
+        for i, s in enumerate(lines):
+            order = np.argsort(s["x"])
+            x, y = np.asarray(s["x"])[order], np.asarray(s["y"], dtype=float)[order]
+            ax.plot(x, y - y[0], color=f"C{i % 10}", label=f"{s['kind']}: {s['label']}", **styles[s["kind"]])
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel(axis.replace("_", " "))
+        ax.set_ylabel("accuracy change from the first point (points)")
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=6.5)
+    fig.tight_layout()
+    return fig
+
+
 def trend_figure(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | None = None, title=None):
     """One comparable setup's accuracy against ``x`` (one line per ``group`` value), as a figure."""
     plt = _plt()
@@ -184,9 +248,12 @@ def compute_accuracy_figure(runs: pd.DataFrame):
     """Total training seconds (log) against test accuracy, one colour per setup, marker per device kind."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    markers = {"CPU": "o", "GPU": "s", "TPU": "^"}
+    # Marker per device and training loop, so runs of different loops are never drawn as one kind.
+    kinds = sorted(set(runs["device_kind"].fillna("?").astype(str) + ", " + runs["train_loop"].fillna("?").astype(str)))
+    markers = dict(zip(kinds, "osD^vP*X"))
     for i, (setup, sub) in enumerate(runs.groupby("setup", sort=True)):
-        for kind, part in sub.groupby(sub["device_kind"].fillna("?")):
+        keys = sub["device_kind"].fillna("?").astype(str) + ", " + sub["train_loop"].fillna("?").astype(str)
+        for kind, part in sub.groupby(keys):
             ax.scatter(part["total_train_seconds"].astype(float), 100 * part["test_accuracy"].astype(float),
                        color=f"C{i % 10}", marker=markers.get(kind, "x"), alpha=0.75, label=f"setup {setup}, {kind}")
     ax.set_xscale("log")
@@ -201,6 +268,6 @@ def compute_accuracy_figure(runs: pd.DataFrame):
     ax.set_xlabel("total training seconds per run (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -50,19 +50,27 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines += [f"- **{label}**: {facts}" for label, facts in analysis.setup_facts(runs)]
         table = analysis.comparison_table(runs, reference)
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
-        lines += ["", "Test accuracy (%), mean ± std over seeds; published values at their own epochs:", "",
-                  "| setup | patch | kernel | epochs | ours | n | paper | reference report |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "Test accuracy (%), mean ± std over seeds, with the test-set noise floor (binomial standard "
+                  "error of one run); published values at their own epochs:", "",
+                  "| setup | patch | kernel | epochs | ours | n | test-set SE | paper | reference report |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for _, r in table.iterrows():
             cells = [r["setup"], r["patch"], r["kernel"], r["our epochs"], r["our accuracy (%)"], r["n"],
+                     r["test-set SE (%)"],
                      _published(r["paper accuracy (%)"], r["paper epochs"]),
                      _published(r["reference report accuracy (%)"], r["reference report epochs"])]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    lines += ["", "Claims:", ""]
+    lines += ["", "Claims (verdicts as in the report and claims.json):", ""]
     for i, v in enumerate(analysis.verdicts(runs).itertuples(index=False), start=1):
-        # The evidence's first line is its summary ("3 comparisons (2 supported, ...)." or why not tested).
-        head = str(v.evidence).splitlines()[0].removeprefix("Not tested: ")
-        lines.append(f"{i}. {v.claim} **{v.verdict}**: {head}")
+        # The evidence's first line is its summary: the verdict with its regime and effect, or why not tested.
+        head = str(v.evidence).splitlines()[0]
+        if head.startswith(v.verdict):
+            lines.append(f"{i}. {v.claim} **{v.verdict}**{head[len(v.verdict):]}")
+        else:
+            lines.append(f"{i}. {v.claim} **{v.verdict}**: {head.removeprefix('Not tested: ')}")
+    reproduced = analysis.reproduction_sentences(runs, reference)
+    if reproduced:
+        lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
     lines += ["", f"Figures, per-comparison evidence, cost and provenance: {REPORT_LINK}."]
     return "\n".join(lines) + "\n"
 

@@ -137,35 +137,54 @@ def trend_section(runs: pd.DataFrame, reference: dict, axis: str) -> str:
             paper_text = (f"Open diamonds (dotted): the paper's values ({epochs} epochs) for the same "
                           f"{short(other)} size; compare shapes, not levels.")
         caption = (f"Setup {label}: test accuracy against {short(axis)} size, one line per {short(other)} size. "
-                   f"Small points are single seeds; lines are mean ± std over seeds. {paper_text}")
-        numbers = stats[stats["setup"] == label][["other_value", "value", "n", "mean_pct", "std_pct", "sem_pct"]]
-        numbers = numbers.set_axis([short(other), short(axis), "n", "mean (%)", "std (%)", "std. error (%)"], axis=1)
+                   "Small points are single seeds; lines are mean ± std over seeds; the shaded band is the test-set "
+                   f"noise floor (± one binomial standard error of a single run's accuracy). {paper_text}")
+        numbers = stats[stats["setup"] == label][["other_value", "value", "n", "mean_pct", "std_pct", "sem_pct",
+                                                  "binomial_se_pct"]]
+        numbers = numbers.set_axis([short(other), short(axis), "n", "mean (%)", "std over seeds (%)",
+                                    "std. error (%)", "test-set SE (%)"], axis=1)
         parts += [figure(fig, alt=f"Accuracy versus {short(axis)} size, setup {label}", caption=caption),
                   table(numbers, table_id=f"trend-{short(axis)}-{label}")]
     return "\n".join(parts)
 
 
 def learning_curves_section(runs: pd.DataFrame) -> str:
-    """Train and held-out accuracy/loss per epoch for every run, one figure per configuration."""
+    """Held-out and train accuracy per epoch: one small-multiples figure per setup, a panel per configuration."""
     from . import analysis, plots
 
     done = analysis.prepare(runs)
     if done.empty:
         return missing("No completed runs, so there are no learning curves.")
     parts = []
-    for (label, p, k), sub in done.groupby(["setup", "patch_size", "kernel_size"], sort=True):
-        histories, problems = [], []
-        for run in sub.itertuples():
-            try:
-                histories.append((f"seed {run.seed}", plots.read_history(run.path)))
-            except (OSError, ValueError, KeyError) as exc:
-                problems.append(f"{run.run_id}: history unreadable ({exc})")
-        title = f"Setup {label}, patch {p}, kernel {k}: {_budget(sub)}"
-        if histories:
-            parts.append(figure(plots.plot_learning_curves(histories, title),
-                                alt=f"Learning curves, setup {label}, patch {p}, kernel {k}"))
+    for label, setup_runs in done.groupby("setup", sort=True):
+        cells, problems = [], []
+        for (p, k), sub in setup_runs.groupby(["patch_size", "kernel_size"], sort=True):
+            histories = []
+            for run in sub.itertuples():
+                try:
+                    histories.append((f"seed {run.seed}", plots.read_history(run.path)))
+                except (OSError, ValueError, KeyError) as exc:
+                    problems.append(f"{run.run_id}: history unreadable ({exc})")
+            if histories:
+                cells.append((f"patch {p}, kernel {k}", histories))
+        if cells:
+            parts.append(figure(plots.learning_curves_grid(cells, f"Setup {label}: {_budget(setup_runs)}"),
+                                alt=f"Learning curves of setup {label}"))
+        parts.append(note(f"Setup {label}: {analysis.convergence(setup_runs)['text']}."))
         parts += [missing(text) for text in problems]
     return "\n".join(parts)
+
+
+def published_trends_section(runs: pd.DataFrame, reference: dict) -> str:
+    """This project's kernel and patch trends beside the paper's and the reference report's."""
+    from . import analysis, plots
+
+    series = analysis.published_trend_series(runs, reference)
+    return figure(plots.published_trends_figure(series), alt="Trends here and as published", caption=(
+        "Accuracy change from each line's smallest kernel (left) or patch (right) size, in points: this project's "
+        "setups (solid), the paper's values (dotted, 200 epochs) and the reference report's (dashed, its own "
+        "epochs), all as published in convmixer/reference.yaml. Levels differ with the budget, so each line "
+        "starts at 0 and only the shapes compare."))
 
 
 def cost_section(runs: pd.DataFrame, reference: dict) -> str:
@@ -250,15 +269,14 @@ img, svg, video { max-width: 100%; height: auto; }
 .jp-RenderedHTMLCommon table.report-table th, .jp-RenderedHTMLCommon table.report-table td {
   text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #ddd; max-width: 36em;
   overflow-wrap: anywhere; }
-.jp-RenderedHTMLCommon table.report-table thead th { background: #f3f3f3; white-space: nowrap; }
+.jp-RenderedHTMLCommon table.report-table thead th { background: #f3f3f3; }
 .jp-RenderedHTMLCommon table.report-table tbody tr:nth-child(odd) { background: #fafafa; }
 figure.report-figure { margin: 0.5em 0 1.5em; }
 figure.report-figure figcaption, p.caption { font-size: 0.9em; color: #444; }
 p.note.missing { background: #fff6e0; border-left: 4px solid #e0a000; padding: 6px 10px; }
-td.verdict-supported a { color: #176f2c; font-weight: 600; }
-td.verdict-not-supported a { color: #a51d2d; font-weight: 600; }
-td.verdict-inconclusive a, td.verdict-not-tested a, td.verdict-not-tested-at-this-budget a {
-  color: #555; font-weight: 600; }
+td.verdict-consistent-with-the-claim a { color: #176f2c; font-weight: 600; }
+td.verdict-contradicts-the-claim a { color: #a51d2d; font-weight: 600; }
+td.verdict-inconclusive a, td.verdict-not-tested a { color: #555; font-weight: 600; }
 @media (max-width: 600px) {
   main { padding: 0 6px 32px; }
   .jp-RenderedHTMLCommon { font-size: 15px; }
@@ -337,6 +355,8 @@ def render_html(notebook_path) -> str:
     import nbformat
 
     nb = nbformat.read(str(notebook_path), as_version=4)
+    for i, cell in enumerate(nb.cells):  # papermill gives its injected cell a random id: the page must not change
+        cell["id"] = f"cell-{i:02d}"
     page, _ = html_exporter().from_notebook_node(nb)
     if re.search(r'<meta name="viewport"[^>]*>', page):
         page = re.sub(r'<meta name="viewport"[^>]*>', VIEWPORT, page, count=1)
@@ -350,12 +370,32 @@ def render_html(notebook_path) -> str:
 
 # --------------------------------------------------------------------------- build
 
-def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=True,
+CLAIMS_FILE = "claims.json"
+
+
+def claims_payload(runs: pd.DataFrame) -> dict:
+    """What claims.json holds: the verdicts (``analysis.claims_json``) and the like-for-like reproductions."""
+    import math
+
+    from . import analysis
+    from .results import load_reference
+
+    def finite(v):
+        return round(float(v), 6) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    payload = analysis.claims_json(runs)
+    payload["reproductions"] = [{k: (finite(v) if isinstance(v, float) else v) for k, v in r.items()}
+                                for r in analysis.reproductions(runs, load_reference())]
+    return payload
+
+
+def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=False,
                  readme="auto") -> Path:
     """Execute the report notebook on ``results`` and write the HTML report to ``out``.
 
-    The executed notebook is kept as ``report.ipynb`` next to ``out`` when
-    ``executed_copy``. If execution or rendering fails, ``out`` and the previous
+    ``claims.json`` (``analysis.claims_json``: the verdicts as data) is written
+    next to ``out``. The executed notebook is kept as ``report.ipynb`` next to
+    ``out`` only when ``executed_copy`` (it is not committed). If execution or rendering fails, ``out`` and the previous
     executed copy are left untouched; the failed notebook is kept as
     ``report.failed.ipynb`` for inspection, and ReportError says where.
 
@@ -381,7 +421,8 @@ def build_report(results="results", out="report/index.html", *, notebook=None, e
             readme = None
     # Loaded now, just before the notebook loads the same folder, so both see the same runs
     # (a run finishing in between is picked up by the next build).
-    runs = load_runs(results) if readme is not None else None
+    runs = load_runs(results)
+    claims = claims_payload(runs)
     out = Path(out).resolve()
     nb_path = Path(notebook).resolve() if notebook else NOTEBOOK
     if not nb_path.exists():
@@ -404,6 +445,7 @@ def build_report(results="results", out="report/index.html", *, notebook=None, e
                               f"see {failed}; {out} was left unchanged") from exc
         page = render_html(tmp)
         records.atomic_write_text(out, page)
+        records.atomic_write_json(out.parent / CLAIMS_FILE, claims)
         if executed_copy:  # through records, so it gets the same atomic write and permissions as the HTML
             records.atomic_write_bytes(out.parent / "report.ipynb", tmp.read_bytes())
     finally:

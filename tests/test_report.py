@@ -17,17 +17,18 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from convmixer import analysis, report
+from convmixer import analysis, inference, report
 from convmixer.results import COLUMNS, load_reference, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION_ANCHORS = ["summary", "verdicts", "comparison", "trends", "trend-kernel", "trend-patch",
+SECTION_ANCHORS = ["summary", "verdicts", "comparison", "trends", "trend-kernel", "trend-patch", "trend-published",
                    "learning-curves", "cost", "provenance", "lessons", "skipped"]
 HEADINGS = ["1. Summary", "2. Original versus reproduction", "3. Trend plots", "4. Learning curves", "5. Cost",
             "6. Method and provenance", "7. What was easy, what was difficult, what a reader needs to go further",
             "Skipped runs"]
-COMPARISON_HEADERS = ["setup", "width", "depth", "patch", "kernel", "recipe", "parameters", "paper count",
-                      "paper accuracy (%)", "reference report accuracy (%)", "our accuracy (%)", "n"]
+COMPARISON_HEADERS = ["setup", "width", "depth", "patch", "kernel", "recipe", "our accuracy (%)", "n",
+                      "test-set SE (%)", "parameters (computed here)", "paper count", "paper accuracy (%)",
+                      "reference report accuracy (%)"]
 JPEG_PHRASE = "JPEG is lossy"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -61,87 +62,71 @@ def verdict_of(runs, claim_id):
     return row["verdict"], row["evidence"], row["anchor"]
 
 
-def test_increasing_kernel_trend_is_supported():
+def test_increasing_kernel_trend_is_consistent_with_the_claim_and_states_its_regime():
     verdict, evidence, anchor = verdict_of(kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}), "kernel")
-    assert verdict == analysis.SUPPORTED
+    assert verdict == inference.CONSISTENT
     assert anchor == "trend-kernel"
-    assert "kernel 3 → 9" in evidence and "+20.00 points" in evidence and "standard error" in evidence
+    assert "kernel 3 → 9" in evidence and "+20.00 points" in evidence and "95% CI" in evidence
+    assert "ConvMixer-16/1 after 2 epochs of the seed recipe on synthetic data (3 seeds)" in evidence
 
 
-def test_reversed_kernel_trend_is_not_supported():
+def test_reversed_kernel_trend_contradicts_the_claim():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.70, 0.71, 0.72], 9: [0.50, 0.51, 0.52]}), "kernel")
-    assert verdict == analysis.NOT_SUPPORTED
+    assert verdict == inference.CONTRADICTS
     assert "-20.00 points" in evidence
 
 
 def test_difference_within_noise_is_inconclusive():
-    verdict, _, _ = verdict_of(kernel_runs({3: [0.40, 0.60], 9: [0.41, 0.61]}), "kernel")
-    assert verdict == analysis.INCONCLUSIVE
+    verdict, _, _ = verdict_of(kernel_runs({3: [0.40, 0.60], 9: [0.61, 0.41]}), "kernel")
+    assert verdict == inference.INCONCLUSIVE
 
 
-def test_single_seed_is_inconclusive_but_shows_the_difference():
+def test_single_seed_is_inconclusive():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50], 5: [0.55]}), "kernel")
-    assert verdict == analysis.INCONCLUSIVE
-    assert "no seed replicates" in evidence and "+5.00 points" in evidence
-    # one end replicated is not enough either
-    assert verdict_of(kernel_runs({3: [0.50, 0.51], 5: [0.70]}), "kernel")[0] == analysis.INCONCLUSIVE
+    assert verdict == inference.INCONCLUSIVE
+    assert "no seed replicates" in evidence
+    # kernel and patch changed together: replicated, but the kernel effect cannot be separated
+    confounded = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
+                            for (k, p), accs in {(3, 2): [0.5, 0.51], (9, 4): [0.7, 0.71]}.items()
+                            for s, a in enumerate(accs)])
+    assert verdict_of(confounded, "kernel")[0] == inference.INCONCLUSIVE
+    assert "not estimable" in verdict_of(confounded, "kernel")[1]
 
 
-def line(diff, sem_lo=0.6, sem_hi=0.8, n=3, mean_lo=50.0):
-    """A trend line's statistics with a combined standard error of hypot(sem_lo, sem_hi) (1.0 by default)."""
-    return pd.DataFrame({"axis": "kernel_size", "value": [3, 9], "n": [n, n], "mean_pct": [mean_lo, mean_lo + diff],
-                         "sem_pct": [sem_lo, sem_hi]})
-
-
-def test_difference_must_exceed_two_standard_errors():
-    assert analysis.compare_extremes(line(1.5), +1)["verdict"] == analysis.INCONCLUSIVE
-    assert analysis.compare_extremes(line(-1.5), +1)["verdict"] == analysis.INCONCLUSIVE
-    assert analysis.compare_extremes(line(3.0), +1)["verdict"] == analysis.SUPPORTED
-    assert analysis.compare_extremes(line(-3.0), +1)["verdict"] == analysis.NOT_SUPPORTED
-    assert "2 × combined standard error = 2.00" in analysis.compare_extremes(line(3.0), +1)["text"]
-
-
-def test_nan_statistics_are_inconclusive():
-    assert analysis.compare_extremes(line(3.0, mean_lo=float("nan")), +1)["verdict"] == analysis.INCONCLUSIVE
-    assert analysis.compare_extremes(line(-3.0, sem_hi=float("nan")), +1)["verdict"] == analysis.INCONCLUSIVE
+def test_nan_accuracies_are_left_out():
     runs = kernel_runs({3: [0.50, 0.51], 9: [float("nan"), float("nan")]})
-    assert verdict_of(runs, "kernel")[0] == analysis.INCONCLUSIVE
+    assert verdict_of(runs, "kernel")[0] in (inference.NOT_TESTED, inference.INCONCLUSIVE)
 
 
-def test_claim_needs_agreement_and_half_of_the_comparisons_decided():
-    up = kernel_runs({3: [0.50, 0.51], 9: [0.70, 0.71]}, epochs=2)
-    flat = [kernel_runs({3: [0.40, 0.60], 9: [0.41, 0.61]}, epochs=e) for e in (4, 6)]
-    verdict, evidence, _ = verdict_of(pd.concat([up, flat[0]], ignore_index=True), "kernel")
-    assert verdict == analysis.SUPPORTED  # one of two decided, and it agrees
-    verdict, evidence, _ = verdict_of(pd.concat([up, *flat], ignore_index=True), "kernel")
-    assert verdict == analysis.INCONCLUSIVE  # one of three decided
-    assert "Fewer than half" in evidence and evidence.count("setup ") == 3  # every line's evidence is shown
+def test_the_lead_setup_is_the_longest_training_and_p_values_are_holm_adjusted():
+    short = kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}, epochs=2)
+    long = kernel_runs({3: [0.60, 0.62, 0.61], 9: [0.61, 0.60, 0.62]}, epochs=6)
+    runs = pd.concat([short, long], ignore_index=True)
+    verdict, evidence, _ = verdict_of(runs, "kernel")
+    assert verdict == inference.INCONCLUSIVE  # the 6-epoch setup leads, and it shows no effect
+    assert evidence.startswith("inconclusive for ConvMixer-16/1 after 6 epochs")
+    assert "consistent with the claim for ConvMixer-16/1 after 2 epochs" in evidence
+    claim = analysis.claims_json(runs)["claims"][1]
+    assert claim["regime"].startswith("ConvMixer-16/1 after 6 epochs") and claim["setups"] == ["B", "A"]
+    ps = {t["setup"]: (t["p"], t["p_holm"]) for t in claim["tests"]}
+    assert ps["A"][1] == pytest.approx(min(1.0, 2 * ps["A"][0]), rel=1e-4) or ps["A"][1] >= ps["A"][0]
 
 
-def test_single_kernel_value_is_not_tested_at_this_budget():
+def test_single_kernel_value_is_not_tested():
     runs = kernel_runs({5: [0.5, 0.6]})
     verdict, evidence, _ = verdict_of(runs, "kernel")
-    assert verdict == analysis.NOT_TESTED_BUDGET
+    assert verdict == inference.NOT_TESTED
     assert "two or more kernel sizes" in evidence
-    # one patch size only as well
-    assert verdict_of(runs, "patch")[0] == analysis.NOT_TESTED_BUDGET
+    assert verdict_of(runs, "patch")[0] == inference.NOT_TESTED
 
 
 def test_patch_claim_direction():
     lower_with_bigger_patch = fake_runs([{"kernel_size": 5, "patch_size": p, "seed": s, "test_accuracy": a}
                                          for p, accs in {1: [0.8, 0.81], 4: [0.6, 0.61]}.items()
                                          for s, a in enumerate(accs)])
-    assert verdict_of(lower_with_bigger_patch, "patch")[0] == analysis.SUPPORTED
+    assert verdict_of(lower_with_bigger_patch, "patch")[0] == inference.CONSISTENT
     higher = lower_with_bigger_patch.assign(patch_size=lower_with_bigger_patch["patch_size"].map({1: 4, 4: 1}))
-    assert verdict_of(higher, "patch")[0] == analysis.NOT_SUPPORTED
-
-
-def test_contradicting_setups_are_inconclusive():
-    up = kernel_runs({3: [0.50, 0.51], 9: [0.70, 0.71]}, epochs=2)
-    down = kernel_runs({3: [0.70, 0.71], 9: [0.50, 0.51]}, epochs=4)
-    verdict, evidence, _ = verdict_of(pd.concat([up, down], ignore_index=True), "kernel")
-    assert verdict == analysis.INCONCLUSIVE
-    assert "contradict" in evidence
+    assert verdict_of(higher, "patch")[0] == inference.CONTRADICTS
 
 
 def test_runs_of_different_budgets_are_not_compared():
@@ -149,13 +134,13 @@ def test_runs_of_different_budgets_are_not_compared():
     runs = pd.concat([kernel_runs({3: [0.5, 0.5]}, epochs=2), kernel_runs({9: [0.9, 0.9]}, epochs=4)],
                      ignore_index=True)
     assert len(analysis.comparable_groups(runs)) == 2
-    assert verdict_of(runs, "kernel")[0] == analysis.NOT_TESTED_BUDGET
+    assert verdict_of(runs, "kernel")[0] == inference.NOT_TESTED
 
 
 def test_architecture_claim_is_not_tested_with_a_reason():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.5], 5: [0.6]}), "architectures")
-    assert verdict == analysis.NOT_TESTED
-    assert "only ConvMixer" in evidence and "no" in evidence
+    assert verdict == inference.NOT_TESTED
+    assert "every completed run is a ConvMixer" in evidence
 
 
 def test_comparison_table_lists_published_rows_not_run():
@@ -251,7 +236,7 @@ def test_jpeg_sentence_only_for_lossy_sources():
 def test_empty_results_give_sentences_not_errors():
     empty = pd.DataFrame(columns=COLUMNS)
     assert "no completed runs" in analysis.scope(empty)
-    assert set(analysis.verdicts(empty)["verdict"]) == {analysis.NOT_TESTED, analysis.NOT_TESTED_BUDGET}
+    assert set(analysis.verdicts(empty)["verdict"]) == {inference.NOT_TESTED}
     assert analysis.cost_table(empty).empty and analysis.skipped(empty).empty
     assert analysis.trend(empty, "kernel_size").empty
     assert all(t.empty for t in analysis.provenance(empty).values())
@@ -330,7 +315,7 @@ def test_analysis_on_real_runs(results_dir):
     assert (runs["status"] == "completed").sum() == len(CONFIGS)
     v = analysis.verdicts(runs)
     assert len(v) == len(analysis.CLAIMS)
-    assert v.iloc[1]["verdict"] != analysis.NOT_TESTED_BUDGET  # both kernels ran on both patch lines
+    assert v.iloc[1]["verdict"] != inference.NOT_TESTED  # both kernels ran on both patch lines
     table = analysis.comparison_table(runs, load_reference())
     ours = table[table["n"] > 0].set_index(["patch", "kernel"])["n"].to_dict()
     assert ours == {(2, 3): 2, (2, 5): 2, (4, 3): 1, (4, 5): 1}
@@ -366,8 +351,13 @@ def test_report_has_every_section_and_no_code(built):
     skipped = parse_table(page, "skipped-table")
     assert list(skipped["folder"]) == ["broken_run"] and "params.json" in skipped.iloc[0]["reason"]
     assert JPEG_PHRASE not in text
-    # the executed notebook is kept next to the report
-    assert (path.parent / "report.ipynb").exists()
+    # the executed notebook is not kept (it is not committed); the verdicts are, as data
+    assert not (path.parent / "report.ipynb").exists()
+    claims = json.loads((path.parent / "claims.json").read_text())
+    assert [c["id"] for c in claims["claims"]] == [c["id"] for c in analysis.CLAIMS]
+    shown = {c["id"]: c["verdict"] for c in claims["claims"]}
+    table = parse_table(page, "verdict-table")
+    assert list(table["verdict"]) == [shown[c["id"]] for c in analysis.CLAIMS]
 
 
 @pytest.mark.slow
@@ -381,7 +371,7 @@ def test_empty_results_folder_renders(tmp_path):
     text = BeautifulSoup(page, "html.parser").get_text(" ")
     assert "There are no completed runs" in text
     assert "No kernel-size trend to show" in text and "there are no learning curves" in text
-    assert "not tested at this budget" in text
+    assert "not tested" in text and "Not tested: there are no completed runs" in text
     assert set(parse_table(page, "comparison-table")["our accuracy (%)"]) == {"not run"}
 
 
@@ -404,6 +394,14 @@ def test_adding_a_run_changes_the_report(results_dir, built, tmp_path):
 
 
 @pytest.mark.slow
+def test_rebuilding_from_the_same_records_gives_the_same_bytes(built, results_dir, tmp_path):
+    path, page = built
+    again = report.build_report(results=results_dir, out=tmp_path / "index.html", readme=None)
+    assert again.read_text(encoding="utf-8") == page
+    assert (tmp_path / "claims.json").read_bytes() == (path.parent / "claims.json").read_bytes()
+
+
+@pytest.mark.slow
 def test_failed_execution_keeps_the_previous_report(built, tmp_path):
     path, page = built
     bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('results_dir = "x"'),
@@ -412,11 +410,11 @@ def test_failed_execution_keeps_the_previous_report(built, tmp_path):
     bad.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb_path = tmp_path / "bad.ipynb"
     nbformat.write(bad, nb_path)
-    kept = (path.parent / "report.ipynb").read_bytes()
+    kept = (path.parent / "claims.json").read_bytes()
     with pytest.raises(report.ReportError, match="left unchanged"):
         report.build_report(results=tmp_path, out=path, notebook=nb_path, readme=None)
     assert path.read_text(encoding="utf-8") == page
-    assert (path.parent / "report.ipynb").read_bytes() == kept
+    assert (path.parent / "claims.json").read_bytes() == kept
     assert (path.parent / "report.failed.ipynb").exists()
 
 

@@ -55,7 +55,13 @@ cells += [
          "    report.bullets([c[\"claim\"] for c in analysis.CLAIMS], ordered=True),\n"
          "    '<a id=\"verdicts\"></a>',\n"
          "    report.verdict_table(analysis.verdicts(runs)),\n"
-         "    note(analysis.VERDICT_RULE + \" Each verdict links to the figure or table that carries it.\"),\n"
+         "    note(analysis.VERDICT_RULE + \" Each verdict links to the figure or table that carries it; \"\n"
+         "         \"the same verdicts are in claims.json beside this page.\"),\n"
+         "    \"<p>Like-for-like rows with the reference report (same model, patch, kernel, epochs and recipe):</p>\",\n"
+         "    report.bullets(analysis.reproduction_sentences(runs, reference)\n"
+         "                   or [\"No completed run matches a reference-report row like for like.\"]),\n"
+         "    \"<p>What the reference report's own published numbers show:</p>\",\n"
+         "    report.bullets(analysis.reference_report_observations(reference)),\n"
          ")"),
 
     section("comparison", "## 2. Original versus reproduction",
@@ -83,10 +89,13 @@ cells += [
     code("show(report.trend_section(runs, reference, \"kernel_size\"))"),
     section("trend-patch", "### 3.2 Accuracy versus patch size"),
     code("show(report.trend_section(runs, reference, \"patch_size\"))"),
+    section("trend-published", "### 3.3 These trends beside the published ones"),
+    code("show(report.published_trends_section(runs, reference))"),
 
     section("learning-curves", "## 4. Learning curves",
-            "Every run, grouped by configuration: training and held-out (validation, or test for recipes "
-            "without a validation split) accuracy and loss per epoch."),
+            "One figure per setup, a panel per configuration: held-out (validation, or test for recipes "
+            "without a validation split) and training accuracy per epoch, one colour per seed, and whether "
+            "the setup's training converged."),
     code("show(report.learning_curves_section(runs))"),
 
     section("cost", "## 5. Cost",
