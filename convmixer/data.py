@@ -16,7 +16,10 @@ Design notes (why it looks like this):
 * Archives are read in place (tarfile/zipfile), never extracted, so a hostile
   archive cannot write outside a temp dir and nothing needs cleaning up.
 * The python release is a pickle; it is read with a restricted unpickler that
-  only admits numpy's array-reconstruction helpers.
+  only admits numpy's array-reconstruction helpers (and ``_codecs.encode`` for
+  latin-1 text, how Python 3 writes bytes at pickle protocol 2). Every array a
+  pickle declares is bounded by the file's own length before it is allocated,
+  and each batch by CIFAR-10's (at most 10,000 rows of 3,072 uint8 values).
 * Every failure is a :class:`DataError` with a one-line message naming the file:
   a reproducibility study must fail loudly and clearly, not with a traceback
   from deep inside tarfile or PIL.
@@ -623,17 +626,50 @@ _PICKLE_ALLOWED = {
 }
 
 
-class _CifarUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild numpy arrays and nothing else executable."""
+_BATCH_ROWS = 10_000  # every CIFAR-10 batch, training or test, holds 10,000 images
 
-    def __init__(self, file, label: str):
+
+def _latin1_bytes(text, encoding="latin1"):
+    """``_codecs.encode`` as protocol-2 pickles use it (bytes written as latin-1 text), and only that."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise DataError(f"refuses _codecs.encode({type(text).__name__}, {encoding!r}): not a plain CIFAR-10 pickle")
+    return text.encode("latin1")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild numpy arrays and nothing else executable.
+
+    ``_reconstruct`` allocates the shape it is given before any data arrives, so
+    a few forged bytes could ask for gigabytes (or yield an all-zero array):
+    every declared array must fit in the pickle's own ``limit`` bytes.
+    """
+
+    def __init__(self, file, label: str, limit: int):
         super().__init__(file, encoding="bytes")  # originals are Python 2 pickles
         self._label = label
+        self._limit = limit
+
+    def _bounded_reconstruct(self, subtype, shape, dtype):
+        if subtype is not np.ndarray:
+            raise DataError(f"refuses to rebuild {subtype!r} from {self._label}: not a plain CIFAR-10 pickle")
+        try:
+            dims = [int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,))]
+            nbytes = int(np.prod(dims, dtype=object)) * np.dtype(dtype).itemsize
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{self._label}: unreadable array declaration ({err})") from err
+        if min(dims, default=0) < 0 or nbytes > self._limit:
+            raise DataError(f"{self._label}: declares an array of shape {tuple(dims)} ({nbytes:,} bytes) in a "
+                            f"{self._limit:,}-byte file (truncated or forged)")
+        return _numpy_attr(_MULTIARRAY, "_reconstruct")(subtype, tuple(dims), dtype)
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         entry = _PICKLE_ALLOWED.get((module, name))
         if entry is None:
             raise DataError(f"refuses to load {module}.{name} from {self._label}: not a plain CIFAR-10 pickle")
+        if name == "_reconstruct":
+            return self._bounded_reconstruct
         return _numpy_attr(*entry)
 
     def persistent_load(self, pid):
@@ -642,7 +678,7 @@ class _CifarUnpickler(pickle.Unpickler):
 
 def _safe_unpickle(blob: bytes, label: str) -> dict:
     try:
-        obj = _CifarUnpickler(io.BytesIO(blob), label).load()
+        obj = _CifarUnpickler(io.BytesIO(blob), label, len(blob)).load()
     except DataError:
         raise
     except Exception as err:  # pickle/numpy raise many types on corrupt input
@@ -664,9 +700,13 @@ def _python_batch(blob: bytes, label: str) -> tuple[np.ndarray, np.ndarray]:
     obj = _safe_unpickle(blob, label)
     data = _get_key(obj, "data", label)
     labels = _get_key(obj, "labels", label)
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072
+            or not 0 < data.shape[0] <= _BATCH_ROWS):
         shape = getattr(data, "shape", None)
-        raise DataError(f"{label}: 'data' must be a uint8 array of shape (N, 3072), got {type(data).__name__} {shape}")
+        raise DataError(f"{label}: 'data' must be a uint8 array of shape (N, 3072) with 1 <= N <= {_BATCH_ROWS:,}, "
+                        f"got {type(data).__name__} {getattr(data, 'dtype', '')} {shape}")
+    if isinstance(labels, (list, tuple)) and len(labels) != len(data):
+        raise DataError(f"{label}: {len(data)} images but {len(labels)} labels")
     try:
         y = np.asarray(labels, dtype=np.int64).reshape(-1)
     except (TypeError, ValueError) as err:

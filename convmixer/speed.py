@@ -28,6 +28,50 @@ def prefer_onednn():
         os.environ.setdefault(ONEDNN_VARIABLE, "1")
 
 
+QUIET_MARK = "CONVMIXER_QUIET_TF"  # set when this package (not the user) chose TF_CPP_MIN_LOG_LEVEL
+
+
+def quiet_tensorflow_logs() -> bool:
+    """Keep TensorFlow's C++ start-up lines off stderr, unless the user set TF_CPP_MIN_LOG_LEVEL.
+
+    Called by the command line and the training notebook; child processes (the
+    sweep's notebook kernels) inherit the choice. Returns whether logs are quiet.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and os.environ.get(QUIET_MARK) != "1":
+        return False  # the user's own setting wins
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ[QUIET_MARK] = "1"
+    return True
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow now, with stderr's file descriptor on /dev/null during the import.
+
+    Since TensorFlow 2.19, TF_CPP_MIN_LOG_LEVEL no longer silences the lines its
+    C++ libraries print while loading ("All log messages before
+    absl::InitializeLog() ...", "oneDNN custom operations are on", "Could not
+    find cuda drivers", each twice), so an error message would come after nine
+    lines of them. Does nothing unless ``quiet_tensorflow_logs`` is in effect;
+    an import error still reaches the user (raised after stderr is restored).
+    """
+    import importlib.util
+
+    if "tensorflow" in sys.modules or os.environ.get(QUIET_MARK) != "1":
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def onednn_enabled(backend="tensorflow"):
     """Whether the imported TensorFlow runs oneDNN kernels (None if Keras does not run on TensorFlow)."""
     if backend != "tensorflow" or "tensorflow" not in sys.modules:

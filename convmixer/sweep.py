@@ -8,10 +8,15 @@ A grid file (YAML)::
     runs:                                                      # explicit extra runs, merged onto base
       - {patch_size: 1, kernel_size: 3, epochs: 40}
 
-Each run lives in ``RESULTS/runs/<run id>/``. A run is done when its
-``metrics.json`` says "completed" for the same configuration hash; a run with a
+Each run lives in ``RESULTS/runs/<run id>/``. A run is done when its record
+passes ``records.validate_record`` for the same configuration hash; a run with a
 checkpoint resumes from it; a failed run leaves ``error.json`` and the executed
 notebook showing where it failed, and the sweep goes on with the others.
+
+Every run is trained under its lock (``records.acquire_lock``), so sweeps
+started at the same time on one results folder train each run once: a run
+locked by another live process is reported as "running elsewhere" and skipped.
+A corrupt record is moved to ``RESULTS/corrupt/`` (never deleted) and re-run.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -87,22 +93,18 @@ def load_grid(path) -> list[RunConfig]:
     return configs
 
 
-def run_state(config: RunConfig, run_dir: Path) -> str:
-    """'done', 'resume' (checkpoint present), 'failed' (last attempt failed) or 'todo'."""
-    metrics = run_dir / records.METRICS
-    if metrics.exists():
-        try:
-            m = records.read_json(metrics)
-            p = records.read_json(run_dir / records.PARAMS)
-            if m.get("status") == "completed" and p.get("config_hash") == config.config_hash:
-                return "done"
-        except (OSError, ValueError):
-            pass
-    if (run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE).exists():
+ORPHAN_WAIT = 60.0  # seconds to wait for a killed sweep's leftover kernel to end (see records.lock_orphaned)
+STATES = ("done", "resume", "failed", "corrupt", "elsewhere", "todo")
+
+
+def _state_of(check: records.RecordState) -> str:
+    if check.state == "completed":
+        return "done"
+    if check.state == "corrupt":
+        return "corrupt"
+    if check.resumable:
         return "resume"
-    if (run_dir / records.ERROR).exists():
-        return "failed"
-    return "todo"
+    return "failed" if check.state == "failed" else "todo"
 
 
 def data_mismatch(config: RunConfig, run_dir: Path) -> str | None:
@@ -128,78 +130,191 @@ class PlannedRun:
     config: RunConfig
     run_dir: Path
     state: str
+    problem: str | None = None  # why a record is corrupt
 
 
 def plan(configs, results_dir) -> list[PlannedRun]:
     runs_dir = Path(results_dir) / "runs"
-    return [PlannedRun(c, runs_dir / c.run_id, run_state(c, runs_dir / c.run_id)) for c in configs]
+    planned = []
+    for c in configs:
+        run_dir = runs_dir / c.run_id
+        check = records.validate_record(run_dir, c.config_hash)
+        state = _state_of(check)
+        holder = records.lock_holder(run_dir) if state != "done" else None
+        if holder is not None and not records.lock_orphaned(holder):  # an orphan is waited for, then run
+            state = "elsewhere"
+        planned.append(PlannedRun(c, run_dir, state, check.problem if state == "corrupt" else None))
+    return planned
 
 
-def notebook_parameters(config: RunConfig, run_dir: Path) -> dict:
-    return config.to_dict() | {"out_dir": str(run_dir)}
+def notebook_parameters(config: RunConfig, run_dir: Path, lock_token: str | None = None) -> dict:
+    return config.to_dict() | {"out_dir": str(run_dir), "run_lock": lock_token}
 
 
-def _record_failure(run_dir: Path, config: RunConfig, error: str, notebook: bool, tb: str = ""):
-    records.atomic_write_json(
-        run_dir / records.ERROR,
-        {"status": "failed", "run_id": config.run_id, "error": error[:4000], "traceback": tb[-8000:],
-         "notebook": records.NOTEBOOK if notebook else None},
-    )
+def _record_failure(run_dir: Path, config: RunConfig, error: str, notebook: bool, tb: str = "") -> str | None:
+    """Write error.json; returns None, or the one-line reason it could not be written (never raises).
+
+    A run refused before its notebook wrote params.json gets that too, so the
+    failed folder still says which configuration failed.
+    """
+    try:
+        records.atomic_write_json(
+            run_dir / records.ERROR,
+            {"status": "failed", "run_id": config.run_id, "error": error[:4000], "traceback": tb[-8000:],
+             "notebook": records.NOTEBOOK if notebook else None},
+        )
+        if not (run_dir / records.PARAMS).exists():
+            records.atomic_write_json(run_dir / records.PARAMS,
+                                      config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash})
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
-def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=True) -> tuple[str, Path]:
-    """Execute the training notebook for one run; returns ('completed' | 'failed', folder with its record).
+class Outcome(NamedTuple):
+    """One run's result: status ('completed', 'failed', 'skipped' or 'elsewhere'), the folder
+    holding the attempt's record, and a one-line note (the error, or what was tidied or moved)."""
+
+    status: str
+    where: Path
+    note: str = ""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"
+    return " ".join(str(text).split())
+
+
+def _keep_failed_attempt(run_dir: Path, results_dir: Path) -> Path | None:
+    """Move a failed forced attempt out of the way of the record it replaced; None if it had to go."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for target in (results_dir / "failed-attempts" / f"{run_dir.name}-{stamp}",
+                   results_dir / ".previous" / f"{run_dir.name}.failed-{stamp}"):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, target)
+            return target
+        except OSError:
+            continue
+    # Nowhere to keep it (e.g. the disk is full): the good record matters more than a failed attempt.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return None
+
+
+def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=True) -> Outcome:
+    """Execute the training notebook for one run under its lock; returns an Outcome.
 
     Failures are recorded (error.json and the executed notebook), never raised.
     ``replace`` re-runs a completed run: its record is moved to
     ``RESULTS/.previous/<run id>`` and restored if the new attempt fails (the
     failed attempt then goes to ``RESULTS/failed-attempts/``), so a forced re-run
-    never loses a good record. An interrupted forced re-run is resumed by the
-    next sweep, and the kept record is restored if that attempt fails.
+    never loses a good record, even when the disk is full. An interrupted forced
+    re-run is resumed by the next sweep, and the kept record is restored if that
+    attempt fails. A run another live process holds is not touched ('elsewhere');
+    one completed meanwhile (by another sweep) is 'skipped'.
     """
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            lock = records.acquire_lock(run_dir, what="sweep")
+            break
+        except records.RunLocked as exc:
+            # A kernel left by a killed sweep still holds it: ipykernel ends it within seconds.
+            if records.lock_orphaned(exc.owner) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            return Outcome("elsewhere", run_dir, str(exc))
+        except OSError as exc:
+            return Outcome("failed", run_dir, str(records.write_error(records.lock_path(run_dir), exc)))
+    try:
+        return _execute_locked(config, run_dir, lock, replace, log_output)
+    except Exception as exc:  # a bug or an unexpected I/O error must not stop the other runs
+        return Outcome("failed", run_dir, _one_line(exc))
+    finally:
+        lock.release()
+
+
+def _execute_locked(config, run_dir, lock, replace, log_output) -> Outcome:
+    results_dir = run_dir.parent.parent
+    previous = _previous(run_dir)
+    notes = []
+    check = records.validate_record(run_dir, config.config_hash)
+    if check.state == "completed" and previous.exists():
+        shutil.rmtree(previous)  # killed just after a forced re-run completed: the new record won
+    if check.state == "completed" and not replace:
+        tidied = records.tidy_completed(run_dir)
+        return Outcome("skipped", run_dir, "completed meanwhile" + (f"; tidied: {', '.join(tidied)}" if tidied else ""))
+    status, failure = "failed", None
+    try:
+        if check.state == "corrupt":
+            aside = records.move_aside(run_dir, results_dir, check.problem)
+            notes.append(f"corrupt record ({check.problem}) moved to {aside}")
+        if replace and run_dir.exists():
+            if previous.exists():  # an earlier forced attempt was interrupted: drop it, keep the good record
+                shutil.rmtree(run_dir)
+            else:
+                previous.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(run_dir, previous)
+        status, failure = _attempt(config, run_dir, lock, log_output, notes)
+    except Exception as exc:  # whatever happened, the restore below still runs
+        status, failure = "failed", _one_line(exc)
+    where = run_dir
+    if previous.exists():
+        if status == "completed":
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            where = _keep_failed_attempt(run_dir, results_dir) or run_dir
+            try:
+                os.replace(previous, run_dir)
+                notes.append("the previous complete record was kept")
+            except OSError as exc:
+                notes.append(f"the previous complete record is in {previous} "
+                             f"(cannot move it back: {exc.strerror or exc})")
+    if failure:
+        notes.insert(0, failure)
+    return Outcome(status, where, "; ".join(notes))
+
+
+def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]:
+    """Run the notebook into ``run_dir``; ('completed', None) or ('failed', one-line reason). Never raises OSError."""
     import papermill as pm
 
-    results_dir = run_dir.parent.parent
-    previous = results_dir / ".previous" / run_dir.name
-    if replace and run_dir.exists():
-        if previous.exists():  # an earlier forced attempt was interrupted: drop it, keep the good record
-            shutil.rmtree(run_dir)
-        else:
-            previous.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(run_dir, previous)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    partial = run_dir / f".partial.{records.NOTEBOOK}"
-    partial.unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        partial = records.partial_notebook(run_dir)
+        partial.unlink(missing_ok=True)
+    except OSError as exc:
+        return "failed", str(records.write_error(run_dir, exc))
+    failure = None
     try:
         # No cwd: the kernel starts in the sweep's working directory, so relative
         # paths (results, data) mean the same in the sweep and in the notebook.
         pm.execute_notebook(
-            str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir),
+            str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir, lock.token),
             kernel_name="python3", progress_bar=False, log_output=log_output,
         )
-        status = "completed"
     except Exception as exc:  # the run failed: record it and let the sweep continue
-        status = "failed"
         # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
-        error = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"
-        _record_failure(run_dir, config, error, partial.exists(), traceback.format_exc())
-    if partial.exists():
-        os.replace(partial, run_dir / records.NOTEBOOK)
-    if status == "completed" and run_state(config, run_dir) != "done":
-        status = "failed"
-        _record_failure(run_dir, config, "the notebook finished without a complete record for configuration "
-                        f"{config.config_hash}", True)
-    where = run_dir
-    if previous.exists():
-        if status == "completed":
-            shutil.rmtree(previous)
-        else:
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            where = results_dir / "failed-attempts" / f"{run_dir.name}-{stamp}"
-            where.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(run_dir, where)
-            os.replace(previous, run_dir)
-    return status, where
+        failure = _one_line(exc)
+        unwritten = _record_failure(run_dir, config, failure, partial.exists(), traceback.format_exc())
+        if unwritten:
+            notes.append(unwritten)
+    try:
+        if partial.exists():
+            os.replace(partial, run_dir / records.NOTEBOOK)
+    except OSError:
+        pass
+    if failure:
+        return "failed", failure
+    check = records.validate_record(run_dir, config.config_hash)
+    if check.state != "completed":
+        failure = f"the notebook finished without a complete record for configuration {config.config_hash}: " \
+                  f"{check.problem}"
+        unwritten = _record_failure(run_dir, config, failure, True)
+        if unwritten:
+            notes.append(unwritten)
+        return "failed", failure
+    return "completed", None
 
 
 def check_data_sources(configs):
@@ -211,8 +326,12 @@ def check_data_sources(configs):
     is downloaded into Keras' cache, and each run reads them from there.
     """
     from .data import DataError, load_cifar10, resolve_source
+    from .speed import import_tensorflow_quietly, quiet_tensorflow_logs
 
-    for source in sorted({resolve_source(c.data) for c in configs}):
+    sources = sorted({resolve_source(c.data) for c in configs})
+    if "cifar10" in sources and quiet_tensorflow_logs():
+        import_tensorflow_quietly()  # the canonical download goes through keras.utils.get_file
+    for source in sources:
         try:
             load_cifar10(source)
         except DataError as exc:
@@ -220,17 +339,50 @@ def check_data_sources(configs):
 
 
 def _print_plan(planned, stream, replace=frozenset()):
-    counts = {s: sum(p.state == s for p in planned) for s in ("done", "resume", "failed", "todo")}
+    counts = {s: sum(p.state == s for p in planned) for s in STATES}
     done = counts["done"] - len(replace)
     print(
         f"plan: {len(planned)} runs: {done} done (skipped), {len(replace)} done but forced (re-run), "
-        f"{counts['resume']} to resume, {counts['failed']} previously failed (retried), {counts['todo']} to run",
+        f"{counts['resume']} to resume, {counts['failed']} previously failed (retried), {counts['todo']} to run, "
+        f"{counts['corrupt']} corrupt (moved aside, re-run), {counts['elsewhere']} running elsewhere (skipped)",
         file=stream,
     )
     for p in planned:
         state = "force" if p.config.run_id in replace else p.state
-        note = data_mismatch(p.config, p.run_dir) if p.state == "done" else None
-        print(f"  {state:7s} {p.config.run_id}" + (f"  [note: {note}]" if note else ""), file=stream)
+        note = data_mismatch(p.config, p.run_dir) if p.state == "done" else p.problem
+        print(f"  {state:9s} {p.config.run_id}" + (f"  [note: {note}]" if note else ""), file=stream)
+
+
+def _previous(run_dir: Path) -> Path:
+    """Where a forced re-run keeps the completed record it replaces until it completes."""
+    return run_dir.parent.parent / ".previous" / run_dir.name
+
+
+def _has_leftovers(run_dir: Path) -> bool:
+    return ((run_dir / records.CHECKPOINT_DIR).exists() or records.partial_notebook(run_dir).exists()
+            or _previous(run_dir).exists()
+            or (run_dir / records.ERROR).exists() or records.lock_path(run_dir).exists()
+            or any(p.name.endswith(".tmp") or ".partial" in p.name for p in run_dir.glob(".*")))
+
+
+def tidy_done_runs(planned, stream):
+    """Remove what kills left beside completed records (checkpoints, partial notebooks, stale locks)."""
+    for p in planned:
+        if p.state != "done" or not _has_leftovers(p.run_dir):
+            continue
+        try:
+            with records.acquire_lock(p.run_dir, what="tidy"):
+                if records.validate_record(p.run_dir, p.config.config_hash).state == "completed":
+                    done = records.tidy_completed(p.run_dir)
+                    if _previous(p.run_dir).exists():  # a forced re-run completed, then was killed
+                        shutil.rmtree(_previous(p.run_dir), ignore_errors=True)
+                        done.append("removed the replaced record kept in .previous/")
+                    if done:
+                        print(f"  tidied  {p.config.run_id}: {', '.join(done)}", file=stream)
+        except records.RunLocked:
+            continue  # another process is at it
+        except OSError as exc:
+            print(f"  cannot tidy {p.config.run_id}: {exc}", file=stream)
 
 
 class _CellOutput(logging.Filter):
@@ -270,12 +422,16 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     _print_plan(planned, stream, replace)
     if dry_run:
         return 0
+    tidy_done_runs([p for p in planned if p.config.run_id not in replace], stream)
+    # A run another process holds now may be free by the time its turn comes: execute_run decides.
     todo = [p for p in planned if p.state != "done" or p.config.run_id in replace]
     check_data_sources([p.config for p in todo])
     _show_notebook_output(stream)
     # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0}
+    from .speed import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
+    summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0, "elsewhere": 0}
     failed = []
 
     from tqdm.auto import tqdm
@@ -288,17 +444,21 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
                        for p in todo}
             for fut in cf.as_completed(futures):  # results are counted here, in the main thread
                 p = futures[fut]
-                status, where = fut.result()
-                summary[status] += 1
-                if status == "failed":
-                    failed.append((p, where))
+                outcome = fut.result()
+                summary[outcome.status] += 1
+                if outcome.status == "failed":
+                    failed.append((p, outcome))
                 bar.update(1)
-                bar.write(f"{status:9s} {p.config.run_id}", file=stream)
+                label = "running elsewhere" if outcome.status == "elsewhere" else outcome.status
+                note = outcome.note if outcome.status != "failed" else ""
+                bar.write(f"{label:9s} {p.config.run_id}" + (f"  [{note}]" if note else ""), file=stream)
     print(
-        f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed",
+        f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed, "
+        f"{summary['elsewhere']} running elsewhere",
         file=stream,
     )
-    for p, where in failed:
-        kept = " (the previous complete record was kept)" if where != p.run_dir else ""
-        print(f"  failed: {p.config.run_id}: see {where / records.ERROR}{kept}", file=stream)
+    for p, outcome in failed:
+        error = outcome.where / records.ERROR
+        see = f"; see {error}" if error.exists() else ""
+        print(f"  failed: {p.config.run_id}: {outcome.note or 'failed'}{see}", file=stream)
     return 1 if failed else 0

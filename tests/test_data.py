@@ -170,7 +170,7 @@ def test_python_tarball_exact(tmp_path, arrays, cache):
     assert_same_arrays(ds, arrays)
     assert ds.class_names == CIFAR10_CLASSES
     assert ds.source == tgz and not ds.lossy_jpeg
-    assert "python" in ds.description and tgz in ds.description
+    assert "python" in ds.description and os.path.basename(tgz) in ds.description  # records name files portably
 
 
 @pytest.mark.parametrize(
@@ -230,7 +230,7 @@ def test_jpeg_zip_is_flagged_lossy(tmp_path, cache):
     np.testing.assert_array_equal(ds.y_test, y_te)
     assert np.abs(ds.x_train.astype(int) - x_tr).mean() < 4  # close, not exact
     assert ds.lossy_jpeg
-    assert "JPEG" in ds.description and "lossy" in ds.description and zpath in ds.description
+    assert "JPEG" in ds.description and "lossy" in ds.description and os.path.basename(zpath) in ds.description
     assert data.describe_source(zpath) == ds.description
 
 
@@ -665,3 +665,57 @@ def test_take_subset_errors():
             data.take_subset(x, y, bad)
     with pytest.raises(DataError, match=r"^train_subset=101 exceeds the 100 available"):
         data.take_subset(x, y, 101, name="train_subset")
+
+
+# --------------------------------------------------------------------------
+# Forged array sizes and protocol-2 pickles (issue 13)
+# --------------------------------------------------------------------------
+
+class _Declared:
+    """Pickles as numpy's ``_reconstruct(ndarray, shape, dtype)`` alone: an array declared, no data sent."""
+
+    def __init__(self, shape, code):
+        self.shape, self.code = shape, code
+
+    def __reduce__(self):
+        return (data._numpy_attr(data._MULTIARRAY, "_reconstruct"), (np.ndarray, self.shape, self.code))
+
+
+def _forged_batch(rows):
+    """About 150 bytes declaring a full batch: once loaded as all-zero images, all labelled 0."""
+    return pickle.dumps({b"data": _Declared((rows, 3072), b"B"), b"labels": _Declared((rows,), b"q")}, protocol=3)
+
+
+@pytest.mark.parametrize("rows", [10_000, 1_000_000])
+def test_declared_array_sizes_are_bounded_by_the_payload(tmp_path, arrays, cache, rows):
+    src = write_python(tmp_path / "cifar-10-batches-py", arrays)
+    blob = _forged_batch(rows)
+    assert len(blob) < 200
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        with open(os.path.join(src, name), "wb") as fh:
+            fh.write(blob)
+    with pytest.raises(DataError, match=rf"declares an array of shape \({rows}, 3072\) .* in a {len(blob)}-byte file"):
+        load_cifar10(src, cache_dir=cache)
+    assert not os.listdir(cache) if os.path.isdir(cache) else True  # nothing cached
+
+
+def test_more_rows_than_a_cifar_batch_are_refused(tmp_path, arrays, cache):
+    src = write_python(tmp_path / "cifar-10-batches-py", arrays)
+    with open(os.path.join(src, "data_batch_1"), "wb") as fh:
+        pickle.dump({b"data": np.zeros((10_001, 3072), np.uint8), b"labels": [0] * 10_001}, fh, protocol=3)
+    with pytest.raises(DataError, match=r"data_batch_1: 'data' must be a uint8 array .* N <= 10,000"):
+        load_cifar10(src, cache_dir=cache)
+
+
+def test_protocol_2_pickles_load_and_codecs_stays_narrow(tmp_path, arrays, cache):
+    src = write_python(tmp_path / "cifar-10-batches-py", arrays, protocol=2)
+    assert b"_codecs" in open(os.path.join(src, "data_batch_1"), "rb").read()  # how Python 3 writes bytes at 2
+    ds = load_cifar10(src, cache_dir=cache)
+    np.testing.assert_array_equal(ds.x_train, arrays[0])
+    np.testing.assert_array_equal(ds.y_test, arrays[3])
+    # the same callable with anything but latin-1 text is refused
+    evil = b"\x80\x02}q\x00(C\x04dataq\x01c_codecs\nencode\nq\x02C\x03abcq\x03X\x06\x00\x00\x00base64q\x04\x86q\x05Rq\x06u."
+    with open(os.path.join(src, "data_batch_1"), "wb") as fh:
+        fh.write(evil)
+    with pytest.raises(DataError, match=r"refuses _codecs.encode"):
+        load_cifar10(src, cache_dir=tmp_path / "other-cache")

@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import subprocess
@@ -163,13 +164,17 @@ def test_cli_errors_are_one_line_and_nonzero(args, needle, tmp_path):
 
 def test_cli_trains_a_run(tmp_path):
     out = tmp_path / "cli"
+    # Without the test suite's own TF_CPP_MIN_LOG_LEVEL: the CLI must quiet TensorFlow's C++ logs itself.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run(
         [sys.executable, "-m", "convmixer", "train", "--width", "8", "--depth", "1", "--patch-size", "4",
          "--kernel-size", "3", "--epochs", "1", "--batch-size", "100", "--data", "synthetic:200:50",
          "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    for chatter in ("absl::InitializeLog", "oneDNN custom operations", "cuda drivers", "cpu_feature_guard"):
+        assert chatter not in proc.stderr, proc.stderr[-2000:]
     epoch_lines = [line for line in proc.stdout.splitlines() if " epoch " in line]
     assert len(epoch_lines) == 1 and "img/s" in epoch_lines[0]
     assert json.loads((out / records.METRICS).read_text())["status"] == "completed"
@@ -231,3 +236,31 @@ def test_mixed_precision_run_trains_with_float32_logits_and_records_it(tmp_path)
     assert metrics["speed"]["precision"] == "mixed_bfloat16"
     assert metrics["status"] == "completed" and metrics["test_accuracy"] > 0.2
     assert model.get_layer("logits").compute_dtype == "float32"
+
+
+def test_non_finite_loss_stops_the_run_and_records_it_as_failed(tmp_path, capsys):
+    from convmixer.__main__ import main
+
+    out = tmp_path / "diverged"
+    with pytest.raises(SystemExit) as info:  # lr 1e30 is finite and > 0 (valid), but the weights blow up
+        main(["train", "--width", "8", "--depth", "1", "--patch-size", "4", "--kernel-size", "3", "--epochs", "3",
+              "--batch-size", "50", "--data", "synthetic:200:50", "--recipe-overrides", '{"lr": 1e30}',
+              "--out", str(out)])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and len(err.strip().splitlines()) == 1 and "became non-finite" in err
+    assert not (out / records.METRICS).exists()
+    state = records.validate_record(out)
+    assert state.state == "failed" and "became non-finite" in state.problem
+    assert "NaN" not in (out / records.ERROR).read_text()  # standard JSON
+
+
+def test_progress_bar_within_each_epoch_changes_nothing_but_the_terminal(finished_run, tmp_path, capsys):
+    config, out, _ = finished_run
+    log = io.StringIO()
+    train(config, tmp_path / "bar", log=log, progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1/3" in err and "batch" in err and "img/s" in err  # tqdm: batches done, speed, time left
+    assert len([line for line in log.getvalue().splitlines() if " epoch " in line]) == 3  # one line per epoch
+    # the bar wraps the very batches the step takes: the same history as without it
+    np.testing.assert_array_equal(pd.read_csv(tmp_path / "bar" / records.HISTORY)[CURVE_COLUMNS].to_numpy(),
+                                  pd.read_csv(out / records.HISTORY)[CURVE_COLUMNS].to_numpy())

@@ -1,0 +1,147 @@
+"""The command line's refusals: one line, the right exit status, nothing written (issue 13)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convmixer import records
+from convmixer.__main__ import main, readme_to_update
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--width", "8", "--depth", "1", "--patch-size", "4", "--kernel-size", "3", "--epochs", "1",
+        "--batch-size", "50", "--data", "synthetic:200:50"]
+
+
+def run_main(argv, capsys):
+    """``main(argv)`` in this process: (exit status, stderr)."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code, capsys.readouterr().err
+
+
+# --- report: which README it may touch, and a missing results folder ---------------------------
+
+def test_report_refreshes_the_readme_only_for_the_repositorys_own_results(tmp_path):
+    scratch = ROOT / "scratch-results"  # under the repository root, like the folder that blanked README.md
+    assert readme_to_update(scratch, False) is None
+    assert readme_to_update(tmp_path, False) is None
+    assert readme_to_update(ROOT / "results", False) == "auto"
+    assert readme_to_update(tmp_path, True) == ROOT / "README.md"
+
+
+def test_report_cli_passes_that_choice_to_build_report(tmp_path, monkeypatch):
+    from convmixer import report
+
+    seen = []
+    monkeypatch.setattr(report, "build_report", lambda **kwargs: seen.append(kwargs["readme"]))
+    (tmp_path / "runs").mkdir()
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html")]) == 0
+    assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html"),
+                 "--update-readme"]) == 0
+    assert seen == [None, ROOT / "README.md"]
+
+
+def test_report_on_a_missing_folder_is_one_line_and_nonzero(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "report", "--results", "/nonexistent",
+                           "--out", str(tmp_path / "index.html")], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "python -m convmixer report: error: --results /nonexistent does not exist: give the results folder "
+        "(RESULTS/runs/<run id>/)"]
+    assert not (tmp_path / "index.html").exists()
+
+
+# --- train: refused inputs leave no folder and no traceback -------------------------------------
+
+def test_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    code, err = run_main(["train", *TINY, "--out", str(target)], capsys)
+    assert code == 2 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    assert target.read_text() == "mine"
+
+
+def test_out_holding_a_corrupt_record_is_one_line_and_untouched(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / records.PARAMS).write_text("{truncated")
+    code, err = run_main(["train", *TINY, "--out", str(out)], capsys)
+    assert code == 2 and "holds a corrupt record" in err and "params.json unreadable" in err
+    assert [p.name for p in out.iterdir()] == [records.PARAMS]
+
+
+def test_a_model_too_large_for_the_machine_is_refused_with_its_estimate(tmp_path, capsys):
+    code, err = run_main(["train", *TINY, "--width", "1000000000", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "needs at least" in err and "GiB" in err and "more than this machine's" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("torch") is not None, reason="torch is installed")
+def test_a_missing_backend_is_one_line(tmp_path, capsys):
+    code, err = run_main(["train", *TINY, "--backend", "torch", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "needs the torch package, which is not installed" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--train-subset", "10000"], "train_subset"),
+    (["--test-subset", "10000"], "test_subset"),
+])
+def test_data_refusals_create_no_run_folder(tmp_path, capsys, args, needle):
+    code, err = run_main(["train", *TINY, *args, "--out", str(tmp_path / "runs" / "r")], capsys)
+    assert code == 2 and needle in err
+    assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_a_run_locked_by_another_process_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "r"
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = records.lock_path(out)
+        lock.write_text(json.dumps({"host": records._hostname(),
+                                    "pids": [{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}]}))
+        code, err = run_main(["train", *TINY, "--out", str(out)], capsys)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert code == 2 and "running elsewhere" in err and f"pid {sleeper.pid}" in err
+    assert not out.exists()
+
+
+def test_a_completed_record_is_tidied_by_train(tmp_path, capsys):
+    from convmixer.config import RunConfig
+    from convmixer.train import train
+
+    config = RunConfig(width=8, depth=1, patch_size=4, kernel_size=3, epochs=1, batch_size=50,
+                       data="synthetic:200:50")
+    out = tmp_path / "r"
+    records.atomic_write_json(out / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
+    records.atomic_write_csv(out / records.HISTORY, [{"epoch": 1}])
+    records.atomic_write_bytes(out / records.WEIGHTS, b"w")
+    records.atomic_write_json(out / records.METRICS, {"status": "completed", "test_accuracy": 0.5})
+    records.atomic_write_bytes(out / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")  # killed right here
+    assert train(config, out)["test_accuracy"] == 0.5
+    assert not (out / records.CHECKPOINT_DIR).exists() and not records.lock_path(out).exists()
+
+
+def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
+    import resource
+    import signal
+
+    def small_files_only():  # the lock (about 200 bytes) fits, params.json does not: as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+
+    out = tmp_path / "r"
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "train", *TINY, "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, preexec_fn=small_files_only,
+                          env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"python -m convmixer train: error: cannot write {out / records.PARAMS}: File too large"]
+    assert not out.exists() and not records.lock_path(out).exists()

@@ -1,0 +1,228 @@
+"""Run records: the per-run lock, standard JSON, one-line write errors, one validation of a record."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from convmixer import records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _in_child(code):
+    """Run ``code`` in a fresh Python (another process, as a second sweep would be); returns its stdout."""
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env=env).stdout.strip()
+
+
+def _try_lock(run, token=None):
+    return (f"from convmixer import records\n"
+            f"try:\n    lock = records.acquire_lock({str(run)!r}, token={token!r})\n    print('joined' if lock.joined else 'got')\n"
+            f"except records.RunLocked as exc:\n    print('locked')\n")
+
+
+# --- the lock ----------------------------------------------------------------------------------
+
+def test_lock_is_exclusive_across_processes_and_released(tmp_path):
+    run = tmp_path / "runs" / "r"
+    lock = records.acquire_lock(run)
+    owner = json.loads(records.lock_path(run).read_text())
+    assert owner["host"] and owner["pids"][0]["pid"] == os.getpid()  # who holds it, on which machine
+    assert records.lock_path(run).parent == run.parent and not run.exists()  # beside the folder, not in it
+    assert _in_child(_try_lock(run)) == "locked"
+    with pytest.raises(records.RunLocked, match="running elsewhere"):
+        records.acquire_lock(run)  # another thread of this process
+    lock.release()
+    assert not records.lock_path(run).exists()
+    assert _in_child(_try_lock(run)) == "got"  # the child exited without releasing: now stale
+    again = records.acquire_lock(run)  # ... so it is broken
+    again.release()
+
+
+def test_a_child_joins_the_lock_its_parent_holds_for_it(tmp_path):
+    run = tmp_path / "r"
+    with records.acquire_lock(run) as lock:
+        assert _in_child(_try_lock(run, token=lock.token)) == "joined"
+        assert _in_child(_try_lock(run, token="not-the-token")) == "locked"
+        assert len(json.loads(records.lock_path(run).read_text())["pids"]) == 2  # this process and the one that joined
+    assert not records.lock_path(run).exists()
+
+
+def _write_lock(run, **owner):
+    path = records.lock_path(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(owner))
+    return path
+
+
+def test_stale_locks_are_broken_live_ones_are_not(tmp_path):
+    run = tmp_path / "r"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = records._hostname()
+    _write_lock(run, host=host, pids=[{"pid": dead.pid, "start": None}])
+    records.acquire_lock(run).release()  # its process is gone
+    # a live pid whose start time differs: the pid was reused by another process
+    _write_lock(run, host=host, pids=[{"pid": os.getppid(), "start": "1"}])
+    records.acquire_lock(run).release()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        _write_lock(run, host=host, pids=[{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}])
+        with pytest.raises(records.RunLocked, match=f"pid {sleeper.pid}"):
+            records.acquire_lock(run)
+        assert records.lock_holder(run)["pids"][0]["pid"] == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_lock_from_another_host_is_live_until_it_times_out(tmp_path):
+    run = tmp_path / "r"
+    path = _write_lock(run, host="some-other-machine", pids=[{"pid": 1, "start": None}])
+    with pytest.raises(records.RunLocked, match="some-other-machine"):
+        records.acquire_lock(run)
+    old = time.time() - records.LOCK_STALE_AFTER - 60
+    os.utime(path, (old, old))  # not refreshed for longer than the timeout
+    records.acquire_lock(run).release()
+
+
+def test_an_empty_lock_file_is_live_only_briefly(tmp_path):
+    run = tmp_path / "r"
+    path = _write_lock(run)
+    path.write_text("")  # between another process' O_EXCL create and its write
+    with pytest.raises(records.RunLocked):
+        records.acquire_lock(run)
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    records.acquire_lock(run).release()
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+def test_json_is_standard_nan_and_infinity_are_refused(tmp_path):
+    path = tmp_path / "m.json"
+    records.atomic_write_json(path, {"loss": 1.0})
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            records.atomic_write_json(path, {"loss": bad})
+    assert json.loads(path.read_text()) == {"loss": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    records.atomic_write_json(path, {"old": True})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(records.os, "fsync", full)
+    with pytest.raises(records.WriteError) as info:
+        records.atomic_write_json(path, {"new": True})
+    assert str(info.value) == f"cannot write {path}: No space left on device"
+    assert isinstance(info.value, OSError)
+    assert json.loads(path.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(records.WriteError, match=r"cannot write .*file/x\.json: "):
+        records.atomic_write_json(tmp_path / "file" / "x.json", {})
+
+
+# --- one validation of a record ----------------------------------------------------------------
+
+def _record(run_dir, **metrics):
+    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": "abcd1234", "run_id": "r"})
+    records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1}])
+    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"w")
+    records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5} | metrics)
+
+
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        (lambda d: (d / records.METRICS).write_text("[1, 2, 3]"), "metrics.json is not a JSON object"),
+        (lambda d: (d / records.METRICS).write_text('{"status": "compl'), "metrics.json unreadable (not valid JSON"),
+        (lambda d: (d / records.PARAMS).write_text("\x00garbage"), "params.json unreadable"),
+        (lambda d: _record(d, test_accuracy="high"), "test_accuracy must be a number in [0, 1], got 'high'"),
+        (lambda d: (d / records.METRICS).write_text('{"status": "completed", "test_accuracy": NaN}'),
+         "test_accuracy must be a number"),
+        (lambda d: _record(d, status="running"), "does not record a completed run"),
+        (lambda d: _record(d, device="cpu"), "device must be a JSON object"),
+        (lambda d: (d / records.HISTORY).unlink(), "history.csv missing"),
+        (lambda d: (d / records.WEIGHTS).unlink(), "model.weights.h5 missing"),
+    ],
+)
+def test_corrupt_records_are_named_with_path_and_reason(tmp_path, damage, problem):
+    run_dir = tmp_path / "r"
+    _record(run_dir)
+    assert records.validate_record(run_dir, "abcd1234").state == "completed"
+    damage(run_dir)
+    check = records.validate_record(run_dir, "abcd1234")
+    assert check.state == "corrupt" and problem in check.problem and str(run_dir) in check.problem
+
+
+def test_record_states(tmp_path):
+    run_dir = tmp_path / "r"
+    assert records.validate_record(run_dir).state == "absent"
+    run_dir.mkdir()
+    assert records.validate_record(run_dir).state == "incomplete"  # made, never started
+    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": "abcd1234"})
+    assert records.validate_record(run_dir, "other").state == "corrupt"  # another configuration's record
+    records.atomic_write_bytes(run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
+    assert records.validate_record(run_dir).resumable
+    records.atomic_write_json(run_dir / records.ERROR, {"error": "ValueError: boom"})
+    check = records.validate_record(run_dir)
+    assert check.state == "failed" and check.problem == "ValueError: boom"
+    (tmp_path / "file").write_text("")
+    assert records.validate_record(tmp_path / "file").state == "corrupt"
+
+
+def test_tidy_finishes_what_a_kill_left_beside_a_completed_record(tmp_path):
+    run_dir = tmp_path / "r"
+    _record(run_dir)
+    records.atomic_write_bytes(run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
+    records.partial_notebook(run_dir).write_text("{}")
+    (run_dir / ".metrics.json.abc.tmp").write_text("")
+    done = records.tidy_completed(run_dir)
+    assert len(done) == 3
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        [records.PARAMS, records.HISTORY, records.WEIGHTS, records.METRICS, records.NOTEBOOK])
+
+
+def test_move_aside_keeps_everything_and_says_why(tmp_path):
+    run_dir = tmp_path / "runs" / "r"
+    _record(run_dir)
+    (run_dir / records.METRICS).write_text("[1]")
+    target = records.move_aside(run_dir, tmp_path, "metrics.json is not a JSON object")
+    assert not run_dir.exists() and target.parent == tmp_path / "corrupt"
+    assert (target / records.METRICS).read_text() == "[1]"
+    assert "not a JSON object" in (target / "CORRUPT.txt").read_text()
+
+
+def test_an_exited_unreaped_process_and_an_orphaned_kernel_do_not_hold_a_lock_forever(tmp_path):
+    run = tmp_path / "r"
+    zombie = subprocess.Popen(["true"])  # exits at once; not reaped until wait(): a zombie meanwhile
+    time.sleep(0.5)
+    try:
+        _write_lock(run, host=records._hostname(),
+                    pids=[{"pid": zombie.pid, "start": records._process_start(zombie.pid)}])
+        records.acquire_lock(run).release()
+    finally:
+        zombie.wait()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:  # the sweep that took it is gone, the kernel that joined it still runs
+        owner = {"host": records._hostname(), "pids": [{"pid": zombie.pid, "start": None},
+                                                      {"pid": sleeper.pid, "start": None}]}
+        assert records.lock_orphaned(owner)
+        assert not records.lock_orphaned(owner | {"pids": owner["pids"][1:]})
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not records.lock_orphaned(owner)
