@@ -1,7 +1,9 @@
 """Command line: ``python -m convmixer {train,sweep,report,bench} ...``.
 
 Every argument is validated (through RunConfig) before data or Keras is loaded;
-a bad value exits with status 2 and one line naming the parameter.
+a bad value exits with status 2 and one line naming the parameter. A run that
+cannot be written (no space, read-only, permission) or that fails (a non-finite
+loss) exits with status 1 and one line naming the path or the reason.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .config import RunConfig
 
@@ -17,23 +20,36 @@ def _optional_int(text):
     return None if text.lower() == "none" else int(text)
 
 
+def _optional_str(text):
+    return None if text.lower() == "none" else text
+
+
+def _json_mapping(text):
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def _add_train_args(p):
-    d = RunConfig.__dataclass_fields__
-    p.add_argument("--width", type=int, default=d["width"].default)
-    p.add_argument("--depth", type=int, default=d["depth"].default)
-    p.add_argument("--patch-size", type=int, default=d["patch_size"].default)
-    p.add_argument("--kernel-size", type=int, default=d["kernel_size"].default)
-    p.add_argument("--activation", default=d["activation"].default)
-    p.add_argument("--recipe", default=d["recipe"].default)
-    p.add_argument("--recipe-overrides", type=json.loads, default={}, metavar="JSON",
-                   help='e.g. \'{"lr": 0.002}\'')
-    p.add_argument("--epochs", type=_optional_int, default=None, help="default: the recipe's")
-    p.add_argument("--batch-size", type=_optional_int, default=None, help="default: the recipe's")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=None, help="cifar10 | synthetic | PATH (default: $CONVMIXER_DATA or cifar10)")
-    p.add_argument("--train-subset", type=_optional_int, default=None)
-    p.add_argument("--test-subset", type=_optional_int, default=None)
-    p.add_argument("--backend", default=d["backend"].default)
+    """One flag per RunConfig field, typed and documented from the field itself (config.py is the schema)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        hint = hints[f.name]
+        optional = typing.get_origin(hint) is typing.Union
+        base = [a for a in typing.get_args(hint) if a is not type(None)][0] if optional else hint
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if base is dict:
+            kind, metavar = _json_mapping, "JSON"
+        elif base is int:
+            kind, metavar = (_optional_int if optional else int), None
+        else:
+            kind, metavar = (_optional_str if optional else str), None
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar=metavar,
+                       help=f.metadata.get("help"))
     p.add_argument("--out", default=None, help="run folder (default: results/runs/<run id>)")
 
 
@@ -65,6 +81,9 @@ def build_parser():
     r = sub.add_parser("report", help="execute the aggregation notebook and render the HTML report")
     r.add_argument("--results", default="results")
     r.add_argument("--out", default="report/index.html")
+    r.add_argument("--update-readme", action="store_true",
+                   help="refresh README.md's Results block from these results (done anyway for the "
+                        "repository's own results/)")
 
     b = sub.add_parser("bench", help="measure training and inference images/s against a plain model.fit baseline")
     from .bench import add_arguments
@@ -73,29 +92,48 @@ def build_parser():
     return parser
 
 
-def _fail(command, exc):
-    # Configuration and data errors: one line naming the parameter, no traceback, exit status 2.
-    print(f"python -m convmixer {command}: error: {exc}", file=sys.stderr)
-    sys.exit(2)
+def _fail(command, exc, status=2):
+    # One line, no traceback: status 2 for refused inputs (naming the parameter), 1 for runs that failed.
+    print(f"python -m convmixer {command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    sys.exit(status)
+
+
+def readme_to_update(results, update_readme: bool):
+    """The README whose Results block a report on ``results`` refreshes (``build_report``'s ``readme``).
+
+    Only the repository's own ``results/`` (or an explicit ``--update-readme``)
+    may change README.md: a report on a scratch or downloaded folder must not.
+    """
+    from .records import REPOSITORY
+
+    if update_readme:
+        return REPOSITORY / "README.md"
+    return "auto" if Path(results).resolve() == (REPOSITORY / "results").resolve() else None
 
 
 def main(argv=None):
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, absl) would bury the project's own
+    # messages; the user's own TF_CPP_MIN_LOG_LEVEL wins.
+    from .speed import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
     args = build_parser().parse_args(argv)
     if args.command == "train":
         try:
             config = _config_from_args(args)
         except (ValueError, TypeError) as exc:
             _fail("train", exc)
-        from pathlib import Path
-
         from .data import DataError
-        from .train import RunConflict, train
+        from .records import RunLocked
+        from .train import NonFiniteLoss, RunConflict, RunRefused, train
 
         out = args.out or str(Path("results") / "runs" / config.run_id)
         try:
             metrics = train(config, out)
-        except (DataError, RunConflict) as exc:
+        except (DataError, RunConflict, RunRefused, RunLocked) as exc:
             _fail("train", exc)
+        except (OSError, NonFiniteLoss) as exc:
+            _fail("train", exc, status=1)
         return 0 if metrics.get("status") == "completed" else 1
     if args.command == "sweep":
         from .sweep import SweepError, main_sweep
@@ -105,13 +143,21 @@ def main(argv=None):
                               results=args.results)
         except SweepError as exc:
             _fail("sweep", exc)
+        except OSError as exc:
+            _fail("sweep", exc, status=1)
     if args.command == "report":
+        if not Path(args.results).is_dir():
+            what = "is not a folder" if Path(args.results).exists() else "does not exist"
+            _fail("report", f"--results {args.results} {what}: give the results folder (RESULTS/runs/<run id>/)")
         from .report import ReportError, build_report
 
         try:
-            build_report(results=args.results, out=args.out)
+            build_report(results=args.results, out=args.out,
+                         readme=readme_to_update(args.results, args.update_readme))
         except ReportError as exc:
-            _fail("report", exc)
+            _fail("report", exc, status=1)
+        except OSError as exc:
+            _fail("report", exc, status=1)
         return 0
     if args.command == "bench":
         from .bench import main_bench

@@ -15,30 +15,44 @@ from .speed import validate_speed_options
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+def _field(default, help, **kwargs):
+    """A config field whose help text the CLI and the notebook's parameters cell show."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+# ConvMixer's size when a config does not give one (the paper's CIFAR-10 ConvMixer-256/8).
+CONVMIXER_DEFAULTS = {"width": 256, "depth": 8, "patch_size": 2, "kernel_size": 5}
+
+
 @dataclass
 class RunConfig:
-    width: int = 256
-    depth: int = 8
-    patch_size: int = 2
-    kernel_size: int = 5
-    activation: str = "gelu"
-    recipe: str = "seed"
-    recipe_overrides: dict = field(default_factory=dict)
-    epochs: typing.Optional[int] = None  # None: the recipe's default
-    batch_size: typing.Optional[int] = None  # None: the recipe's default
-    seed: int = 0
-    data: typing.Optional[str] = None  # None: $CONVMIXER_DATA, else canonical CIFAR-10
-    train_subset: typing.Optional[int] = None  # train on this many (stratified) images
-    test_subset: typing.Optional[int] = None  # test on this many
-    backend: str = "tensorflow"
-    # Speed settings: "auto" lets speed.choose_settings pick per device (CPU: float32,
-    # no XLA; GPU: mixed precision and XLA); other values override it.
-    precision: str = "auto"
-    jit_compile: str = "auto"
+    architecture: str = _field("convmixer", "model family: convmixer, resnet, vit or mlp_mixer")
+    width: typing.Optional[int] = _field(None, "ConvMixer width (channels); None: 256")
+    depth: typing.Optional[int] = _field(None, "ConvMixer depth (blocks); None: 8")
+    patch_size: typing.Optional[int] = _field(None, "patch size (ConvMixer, ViT, MLP-Mixer); None: 2 for ConvMixer")
+    kernel_size: typing.Optional[int] = _field(None, "ConvMixer depthwise kernel size; None: 5")
+    hyperparameters: dict = _field({}, "a baseline's size, e.g. {\"dim\": 32, \"depth\": 4, \"heads\": 4, "
+                                       "\"mlp_ratio\": 2} for vit (see convmixer/baselines.py)")
+    activation: str = _field("gelu", "ConvMixer activation: gelu or relu")
+    recipe: str = _field("seed", "training recipe: seed, official or official-logged (see convmixer/recipes.py)")
+    recipe_overrides: dict = _field({}, "recipe fields to change, e.g. {\"lr\": 0.005}")
+    epochs: typing.Optional[int] = _field(None, "epochs; None: the recipe's default")
+    batch_size: typing.Optional[int] = _field(None, "batch size; None: the recipe's default")
+    seed: int = _field(0, "random seed (initialisation, data order, augmentation)")
+    data: typing.Optional[str] = _field(None, "data source; None: $CONVMIXER_DATA, else canonical CIFAR-10")
+    train_subset: typing.Optional[int] = _field(None, "train on this many (stratified) images; None: all")
+    test_subset: typing.Optional[int] = _field(None, "test on this many images; None: all")
+    backend: str = _field("tensorflow", "Keras backend: tensorflow, jax or torch")
+    # "auto" lets speed.settings_for_device pick per device (CPU: float32, no XLA; GPU:
+    # mixed precision and XLA); other values override it.
+    precision: str = _field("auto", "auto, float32, mixed_float16 or mixed_bfloat16")
+    jit_compile: str = _field("auto", "XLA: auto (on GPU/TPU only), on or off")
 
     def __post_init__(self):
         self._check_types()
-        validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size, activation=self.activation)
+        self._check_model()
         recipe = get_recipe(self.recipe, self.recipe_overrides)  # raises on bad names/values
         self.recipe_overrides = normalize_overrides(self.recipe_overrides)
         if self.epochs is None:
@@ -57,6 +71,44 @@ class RunConfig:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         validate_speed_options(self.precision, self.jit_compile)
+
+    def _check_model(self):
+        """Fill ConvMixer's size defaults, or check that a baseline names only what applies to it."""
+        from .baselines import ARCHITECTURES, HYPERPARAMETERS, count_model_parameters
+
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.architecture == "convmixer":
+            if self.hyperparameters:
+                raise ValueError("hyperparameters apply to the baselines only; a ConvMixer's size is given by "
+                                 "width, depth, patch_size and kernel_size")
+            for name, default in CONVMIXER_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, default)
+            validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size,
+                                  activation=self.activation)
+            return
+        names = HYPERPARAMETERS[self.architecture]
+        for name in ("width", "depth", "kernel_size") + (() if "patch_size" in names else ("patch_size",)):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} does not apply to {self.architecture}; give its size in hyperparameters "
+                                 f"({[n for n in names if n != 'patch_size']})")
+        if self.activation != "gelu":
+            raise ValueError(f"activation applies to convmixer only; {self.architecture} uses its own")
+        if "patch_size" in self.hyperparameters:
+            raise ValueError("patch_size is a field of its own, not a key of hyperparameters")
+        if "patch_size" in names and self.patch_size is None:
+            raise ValueError(f"{self.architecture} needs patch_size")
+        count_model_parameters(self.architecture, self.model_hyperparameters)  # names a bad or missing one
+
+    @property
+    def model_hyperparameters(self) -> dict:
+        """Everything the model builder needs (``baselines.build_model``)."""
+        if self.architecture == "convmixer":
+            return {"width": self.width, "depth": self.depth, "patch_size": self.patch_size,
+                    "kernel_size": self.kernel_size, "activation": self.activation}
+        patch = {"patch_size": self.patch_size} if self.patch_size is not None else {}
+        return {**self.hyperparameters, **patch}
 
     def _check_types(self):
         hints = typing.get_type_hints(RunConfig)
@@ -110,14 +162,18 @@ class RunConfig:
         e.g. ``convmixer_256_8_k9_p2_seed-recipe_e40_s0-1a2b3c4d``; subsets are
         named too (``_n10000``) because they change what a number means.
         """
-        parts = [f"convmixer_{self.width}_{self.depth}", f"k{self.kernel_size}", f"p{self.patch_size}"]
+        if self.architecture == "convmixer":
+            parts = [f"convmixer_{self.width}_{self.depth}", f"k{self.kernel_size}", f"p{self.patch_size}"]
+        else:
+            parts = [self.architecture] + [f"{k}{v}" for k, v in sorted(self.hyperparameters.items())]
+            parts += [f"p{self.patch_size}"] if self.patch_size is not None else []
         parts += [f"{self.recipe}-recipe", f"e{self.epochs}", f"s{self.seed}"]
         if self.train_subset is not None:
             parts.append(f"n{self.train_subset}")
         return "_".join(parts) + "-" + self.config_hash
 
 
-HASHED_WHEN_SET = {"precision": "auto", "jit_compile": "auto"}
+HASHED_WHEN_SET = {"precision": "auto", "jit_compile": "auto", "architecture": "convmixer", "hyperparameters": {}}
 
 # The notebook's parameters cell must list exactly these names (a test checks it).
 PARAMETER_NAMES = [f.name for f in dataclasses.fields(RunConfig)]

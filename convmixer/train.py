@@ -5,12 +5,19 @@ epoch's inputs come from ``pipeline`` (seeded by (seed, epoch)) and the state af
 (weights, optimizer slots, history, best epoch) is checkpointed atomically. A
 run killed at any moment restarts from its last completed epoch and ends with
 the same record an uninterrupted run writes.
+
+Every input is checked, and the data loaded and checked against the subsets,
+before the run folder is created, so a refused run leaves nothing behind. The
+run trains under its lock (``records.acquire_lock``); a loss that becomes
+non-finite stops it, recorded as failed (``error.json``) with that reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,12 +29,71 @@ import numpy as np
 
 from . import records
 from .config import RunConfig
-from .speed import onednn_enabled, settings_for_device
+from .speed import import_tensorflow_quietly, onednn_enabled, settings_for_device
 from .steps import make_epoch_trainer
 
 
 class RunConflict(RuntimeError):
-    """The output folder holds a different configuration's record."""
+    """The output folder holds a different configuration's record, or a corrupt one."""
+
+
+class RunRefused(ValueError):
+    """The run cannot train here (backend missing, model too large, output path unusable); nothing was written."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite: the run stops and is recorded as failed."""
+
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def check_backend_installed(backend: str):
+    module = BACKEND_MODULES.get(backend, backend)
+    if importlib.util.find_spec(module) is None:
+        raise RunRefused(f"backend {backend!r} needs the {module} package, which is not installed "
+                         f"(pip install {module}, or choose another --backend)")
+
+
+def training_memory_estimate(config: RunConfig, num_classes: int = 10) -> int:
+    """A lower bound of the memory (bytes) one training step of ``config`` needs, in float32.
+
+    Weights, gradients and AdamW's two slots (4 copies of the parameters), and for
+    a ConvMixer the activations backpropagation keeps: the stem's two and at least
+    four per block (the depthwise and pointwise convolutions' outputs and their
+    normalisations), each batch x tokens x width. The real need is higher; a run
+    whose lower bound exceeds the machine's memory cannot train, so it is refused
+    before any work.
+    """
+    architecture = getattr(config, "architecture", "convmixer")
+    if architecture != "convmixer":  # the baselines: their parameters alone
+        from .baselines import count_model_parameters
+
+        return 4 * 4 * count_model_parameters(architecture, config.model_hyperparameters, num_classes)
+    from .model import count_parameters
+
+    params = count_parameters(config.width, config.depth, config.patch_size, config.kernel_size, num_classes)
+    tokens = (32 // config.patch_size) ** 2
+    activations = config.batch_size * tokens * config.width * (2 + 4 * config.depth)
+    return 4 * (4 * params + activations)
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: RunConfig, available: int | None = None):
+    need = training_memory_estimate(config)
+    available = physical_memory() if available is None else available
+    if available and need > available:
+        raise RunRefused(
+            f"{config.run_id} (batch {config.batch_size}) needs at least {need / 2**30:,.1f} GiB to train "
+            f"(parameters, optimizer state, activations), more than this machine's {available / 2**30:,.1f} GiB "
+            "of memory"
+        )
 
 
 def _now():
@@ -117,12 +183,16 @@ class Checkpoint:
     @staticmethod
     def _write(path, arrays):
         tmp = records.temp_path_for(path)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise records.write_error(path, exc) from None
 
     @staticmethod
     def _weights(model):
@@ -206,42 +276,165 @@ def epoch_inputs(recipe, x, y, config, epoch):
     return pipeline.official_epoch(x, y, recipe, config.seed, epoch, config.batch_size), None
 
 
+def _in_notebook_with_widgets() -> bool:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return (shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+            and importlib.util.find_spec("ipywidgets") is not None)
+
+
+def progress_wanted(progress) -> bool:
+    """Show the within-epoch bar? ``None``: in a terminal, or in a notebook that can show a widget.
+
+    Not in logs, pipes or notebooks without ipywidgets: a text bar there would
+    append a line per update (papermill logs every output of the kernel).
+    """
+    if progress is not None:
+        return bool(progress)
+    if os.environ.get("CONVMIXER_PROGRESS") in ("0", "1"):
+        return os.environ["CONVMIXER_PROGRESS"] == "1"
+    return sys.stderr.isatty() or _in_notebook_with_widgets()
+
+
+def batches_with_progress(xe, ye, batch_size, *, epoch, epochs, n_images, stream=None):
+    """The epoch's batches (the same slices the step takes) behind a tqdm bar: batches, images/s, time left.
+
+    Updated at most twice a second; the bar is removed at the end of the epoch,
+    whose one summary line stays.
+    """
+    from tqdm.auto import tqdm
+
+    steps = math.ceil(n_images / batch_size)
+    if ye is None:
+        batches = xe  # already (images, labels) batches
+    else:
+        images, labels = xe, ye
+        batches = ((images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size))
+    bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False, mininterval=0.5,
+               file=stream or sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def generate():
+        start = shown = time.perf_counter()
+        try:
+            for done, batch in enumerate(batches, start=1):
+                yield batch
+                now = time.perf_counter()
+                if now - shown >= 0.5:  # the images/s text only when the bar is about to redraw
+                    bar.set_postfix_str(f"{done * batch_size / (now - start):,.0f} img/s", refresh=False)
+                    shown = now
+                bar.update(1)
+        finally:
+            bar.close()
+
+    return generate()
+
+
 def _log(line, stream):
     print(line, file=stream, flush=True)
 
 
-def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
+def _check_out_dir(out: Path, config: RunConfig) -> records.RecordState:
+    """What ``out`` holds; refuses a file, a corrupt record and another configuration's record."""
+    if out.exists() and not out.is_dir():
+        raise RunRefused(f"--out {out} is a file, not a folder: choose a folder for the run record")
+    check = records.validate_record(out)
+    if check.params is not None and check.params.get("config_hash") != config.config_hash:
+        raise RunConflict(f"{out} holds run {check.params.get('run_id')!r}, not {config.run_id!r}; "
+                          "choose another folder")
+    if check.state == "corrupt":
+        raise RunConflict(f"{out} holds a corrupt record ({check.problem}); move it away or choose another folder")
+    return check
+
+
+def _finish_completed(out: Path, config: RunConfig, check, log, lock_token=None) -> dict:
+    """A completed record is returned as is, after removing what a kill may have left beside it."""
+    try:
+        with records.acquire_lock(out, token=lock_token, what="tidy"):
+            records.tidy_completed(out)
+    except (records.RunLocked, OSError):
+        pass  # someone else holds it, or the disk refuses: the record itself is complete either way
+    _log(f"[{config.run_id}] already complete, nothing to do", log)
+    return check.metrics
+
+
+def _record_error(out: Path, config: RunConfig, exc: BaseException):
+    """error.json for a run that failed in this process (best effort: the disk may be the problem)."""
+    try:
+        records.atomic_write_json(out / records.ERROR, {
+            "status": "failed", "run_id": config.run_id,
+            "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:4000], "traceback": "", "notebook": None})
+    except (OSError, ValueError):
+        pass
+
+
+def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=None) -> dict:
     """Train ``config`` and write its record into ``out_dir``; returns metrics.
 
     A completed record with the same configuration is returned as is; a record
-    of another configuration in ``out_dir`` is never overwritten (RunConflict).
+    of another configuration, or a corrupt one, in ``out_dir`` is never
+    overwritten (RunConflict). Inputs that cannot train here raise RunRefused and
+    data problems DataError, before the folder is created. The run's lock is
+    held throughout (RunLocked when another live process holds it);
+    ``lock_token`` joins a lock the caller's parent process took for this run
+    (the sweep's). ``progress``: show a bar within each epoch (None: when
+    there is a terminal or a notebook widget to show it in).
     """
+    log = log or sys.stdout  # looked up per call: the stream in effect now, not at import
     out = Path(out_dir)
-    params = config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash}
-    if (out / records.PARAMS).exists():
-        old = records.read_json(out / records.PARAMS)
-        if old.get("config_hash") != config.config_hash:
-            raise RunConflict(f"{out} holds run {old.get('run_id')!r}, not {config.run_id!r}; choose another folder")
-        if (out / records.METRICS).exists():
-            metrics = records.read_json(out / records.METRICS)
-            if metrics.get("status") == "completed":
-                _log(f"[{config.run_id}] already complete, nothing to do", log)
-                return metrics
+    check = _check_out_dir(out, config)
+    if check.state == "completed":
+        return _finish_completed(out, config, check, log, lock_token)
+    check_backend_installed(config.backend)
+    check_memory(config)
+    recipe = config.recipe_obj
     from .data import describe_source
 
-    describe_source(config.data)  # a missing or unreadable data file fails here, before any folder is made
-    out.mkdir(parents=True, exist_ok=True)
-    records.atomic_write_json(out / records.PARAMS, params)
-
+    describe_source(config.data)  # a missing or unreadable data file fails here, before the data is decoded
     select_backend(config.backend)
+    if config.backend == "tensorflow":
+        import_tensorflow_quietly()  # only where the CLI or notebook asked for quiet logs
+    # Loaded and split before the folder exists: a subset larger than the data, bad images or
+    # labels fail here and leave nothing behind.
+    ds, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config, recipe)
+
+    lock = records.acquire_lock(out, token=lock_token)
+    try:
+        check = _check_out_dir(out, config)  # another process may have finished it meanwhile
+        if check.state == "completed":
+            lock.release()
+            return _finish_completed(out, config, check, log, lock_token)
+        params = config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash}
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            records.atomic_write_json(out / records.PARAMS, params)
+        except OSError as exc:
+            if created:  # a run that could not even start leaves no folder behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise records.write_error(out / records.PARAMS, exc) from None
+        try:
+            return _train_locked(config, out, recipe, ds, (x_train, y_train), (x_val, y_val), (x_test, y_test),
+                                 lock=lock, log=log, show_progress=progress)
+        except Exception as exc:
+            _record_error(out, config, exc)
+            raise
+    finally:
+        lock.release()
+
+
+def _train_locked(config, out, recipe, ds, train_split, val_split, test_split, *, lock, log, show_progress) -> dict:
     import keras
 
-    from .model import build_convmixer, trainable_parameters
+    from .baselines import build_model
+    from .model import trainable_parameters
 
-    recipe = config.recipe_obj
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = train_split, val_split, test_split
     started = _now()
     load_at_start = _load_average()
-    ds, (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare_data(config, recipe)
     steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
 
     device = records.device_description()
@@ -249,10 +442,8 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     # Global in Keras: layers built from here on compute in this precision (the logits stay float32).
     keras.config.set_dtype_policy(speed["precision"])
     keras.utils.set_random_seed(config.seed)
-    model = build_convmixer(
-        config.width, config.depth, config.patch_size, config.kernel_size,
-        num_classes=len(ds.class_names), activation=config.activation, normalization=recipe.normalization,
-    )
+    model = build_model(config.architecture, config.model_hyperparameters, num_classes=len(ds.class_names),
+                        normalization=recipe.normalization)
     schedule = make_schedule(recipe, config.epochs, steps_per_epoch)
     optimizer = make_optimizer(recipe, schedule)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -275,12 +466,25 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
     n_train = len(x_train)
 
     first_epoch_here = progress["epoch"] + 1  # this process traces the graph during it
+    # The bar wraps the batches the compiled step takes (model.fit takes whole arrays: no bar there).
+    show_bar = progress_wanted(show_progress) and train_epoch.kind.startswith("compiled custom step")
     for epoch in range(progress["epoch"], config.epochs):
         xe, ye = epoch_inputs(recipe, x_train, y_train, config, epoch)
+        if show_bar:
+            xe, ye = batches_with_progress(xe, ye, config.batch_size, epoch=epoch + 1, epochs=config.epochs,
+                                           n_images=n_train), None
         t0 = time.perf_counter()
         train_loss, train_accuracy = train_epoch(xe, ye, config.batch_size)
         train_seconds = time.perf_counter() - t0
         ev = model.evaluate(eval_x, eval_y, batch_size=512, verbose=0, return_dict=True)
+        bad = {name: value for name, value in (("training loss", train_loss),
+                                                (monitor.replace("accuracy", "loss"), float(ev["loss"])))
+               if not math.isfinite(value)}
+        if bad:
+            raise NonFiniteLoss(
+                f"{' and '.join(f'{k} {v}' for k, v in bad.items())} in epoch {epoch + 1}: the loss became "
+                f"non-finite, so the run stopped (try a lower lr or a clipnorm in --recipe-overrides)"
+            )
         row = {
             "epoch": epoch + 1,
             "loss": train_loss,
@@ -299,6 +503,7 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         progress["epoch"] = epoch + 1
         ckpt.save(model, optimizer, epoch + 1, progress, improved and recipe.selection == "best_val")
         records.atomic_write_csv(out / records.HISTORY, history)
+        lock.refresh()  # tells other hosts sharing the folder that this run is alive
         _log(
             f"[{config.run_id}] epoch {epoch + 1:3d}/{config.epochs} loss {row['loss']:.4f} "
             f"acc {row['accuracy']:.4f} {monitor} {row[monitor]:.4f} lr {row['lr']:.2e} "
@@ -312,8 +517,12 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
         selected_epoch = config.epochs
     test = model.evaluate(x_test, y_test, batch_size=512, verbose=0, return_dict=True)
     weights_tmp = records.temp_path_for(out / records.WEIGHTS)
-    model.save_weights(weights_tmp)
-    os.replace(weights_tmp, out / records.WEIGHTS)
+    try:
+        model.save_weights(weights_tmp)
+        os.replace(weights_tmp, out / records.WEIGHTS)
+    except OSError as exc:
+        weights_tmp.unlink(missing_ok=True)
+        raise records.write_error(out / records.WEIGHTS, exc) from None
 
     # Steady-state speed excludes epochs that include graph tracing (the first one,
     # and the first after each resume).
@@ -368,17 +577,15 @@ def train(config: RunConfig, out_dir, *, log=sys.stdout) -> dict:
 
 def load_trained_model(run_dir):
     """Rebuild a finished run's model from its params.json and load its weights."""
-    from .model import build_convmixer
-    from .recipes import get_recipe
+    from .baselines import build_model
+    from .config import PARAMETER_NAMES
 
     run_dir = Path(run_dir)
     params = records.read_json(run_dir / records.PARAMS)
     dataset = records.read_json(run_dir / records.METRICS).get("dataset", {})
-    recipe = get_recipe(params["recipe"], params.get("recipe_overrides"))
-    model = build_convmixer(
-        params["width"], params["depth"], params["patch_size"], params["kernel_size"],
-        num_classes=len(dataset.get("class_names", range(10))), activation=params["activation"],
-        normalization=recipe.normalization,
-    )
+    config = RunConfig.from_dict({k: v for k, v in params.items() if k in PARAMETER_NAMES})
+    model = build_model(config.architecture, config.model_hyperparameters,
+                        num_classes=len(dataset.get("class_names", range(10))),
+                        normalization=config.recipe_obj.normalization)
     model.load_weights(run_dir / records.WEIGHTS)
     return model

@@ -1,8 +1,13 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from convmixer.config import PARAMETER_NAMES, RunConfig
 from convmixer.recipes import RECIPES, get_recipe, learning_rate_at
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_come_from_the_recipe():
@@ -23,7 +28,10 @@ CHANGED = {
     "width": 128, "depth": 4, "patch_size": 4, "kernel_size": 9, "activation": "relu", "recipe": "official",
     "recipe_overrides": {"lr": 0.002}, "epochs": 7, "batch_size": 64, "seed": 3, "data": "synthetic",
     "train_subset": 1000, "test_subset": 500, "backend": "jax", "precision": "mixed_bfloat16", "jit_compile": "on",
+    "architecture": "resnet", "hyperparameters": {"width": 6, "blocks_per_stage": 1},
 }
+# A baseline is named by its architecture and its size together.
+BASELINE = {"architecture": "resnet", "hyperparameters": {"width": 6, "blocks_per_stage": 1}}
 
 
 @pytest.mark.parametrize("field", PARAMETER_NAMES)
@@ -31,7 +39,18 @@ def test_run_id_changes_with_every_field(field):
     assert set(CHANGED) == set(PARAMETER_NAMES)  # a new field must be added here too
     base = RunConfig()
     assert getattr(base, field) != CHANGED[field]
-    assert RunConfig(**{field: CHANGED[field]}).run_id != base.run_id
+    changed = RunConfig(**(BASELINE if field in BASELINE else {field: CHANGED[field]}))
+    assert changed.run_id != base.run_id
+
+
+def test_baseline_fields_that_do_not_apply_are_refused_with_one_line():
+    for bad, needle in [({**BASELINE, "kernel_size": 9}, "kernel_size does not apply to resnet"),
+                        ({**BASELINE, "patch_size": 2}, "patch_size does not apply to resnet"),
+                        ({"architecture": "vit", "patch_size": 4, "hyperparameters": {"dim": 32}}, "vit needs depth"),
+                        ({"architecture": "transformer"}, "architecture must be one of"),
+                        ({"hyperparameters": {"dim": 8}}, "hyperparameters apply to the baselines only")]:
+        with pytest.raises(ValueError, match=needle):
+            RunConfig(**bad)
 
 
 def test_speed_fields_at_their_defaults_keep_older_run_ids():
@@ -52,7 +71,7 @@ def test_round_trip_through_dict():
     "values,error,match",
     [
         ({"kernal_size": 5}, ValueError, r"unknown configuration key\(s\) \['kernal_size'\]; allowed keys are"),
-        ({"kernel_size": "5"}, TypeError, "kernel_size must be int, got str"),
+        ({"kernel_size": "5"}, TypeError, "kernel_size must be int or None, got str"),
         ({"epochs": 2.5}, TypeError, "epochs must be int or None"),
         ({"seed": True}, TypeError, "seed must be int"),
         ({"kernel_size": 4}, ValueError, "kernel_size must be an odd integer"),
@@ -142,3 +161,62 @@ def test_readme_differences_table_matches_the_recipes():
     block = readme.split("<!-- differences:start -->")[1].split("<!-- differences:end -->")[0]
     rows = [line.strip("| ").split(" | ") for line in block.strip().splitlines()[2:]]
     assert rows == [[d["recipe"], d["aspect"], d["original"], d["here"]] for d in DIFFERENCES]
+
+
+# --- one schema: every RunConfig field reaches the CLI, the notebook and a grid --------------------
+
+def _cli_config(values):
+    from convmixer.__main__ import _config_from_args, build_parser
+
+    argv = ["train"]
+    for key, value in values.items():
+        argv += ["--" + key.replace("_", "-"), json.dumps(value) if isinstance(value, dict) else str(value)]
+    return _config_from_args(build_parser().parse_args(argv))
+
+
+def _notebook_config(values):
+    """The notebook's parameters cell, then papermill's injected assignments, then the notebook's own parsing."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "train.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(cell.source, namespace)
+    namespace.update(values)
+    return RunConfig.from_dict({name: namespace[name] for name in PARAMETER_NAMES})
+
+
+def _grid_config(values, tmp_path):
+    import yaml
+
+    from convmixer.sweep import load_grid
+
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"base": values, "runs": [{}]}), encoding="utf-8")
+    (config,) = load_grid(path)
+    return config
+
+
+@pytest.mark.parametrize("field", PARAMETER_NAMES)
+def test_every_field_can_be_set_from_the_cli_the_notebook_and_a_grid(field, tmp_path):
+    values = BASELINE if field in BASELINE else {field: CHANGED[field]}
+    expected = RunConfig(**values)
+    assert _cli_config(values) == expected
+    assert _notebook_config(values) == expected
+    assert _grid_config(values, tmp_path) == expected
+
+
+def test_cli_help_and_notebook_parameters_carry_each_fields_help():
+    import dataclasses
+
+    import nbformat
+
+    from convmixer.__main__ import build_parser
+
+    train_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    nb = nbformat.read(ROOT / "notebooks" / "train.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for f in dataclasses.fields(RunConfig):
+        assert "--" + f.name.replace("_", "-") in train_help
+        line = next(x for x in cell.source.splitlines() if x.startswith(f.name + " = "))
+        assert line.endswith("# " + f.metadata["help"]), f"notebooks/train.py: {f.name}'s help differs from RunConfig"

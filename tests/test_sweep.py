@@ -1,5 +1,6 @@
 """The papermill sweep end to end on the smoke grid, and the results store."""
 
+import errno
 import json
 import os
 import shutil
@@ -38,8 +39,9 @@ def test_every_shipped_grid_expands_and_validates():
     sizes = {p.stem: len(load_grid(p)) for p in (ROOT / "grids").glob("*.yaml")}
     assert sizes["seed"] == 5 and sizes["paper"] == 5 and sizes["kernel-patch"] == 36
     assert sizes["smoke"] == 3
-    assert "cpu-trends" in sizes and sizes["cpu-timing"] == 2
-    assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 1
+    assert "cpu-trends" in sizes and "cpu-timing" not in sizes  # superseded grids are not shipped
+    assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 3
+    assert sizes["cpu-converged"] == 18 and sizes["cpu-architectures"] == 9
 
 
 def test_seed_grid_is_the_reference_reports_table():
@@ -83,7 +85,7 @@ def test_notebook_parameters_cell_matches_the_config():
             name, value = code.split("=", 1)
             names.append(name.strip())
             compile(value.strip(), "<parameter>", "eval")  # a plain literal
-    assert names == PARAMETER_NAMES + ["out_dir"]
+    assert names == PARAMETER_NAMES + ["out_dir", "run_lock"]
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed without outputs
 
 
@@ -164,7 +166,7 @@ def test_killed_sweep_is_finished_by_a_second_call(tmp_path):
     again = sweep_cli(SMOKE, "--results", results)
     assert again.returncode == 0, again.stdout[-3000:]
     after = load_runs(results)
-    assert len(after) == 3 and set(after["status"]) == {"completed"}
+    assert len(after) == 3 and set(after["status"]) == {"completed"}, again.stdout[-3000:]
     assert set(before["run_id"]) <= set(after["run_id"])  # nothing lost or duplicated
     assert f"{(before['status'] == 'completed').sum()} skipped" in again.stdout
 
@@ -190,17 +192,15 @@ def test_load_runs_reports_incomplete_and_corrupt_folders(tmp_path):
 def test_plan_marks_done_resume_and_todo(tmp_path):
     configs = load_grid(SMOKE)
     a, b, c = configs
-    (tmp_path / "runs" / a.run_id).mkdir(parents=True)
-    records.atomic_write_json(tmp_path / "runs" / a.run_id / records.PARAMS, {"config_hash": a.config_hash})
-    records.atomic_write_json(tmp_path / "runs" / a.run_id / records.METRICS, {"status": "completed"})
+    _fake_record(tmp_path / "runs" / a.run_id, a, "old")
     records.atomic_write_bytes(tmp_path / "runs" / b.run_id / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
     records.atomic_write_json(tmp_path / "runs" / c.run_id / records.ERROR, {"status": "failed"})
     assert [p.state for p in plan(configs, tmp_path)] == ["done", "resume", "failed"]
     shutil.rmtree(tmp_path / "runs" / b.run_id)
     assert [p.state for p in plan(configs, tmp_path)] == ["done", "todo", "failed"]
-    # a completed record of another configuration in the folder is not "done" for this one
+    # a completed record of another configuration in the folder is corrupt for this one: moved aside, re-run
     records.atomic_write_json(tmp_path / "runs" / a.run_id / records.PARAMS, {"config_hash": "other"})
-    assert plan(configs, tmp_path)[0].state == "todo"
+    assert plan(configs, tmp_path)[0].state == "corrupt"
 
 
 def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
@@ -213,8 +213,12 @@ def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
 
 
 def _fake_record(run_dir, config, marker):
+    """A record that passes records.validate_record (what a finished run writes, in small)."""
     records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
-    records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "marker": marker})
+    records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "loss": 1.0}])
+    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"weights")
+    records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "marker": marker,
+                                                          "run_id": config.run_id, "test_accuracy": 0.5})
 
 
 @pytest.mark.parametrize("outcome", ["fails", "succeeds"])
@@ -233,7 +237,7 @@ def test_forced_rerun_keeps_the_previous_record_unless_it_succeeds(tmp_path, mon
         _fake_record(Path(parameters["out_dir"]), config, "new")
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    status, where = execute_run(config, run_dir, replace=True)
+    status, where, _ = execute_run(config, run_dir, replace=True)
     marker = json.loads((run_dir / records.METRICS).read_text())["marker"]
     assert not (tmp_path / ".previous" / config.run_id).exists()
     if outcome == "fails":
@@ -256,7 +260,7 @@ def test_interrupted_forced_rerun_restores_the_kept_record_if_it_then_fails(tmp_
         raise RuntimeError("boom again")
 
     monkeypatch.setattr(papermill, "execute_notebook", fail)
-    status, _ = execute_run(config, run_dir)
+    status, _, _ = execute_run(config, run_dir)
     assert status == "failed"
     assert json.loads((run_dir / records.METRICS).read_text())["marker"] == "old"
 
@@ -267,6 +271,200 @@ def test_notebook_that_ends_without_a_record_is_recorded_as_failed(tmp_path, mon
     config = load_grid(SMOKE)[0]
     run_dir = tmp_path / "runs" / config.run_id
     monkeypatch.setattr(papermill, "execute_notebook", lambda i, o, **k: Path(o).write_text("{}"))
-    status, where = execute_run(config, run_dir)
+    status, where, _ = execute_run(config, run_dir)
     assert status == "failed" and where == run_dir
     assert "without a complete record" in json.loads((run_dir / records.ERROR).read_text())["error"]
+
+
+# --- locks, full disks, corrupt records and leftovers (issue 13) --------------------------------
+
+def test_a_run_locked_by_another_live_process_is_skipped_as_running_elsewhere(tmp_path, monkeypatch):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("must not run"))
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = records.lock_path(run_dir)
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps({"host": records._hostname(),
+                                    "pids": [{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}]}))
+        assert plan([config], tmp_path)[0].state == "elsewhere"
+        status, where, note = execute_run(config, run_dir)
+        assert status == "elsewhere" and f"pid {sleeper.pid}" in note
+        assert not run_dir.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert plan([config], tmp_path)[0].state == "todo"  # its holder is gone: the stale lock does not count
+
+
+def test_a_run_completed_meanwhile_by_another_sweep_is_not_trained_again(tmp_path, monkeypatch):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    _fake_record(run_dir, config, "theirs")  # finished after this sweep planned it as "todo"
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("must not run"))
+    status, _, _ = execute_run(config, run_dir)
+    assert status == "skipped"
+    assert json.loads((run_dir / records.METRICS).read_text())["marker"] == "theirs"
+
+
+def test_full_disk_during_a_forced_rerun_restores_the_previous_record(tmp_path, monkeypatch):
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    _fake_record(run_dir, config, "old")
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def fail_on_a_full_disk(input_path, output_path, parameters, **kwargs):
+        Path(output_path).write_text("{}")
+        raise full
+
+    def no_space(path, data):
+        raise records.write_error(path, full)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail_on_a_full_disk)
+    monkeypatch.setattr(records, "atomic_write_bytes", no_space)  # error.json cannot be written either
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if "failed-attempts" in str(self) or ".failed-" in str(self):
+            raise full
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)  # nor can the failed attempt be kept
+    status, where, note = execute_run(config, run_dir, replace=True)  # never raises
+    assert status == "failed"
+    assert json.loads((run_dir / records.METRICS).read_text())["marker"] == "old"  # back in place
+    assert not (tmp_path / ".previous" / config.run_id).exists()
+    assert "No space left on device" in note and "error.json" in note and "\n" not in note
+    assert "the previous complete record was kept" in note
+
+
+def test_corrupt_records_are_moved_aside_and_rerun_and_leftovers_tidied(tmp_path, monkeypatch):
+    import io
+
+    import papermill
+
+    a, b, c = load_grid(SMOKE)
+    runs = tmp_path / "runs"
+    _fake_record(runs / a.run_id, a, "old")
+    (runs / a.run_id / records.METRICS).write_text("[1, 2, 3]")  # stopped the whole plan with AttributeError
+    (runs / a.run_id / records.NOTEBOOK).write_text("the good notebook")
+    _fake_record(runs / b.run_id, b, "old")
+    (runs / b.run_id / records.METRICS).write_text(json.dumps({"status": "completed", "test_accuracy": "high"}))
+    # c: completed, but killed before the checkpoint went and before papermill's rename
+    _fake_record(runs / c.run_id, c, "kept")
+    records.atomic_write_bytes(runs / c.run_id / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
+    records.partial_notebook(runs / c.run_id).write_text("executed")
+    _fake_record(tmp_path / ".previous" / c.run_id, c, "replaced")  # ... after its forced re-run completed
+    executed = []
+
+    def fake_execute(input_path, output_path, parameters, **kwargs):
+        Path(output_path).write_text("{}")
+        config = next(x for x in (a, b, c) if x.run_id == Path(parameters["out_dir"]).name)
+        executed.append(config.run_id)
+        _fake_record(Path(parameters["out_dir"]), config, "new")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    log = io.StringIO()
+    assert main_sweep(SMOKE, results=tmp_path, stream=log) == 0
+    out = log.getvalue()
+    assert sorted(executed) == sorted([a.run_id, b.run_id])
+    assert "2 corrupt (moved aside, re-run)" in out and "test_accuracy must be a number" in out
+    aside = sorted((tmp_path / "corrupt").iterdir())
+    assert len(aside) == 2  # never deleted
+    [a_aside] = [p for p in aside if p.name.startswith(a.run_id)]
+    assert (a_aside / records.NOTEBOOK).read_text() == "the good notebook"
+    assert "not a JSON object" in (a_aside / "CORRUPT.txt").read_text()
+    for config in (a, b):
+        assert records.validate_record(runs / config.run_id, config.config_hash).state == "completed"
+    assert not (runs / c.run_id / records.CHECKPOINT_DIR).exists()
+    assert (runs / c.run_id / records.NOTEBOOK).read_text() == "executed"
+    assert not list(runs.glob(".*.lock")) and not (tmp_path / ".previous" / c.run_id).exists()
+    assert "tidied" in out
+
+
+def _results_lines(stdout):
+    return [line.split() for line in stdout.splitlines()
+            if line.startswith(("completed ", "skipped ", "failed ", "running elsewhere "))]
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_train_each_run_exactly_once(tmp_path):
+    spec = yaml.safe_load(SMOKE.read_text()) | {"runs": [], "axes": {"kernel_size": [3, 5], "patch_size": [4]}}
+    spec["base"] |= {"epochs": 1, "data": "synthetic:200:50"}
+    grid = write_grid(tmp_path / "g.yaml", spec)
+    results = tmp_path / "results"
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "convmixer", "sweep", str(grid), "--results", str(results)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outs):
+        assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+        assert "Traceback" not in stderr
+    completed = [words[1] for stdout, _ in outs for words in _results_lines(stdout) if words[0] == "completed"]
+    ids = [c.run_id for c in load_grid(grid)]
+    assert sorted(completed) == sorted(ids)  # each run trained once, by one of the two sweeps
+    for run_id in ids:
+        run_dir = results / "runs" / run_id
+        assert records.validate_record(run_dir).state == "completed"
+        assert not (run_dir / records.ERROR).exists() and not (run_dir / records.CHECKPOINT_DIR).exists()
+        assert (run_dir / records.NOTEBOOK).exists() and not list(run_dir.glob(".partial*"))
+        assert (run_dir / records.HISTORY).read_text().count("\n") == 2  # header and one epoch: trained once
+    assert not list((results / "runs").glob(".*.lock"))
+
+
+@pytest.mark.slow
+def test_cli_corrupt_record_is_moved_aside_and_rerun(tmp_path):
+    spec = yaml.safe_load(SMOKE.read_text()) | {"runs": [], "axes": {"kernel_size": [3], "patch_size": [4]}}
+    spec["base"] |= {"epochs": 1, "data": "synthetic:200:50"}
+    grid = write_grid(tmp_path / "g.yaml", spec)
+    [config] = load_grid(grid)
+    run_dir = tmp_path / "results" / "runs" / config.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / records.PARAMS).write_text("garbage{")
+    (run_dir / records.METRICS).write_text('{"status": "comp')
+    (run_dir / records.NOTEBOOK).write_text("the good notebook")
+    proc = sweep_cli(grid, "--results", tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert f"{run_dir / records.PARAMS} unreadable (not valid JSON" in proc.stdout
+    assert "summary: 1 completed, 0 skipped, 0 failed" in proc.stdout
+    [aside] = (tmp_path / "results" / "corrupt").iterdir()
+    assert (aside / records.NOTEBOOK).read_text() == "the good notebook"
+    assert (aside / records.PARAMS).read_text() == "garbage{"
+    assert records.validate_record(run_dir, config.config_hash).state == "completed"
+
+
+@pytest.mark.slow
+def test_cli_full_disk_during_force_is_one_line_and_keeps_the_record(tmp_path):
+    import resource
+
+    config = load_grid(SMOKE)[0]
+    grid = write_grid(tmp_path / "g.yaml", yaml.safe_load(SMOKE.read_text()) | {"runs": [], "axes": {
+        "kernel_size": [config.kernel_size], "patch_size": [config.patch_size]}})
+    run_dir = tmp_path / "results" / "runs" / config.run_id
+    _fake_record(run_dir, config, "old")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+
+    def small_files_only():  # every write past 2 KB fails, as on a full disk (EFBIG instead of ENOSPC)
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "sweep", str(grid), "--results",
+                           str(tmp_path / "results"), "--force"], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, preexec_fn=small_files_only, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    [line] = [line for line in proc.stdout.splitlines() if line.startswith("  failed:")]
+    assert "File too large" in line and "the previous complete record was kept" in line
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert not (tmp_path / "results" / ".previous" / config.run_id).exists()
