@@ -16,7 +16,9 @@ summed over the batch. It is the same arithmetic, so the result agrees with
 TensorFlow's own to float32 rounding (a test checks it), and it is 2-4x faster
 when the token grid is small (32 / patch <= 8). On larger grids the forward
 kernel's cost grows with the (H, W) "filter" and TensorFlow's own gradient is
-faster, so the layer keeps it there (``SWAPPED_GRADIENT_MAX_TOKENS``).
+faster, so the layer keeps it there (``SWAPPED_GRADIENT_MAX_TOKENS``). The
+speed-up was measured on CPUs only, so on a machine where TensorFlow sees a GPU
+(or TPU) the layer uses TensorFlow's own gradient (``tensorflow_runs_on_cpu``).
 
 Weights, names and outputs are those of ``keras.layers.DepthwiseConv2D``; on
 other backends (or other strides, dilations, data formats) the layer is that
@@ -25,10 +27,20 @@ class unchanged.
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
 # Token grids up to this side use the swapped kernel gradient (measured on this CPU).
 SWAPPED_GRADIENT_MAX_TOKENS = 8
+
+
+@functools.lru_cache(maxsize=None)
+def tensorflow_runs_on_cpu() -> bool:
+    """True when TensorFlow places ops on the CPU: it sees no GPU or TPU."""
+    import tensorflow as tf
+
+    return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
 def swapped_kernel_gradient(x, dy, kernel_size):
@@ -54,6 +66,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def _fast_path(self, inputs):
         return (
             keras.backend.backend() == "tensorflow"
+            and tensorflow_runs_on_cpu()
             and self.data_format == "channels_last"
             and self.padding == "same"
             and self.strides == (1, 1)

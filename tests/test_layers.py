@@ -55,3 +55,13 @@ def test_records_saved_with_plain_keras_layers_load(tmp_path, monkeypatch):
     new.load_weights(tmp_path / "old.weights.h5")
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(new(x), old(x), rtol=1e-5, atol=1e-5)
+
+
+def test_swapped_gradient_is_used_only_where_tensorflow_runs_on_the_cpu(monkeypatch):
+    layer = DepthwiseConv2D(9, padding="same")
+    x = tf.zeros((2, 8, 8, 4))
+    layer.build(x.shape)
+    assert convmixer_layers.tensorflow_runs_on_cpu()  # this test machine has no GPU
+    assert layer._fast_path(x)
+    monkeypatch.setattr(convmixer_layers, "tensorflow_runs_on_cpu", lambda: False)  # e.g. a CUDA machine
+    assert not layer._fast_path(x)
