@@ -1,0 +1,172 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # ConvMixer on CIFAR-10: reproducibility report
+#
+# A reproduction of *Patches Are All You Need?* (ConvMixer) in Keras 3. Every number below is either measured by this project's runs (read from the results folder) or a published value read from `convmixer/reference.yaml`, labelled *paper* or *reference report*.
+#
+# [Summary](#summary) · [Original versus reproduction](#comparison) · [Trends](#trends) · [Learning curves](#learning-curves) · [Cost](#cost) · [Method and provenance](#provenance) · [Easy, difficult, further](#lessons) · [Skipped runs](#skipped)
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these)
+results_dir = "../results"
+
+# %%
+# Load the run records and the published values; everything below is computed from these.
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are embedded by report.figure, never shown by the inline backend
+
+from convmixer import analysis, report
+from convmixer.results import load_reference, load_runs
+
+runs = load_runs(results_dir)
+reference = load_reference()
+show, table, note, missing = report.show, report.table, report.note, report.missing
+
+# %% [markdown]
+# <a id="summary"></a>
+#
+# ## 1. Summary
+
+# %%
+show(
+    note(analysis.scope(runs, results_dir)),
+    "<p>What each setup trained: budget per run, data and device.</p>",
+    report.bullets([f"Setup {label}: {facts}" for label, facts in analysis.setup_facts(runs)]),
+    f"<p>{html.escape(analysis.published_comparison(runs, reference))}</p>",
+    "<p>The paper's claims tested here:</p>",
+    report.bullets([c["claim"] for c in analysis.CLAIMS], ordered=True),
+    '<a id="verdicts"></a>',
+    report.verdict_table(analysis.verdicts(runs)),
+    note(analysis.VERDICT_RULE + " Each verdict links to the figure or table that carries it; "
+         "the same verdicts are in claims.json beside this page."),
+    "<p>Like-for-like rows with the reference report (same model, patch, kernel, epochs and recipe):</p>",
+    report.bullets(analysis.reproduction_sentences(runs, reference)
+                   or ["No completed run matches a reference-report row like for like."]),
+    "<p>What the reference report's own published numbers show:</p>",
+    report.bullets(analysis.reference_report_observations(reference)),
+)
+
+# %% [markdown]
+# <a id="comparison"></a>
+#
+# ## 2. Original versus reproduction
+#
+# One row per configuration this project ran, plus the published configurations it did not run (marked *not run*). *Parameters* are computed from the architecture; *paper count* is ✓ when they equal the paper's count, — where the paper lists no count. Our accuracy is the mean ± standard deviation over seeds, in percent, with n seeds. Runs are grouped into *setups* (same budget and recipe); only runs of one setup are compared with each other.
+
+# %%
+show(
+    report.bullets([f"{name.replace('_', ' ')}: {text}" for name, text in reference["sources"].items()]),
+    table(analysis.setups_table(runs), table_id="setups-table", caption="Setups (budgets) of the completed runs.",
+          empty="No completed runs, so there are no setups yet."),
+)
+comparison = analysis.comparison_table(runs, reference)
+not_run = int((comparison["n"] == 0).sum())
+show(
+    table(analysis.comparison_display(comparison), table_id="comparison-table"),
+    missing(f"{not_run} published configuration(s) have no run here (rows marked 'not run').") if not_run else "",
+)
+
+# %% [markdown]
+# <a id="architectures"></a>
+#
+# ### 2.1 Claim 1: ConvMixer against ResNet, ViT and MLP-Mixer of the same size
+
+# %%
+show(report.architectures_section(runs))
+
+# %% [markdown]
+# <a id="trends"></a>
+#
+# ## 3. Trend plots
+#
+# Accuracy against kernel size (one line per patch size) and against patch size (one line per kernel size), per setup. Every seed is a point; lines show mean ± standard deviation over seeds.
+
+# %% [markdown]
+# <a id="trend-kernel"></a>
+#
+# ### 3.1 Accuracy versus kernel size
+
+# %%
+show(report.trend_section(runs, reference, "kernel_size"))
+
+# %% [markdown]
+# <a id="trend-patch"></a>
+#
+# ### 3.2 Accuracy versus patch size
+
+# %%
+show(report.trend_section(runs, reference, "patch_size"))
+
+# %% [markdown]
+# <a id="trend-published"></a>
+#
+# ### 3.3 These trends beside the published ones
+
+# %%
+show(report.published_trends_section(runs, reference))
+
+# %% [markdown]
+# <a id="learning-curves"></a>
+#
+# ## 4. Learning curves
+#
+# One figure per setup, a panel per configuration: held-out (validation, or test for recipes without a validation split) and training accuracy per epoch, one colour per seed, and whether the setup's training converged.
+
+# %%
+show(report.learning_curves_section(runs))
+
+# %% [markdown]
+# <a id="cost"></a>
+#
+# ## 5. Cost
+#
+# Seconds per epoch and training images per second by configuration and device, against the reference report's timings, and total training compute against accuracy.
+
+# %%
+show(report.cost_section(runs, reference))
+
+# %% [markdown]
+# <a id="provenance"></a>
+#
+# ## 6. Method and provenance
+#
+# The recipes, every known difference from the original code, and what produced each number: data sources with fingerprints, library versions, devices and git commits.
+
+# %%
+show(report.provenance_section(runs))
+
+# %% [markdown]
+# <a id="lessons"></a>
+#
+# ## 7. What was easy, what was difficult, what a reader needs to go further
+#
+# **Easy.** The architecture is small and fully specified: the Keras model follows the official PyTorch definition layer for layer, and its parameter count is computed and checked against the paper (the *paper count* column). The "seed" recipe (the Keras example) ports directly.
+#
+# **Difficult.** The compute budget: the paper's full schedules need GPUs, which a CPU cannot match in reasonable time, so CPU runs use short schedules or small models. The original augmentations (torchvision's RandAugment, ColorJitter and RandomErasing) have no exact Keras equivalents. TF Addons, which the reference report's optimizer came from, is end-of-life, so its weight decay had to be converted. CIFAR-10 is sometimes distributed as JPEG images, which are lossy.
+#
+# **What the data here says about these points:**
+
+# %%
+show(report.lessons_section(runs, Path(analysis.__file__).resolve().parent.parent / "grids"))
+
+# %% [markdown]
+# <a id="skipped"></a>
+#
+# ## Skipped runs
+#
+# Run folders that are not complete (still running, interrupted, failed or corrupt) are left out of every table above; here is why.
+
+# %%
+show(table(analysis.skipped(runs), table_id="skipped-table",
+           empty="No run folder was skipped: every run folder holds a completed run (or there are none)."))
