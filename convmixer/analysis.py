@@ -45,7 +45,7 @@ PAPER_WIDTH_DEPTH = (256, 8)  # the architecture of the paper's CIFAR-10 ablatio
 
 # The paper's claims this study tests, in the order of the summary's numbered list.
 CLAIMS = [
-    {"id": "architectures", "anchor": "comparison",
+    {"id": "architectures", "anchor": "architectures",
      "claim": "ConvMixer beats ViT, MLP-Mixer and ResNet variants of similar size."},
     {"id": "kernel", "anchor": "trend-kernel", "axis": "kernel_size", "sign": +1,
      "claim": "A larger (depthwise) kernel raises accuracy."},
@@ -87,7 +87,7 @@ def _setup_label(i: int) -> str:
 
 def describe_setup(row) -> str:
     """The budget a setup trains with, in words (used as figure titles and table captions)."""
-    parts = [f"ConvMixer-{row['width']}/{row['depth']}", f"{row['recipe']} recipe"]
+    parts = [model_name(row), f"{row['recipe']} recipe"]
     overrides = row.get("recipe_overrides")
     if overrides not in (None, "", "{}"):
         parts.append(f"overrides {overrides}")
@@ -109,16 +109,22 @@ def describe_setup(row) -> str:
     return ", ".join(parts)
 
 
-def prepare(runs: pd.DataFrame) -> pd.DataFrame:
+def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.DataFrame:
     """Completed runs with integer fields as ints and a ``setup`` label plus its description.
 
-    Accepts frames with only some of ``results.COLUMNS`` (e.g. hand-built in tests).
+    Only ConvMixer runs by default: every section but claim 1 is about ConvMixer;
+    ``architecture=None`` keeps every architecture (claim 1). Accepts frames with
+    only some of ``results.COLUMNS`` (e.g. hand-built in tests).
     """
     frame = runs.reindex(columns=COLUMNS + [c for c in runs.columns if c not in COLUMNS])
+    frame["architecture"] = frame["architecture"].astype(object).where(frame["architecture"].notna(), "convmixer")
+    frame["hyperparameters"] = frame["hyperparameters"].map(lambda v: "{}" if v is None or v != v else v)
     done = frame[frame["status"] == "completed"].copy()
+    if architecture is not None:
+        done = done[done["architecture"] == architecture]
     # load_runs stores integers as floats (NaN for corrupt rows); make keys and labels read "3", not "3.0".
     for col in dict.fromkeys(SETUP_FIELDS + INT_FIELDS):
-        done[col] = done[col].astype(object).map(_clean).astype(object)
+        done[col] = pd.Series([_clean(v) for v in done[col]], index=done.index, dtype=object)
     done["test_accuracy"] = pd.to_numeric(done["test_accuracy"], errors="coerce")
     keys = [tuple(_clean(r[f]) for f in SETUP_FIELDS) for _, r in done.iterrows()]
     order = {k: _setup_label(i) for i, k in enumerate(sorted(set(keys), key=_sort_key))}
@@ -239,6 +245,22 @@ def comparison_table(runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
     for col in ("paper epochs", "reference report epochs", "our epochs", "n"):
         table[col] = pd.to_numeric(table[col]).astype("Int64")  # whole numbers, blank where missing
     return table
+
+
+def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table as the report shows it: model as width/depth, published values with their epochs."""
+    def published(accuracy, epochs):
+        return "—" if pd.isna(accuracy) else f"{accuracy:.2f} ({int(epochs)} ep)"
+
+    return pd.DataFrame({
+        "setup": table["setup"], "model": [f"{w}/{d}" for w, d in zip(table["width"], table["depth"])],
+        "patch": table["patch"], "kernel": table["kernel"], "recipe": table["recipe"], "epochs": table["our epochs"],
+        "our accuracy (%)": table["our accuracy (%)"], "n": table["n"], "test-set SE (%)": table["test-set SE (%)"],
+        "parameters (computed here)": table["parameters (computed here)"], "paper count": table["paper count"],
+        "paper (%)": [published(a, e) for a, e in zip(table["paper accuracy (%)"], table["paper epochs"])],
+        "reference report (%)": [published(a, e) for a, e in zip(table["reference report accuracy (%)"],
+                                                                  table["reference report epochs"])],
+    })
 
 
 def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images, published, reference,
@@ -383,13 +405,62 @@ def regime(setup_runs: pd.DataFrame) -> str:
             f"({seeds} seed{'s' if seeds != 1 else ''})")
 
 
+ARCHITECTURE_NAMES = {"convmixer": "ConvMixer", "resnet": "ResNet", "vit": "ViT", "mlp_mixer": "MLP-Mixer"}
+
+
+def _hyperparameters(row) -> dict:
+    value = row.get("hyperparameters")
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value) if isinstance(value, str) and value else {}
+    except ValueError:
+        return {}
+
+
 def model_name(row) -> str:
-    return f"ConvMixer-{row['width']}/{row['depth']}"
+    """ConvMixer-64/4, or a baseline with the hyperparameters that set its size."""
+    arch = row.get("architecture") or "convmixer"
+    if arch == "convmixer":
+        return f"ConvMixer-{row['width']}/{row['depth']}"
+    hp = _hyperparameters(row)
+    patch = f", patch {row['patch_size']}" if not pd.isna(row.get("patch_size")) else ""
+    if arch == "resnet":
+        return f"ResNet-{6 * hp.get('blocks_per_stage', 0) + 2} (width {hp.get('width')})"
+    if arch == "vit":
+        return (f"ViT-{hp.get('dim')}/{hp.get('depth')} ({hp.get('heads')} heads, MLP ratio "
+                f"{hp.get('mlp_ratio')}{patch})")
+    return (f"MLP-Mixer-{hp.get('dim')}/{hp.get('depth')} (token MLP {hp.get('token_mlp_dim')}, channel MLP "
+            f"{hp.get('channel_mlp_dim')}{patch})")
+
+
+def cell_name(row) -> str:
+    """A model as one cell of a comparison: ConvMixer-64/4 p2 k9, or the baseline's name."""
+    if (row.get("architecture") or "convmixer") == "convmixer":
+        return f"{model_name(row)} p{row['patch_size']} k{row['kernel_size']}"
+    return model_name(row)
+
+
+def parameter_count(row) -> int | None:
+    from .baselines import count_model_parameters
+
+    arch = row.get("architecture") or "convmixer"
+    if arch == "convmixer":
+        hp = {k: int(row[k]) for k in ("width", "depth", "patch_size", "kernel_size")}
+    else:
+        hp = _hyperparameters(row) | ({"patch_size": int(row["patch_size"])}
+                                      if not pd.isna(row.get("patch_size")) else {})
+    try:
+        return count_model_parameters(arch, hp)
+    except (ValueError, TypeError):
+        return None
 
 
 def _history(path) -> pd.DataFrame | None:
+    from . import records
+
     try:
-        return pd.read_csv(Path(str(path)) / "history.csv")
+        return pd.read_csv(Path(str(path)) / records.HISTORY)
     except (OSError, ValueError):
         return None
 
@@ -453,7 +524,8 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
         r = t["result"]
         t["p_holm"] = p_holm
         t["verdict"] = inference.verdict_word(r["effect"], p_holm, claim["sign"]) if r else inference.INCONCLUSIVE
-    tests.sort(key=lambda t: (not t["converged"], -t["budget"], t["setup"]))
+    # The lead: a setup that can test the claim at all, then converged, then the longest training.
+    tests.sort(key=lambda t: (t["result"] is None, not t["converged"], -t["budget"], t["setup"]))
     return tests
 
 
@@ -500,16 +572,119 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
             "setups": [t["setup"] for t in tests], "tests": tests}
 
 
+# Fields that say which model a run trained; every other setup field is its training regime.
+MODEL_FIELDS = ["architecture", "hyperparameters", "width", "depth", "patch_size", "kernel_size", "activation"]
+REGIME_FIELDS = [f for f in SETUP_FIELDS if f not in MODEL_FIELDS]
+CLAIM1_SCOPE = (
+    "This is CIFAR-10 at about 40k parameters and a CPU budget; the paper's claim 1 is mainly about "
+    "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate.")
+
+
+def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
+    """Training regimes (every setup field but the model's) that hold ConvMixer and baseline runs.
+
+    In each, the ConvMixer compared is fixed before looking at any accuracy: the
+    paper's headline cell, the smallest patch and, at that patch, the largest
+    kernel. Each baseline is contrasted with it (``inference.group_contrasts``) and
+    the baselines' p-values are Holm-adjusted together.
+    """
+    from . import inference
+
+    done = prepare(runs, architecture=None)
+    out = []
+    if done.empty:
+        return out
+    keys = [tuple(_clean(r[f]) for f in REGIME_FIELDS) for _, r in done.iterrows()]
+    done["regime_key"] = [json.dumps(k, default=str) for k in keys]
+    for _, sub in done.groupby("regime_key", sort=True):
+        conv = sub[sub["architecture"] == "convmixer"]
+        base = sub[sub["architecture"] != "convmixer"]
+        if conv.empty or base.empty:
+            continue
+        patch = min(conv["patch_size"])
+        kernel = max(conv[conv["patch_size"] == patch]["kernel_size"])
+        ref_runs = conv[(conv["patch_size"] == patch) & (conv["kernel_size"] == kernel)]
+        cells = pd.concat([ref_runs, base])
+        names = [cell_name(r) for _, r in cells.iterrows()]
+        frame = pd.DataFrame({"group": names, "seed": cells["seed"].astype(int).to_numpy(),
+                              "accuracy": 100 * pd.to_numeric(cells["test_accuracy"], errors="coerce").to_numpy()})
+        reference = cell_name(ref_runs.iloc[0])
+        contrasts = inference.group_contrasts(frame.dropna(), reference) or {}
+        baselines = sorted(set(names) - {reference})
+        adjusted = inference.holm([contrasts[b]["p"] if b in contrasts else float("nan") for b in baselines])
+        tests = []
+        for name, p_holm in zip(baselines, adjusted):
+            r = contrasts.get(name)
+            tests.append({"baseline": name, "result": r, "p_holm": p_holm, "n_runs": int((frame["group"] == name).sum()),
+                          "verdict": inference.verdict_word(r["effect"], p_holm, +1) if r else inference.INCONCLUSIVE})
+        first = ref_runs.iloc[0]
+        seeds = cells["seed"].nunique()
+        regime = (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
+                  f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if first['lossy_jpeg'] is True else 'CIFAR-10'} "
+                  f"({seeds} seed{'s' if seeds != 1 else ''}, the same recipe, budget, data, seeds and training loop)")
+        out.append({"reference": reference, "regime": regime, "tests": tests, "runs": cells,
+                    "converged": convergence(ref_runs)["converged"], "budget": _budget_size(ref_runs),
+                    "n_runs": len(frame)})
+    out.sort(key=lambda r: (not r["converged"], -r["budget"]))
+    return out
+
+
 def _architecture_verdict(runs: pd.DataFrame) -> dict:
     from . import inference
 
-    done = prepare(runs)
-    others = sorted({str(a) for a in done.get("architecture", pd.Series(dtype=object)).dropna()
-                     if str(a).lower() != "convmixer"}) if not done.empty else []
-    reason = ("Not tested: every completed run is a ConvMixer, so there is no ViT, MLP-Mixer or ResNet run to "
-              "compare against." if not others else
-              f"Not tested: runs of {', '.join(others)} exist, but none shares a training regime with a ConvMixer.")
-    return {"verdict": inference.NOT_TESTED, "evidence": reason, "regime": None, "setups": [], "tests": []}
+    regimes = architecture_regimes(runs)
+    if not regimes:
+        done = prepare(runs, architecture=None)
+        others = sorted(set(done["architecture"]) - {"convmixer"}) if not done.empty else []
+        reason = ("Not tested: every completed run is a ConvMixer, so there is no ViT, MLP-Mixer or ResNet run to "
+                  "compare against." if not others else
+                  f"Not tested: runs of {', '.join(others)} exist, but none shares a training regime with a ConvMixer.")
+        return {"verdict": inference.NOT_TESTED, "evidence": reason, "regime": None, "setups": [], "tests": []}
+    lead = regimes[0]
+    words = [t["verdict"] for t in lead["tests"]]
+    if inference.CONTRADICTS in words:
+        verdict = inference.CONTRADICTS
+    elif words and all(w == inference.CONSISTENT for w in words):
+        verdict = inference.CONSISTENT
+    else:
+        verdict = inference.INCONCLUSIVE
+    lines = []
+    for t in lead["tests"]:
+        r = t["result"]
+        lines.append(f"{lead['reference']} minus {t['baseline']}: " + (
+            f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; Holm-adjusted p = "
+            f"{t['p_holm']:.2g}; {r['df']:.0f} residual df): {t['verdict']}" if r else
+            f"not estimable (no seed replicates): {t['verdict']}"))
+    head = (f"{verdict} for {lead['regime']}: ConvMixer must beat every baseline for the claim to hold here. "
+            + CLAIM1_SCOPE)
+    tests = [{"setup": t["baseline"], "regime": lead["regime"], "converged": lead["converged"], "low": t["baseline"],
+              "high": lead["reference"], "result": t["result"], "p_holm": t["p_holm"], "verdict": t["verdict"],
+              "n_runs": t["n_runs"]} for t in lead["tests"]]
+    return {"verdict": verdict, "evidence": "\n".join([head, *lines]), "regime": lead["regime"],
+            "setups": [lead["reference"]] + [t["baseline"] for t in lead["tests"]], "tests": tests}
+
+
+def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Claim 1's models side by side: hyperparameters, parameters (computed here), speed and accuracy."""
+    columns = ["model", "architecture", "hyperparameters", "parameters (computed here)", "epochs", "recipe",
+               "seconds per epoch", "our accuracy (%)", "n", "test-set SE (%)"]
+    rows = []
+    for regime in architecture_regimes(runs):
+        for name, sub in regime["runs"].groupby(regime["runs"].apply(cell_name, axis=1), sort=False):
+            first = sub.iloc[0]
+            stats = _pct_stats(sub["test_accuracy"], sub["test_images"])
+            hp = (f"width {first['width']}, depth {first['depth']}, patch {first['patch_size']}, kernel "
+                  f"{first['kernel_size']}" if first["architecture"] == "convmixer" else
+                  ", ".join(f"{k} {v}" for k, v in (_hyperparameters(first) | (
+                      {"patch_size": first["patch_size"]} if not pd.isna(first["patch_size"]) else {})).items()))
+            count = parameter_count(first)
+            rows.append({"model": name, "architecture": ARCHITECTURE_NAMES.get(first["architecture"]),
+                         "hyperparameters": hp, "parameters (computed here)": f"{count:,}" if count else "?",
+                         "epochs": first["epochs"], "recipe": first["recipe"],
+                         "seconds per epoch": round(pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").min(), 1),
+                         "our accuracy (%)": format_mean_std(stats), "n": stats["n"],
+                         "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}"})
+    return pd.DataFrame(rows, columns=columns)
 
 
 VERDICT_COLUMNS = ["claim", "verdict", "evidence", "anchor", "id", "regime", "setups", "tests"]
@@ -543,7 +718,8 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
                           "p_holm": _json_number(t["p_holm"]), "df": _json_number(r.get("df")),
                           "n_runs": int(t["n_runs"])})
         lead = tests[0] if tests else {}
-        entries.append({"id": row.id, "claim": row.claim, "verdict": row.verdict, "regime": row.regime,
+        regime = row.regime if isinstance(row.regime, str) else None  # None turns NaN inside a DataFrame
+        entries.append({"id": row.id, "claim": row.claim, "verdict": row.verdict, "regime": regime,
                         "setups": list(row.setups), "effect": lead.get("effect"), "ci_low": lead.get("ci_low"),
                         "ci_high": lead.get("ci_high"), "p": lead.get("p_holm"),
                         "n_runs": lead.get("n_runs", 0), "tests": tests})
@@ -557,8 +733,10 @@ def run_load(path) -> dict:
 
     Read from the run's metrics.json (older runs have no ``load_average``); missing values are None.
     """
+    from . import records
+
     try:
-        metrics = json.loads((Path(str(path)) / "metrics.json").read_text(encoding="utf-8"))
+        metrics = records.read_json(Path(str(path)) / records.METRICS)
         start, end = (metrics.get("load_average") or [None, None])[:2]
         cores = (metrics.get("device") or {}).get("cpu_count")
     except (OSError, ValueError, TypeError, AttributeError):
@@ -678,6 +856,17 @@ def provenance(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"data": data, "versions": versions, "devices": devices, "commits": commits}
 
 
+def dirty_sentence(runs: pd.DataFrame) -> str | None:
+    """A warning naming every run whose recorded commit had uncommitted changes ("+dirty"), else None."""
+    done = prepare(runs, architecture=None)
+    dirty = done[done["git_commit"].astype(str).str.endswith("+dirty")] if not done.empty else done
+    if dirty.empty:
+        return None
+    return (f"{len(dirty)} of {len(done)} completed runs were trained from a working tree with uncommitted "
+            f"changes (commit recorded as +dirty), so their code cannot be recovered exactly: "
+            f"{', '.join(sorted(dirty['run_id']))}.")
+
+
 def jpeg_sentence(runs: pd.DataFrame) -> str | None:
     """A plain statement when any run trained on a JPEG (lossy) copy of CIFAR-10, else None."""
     done = prepare(runs)
@@ -709,7 +898,9 @@ def skipped(runs: pd.DataFrame) -> pd.DataFrame:
 def scope(runs: pd.DataFrame, results_dir=None) -> str:
     """What the report covers, in one paragraph generated from the data."""
     done = prepare(runs)
-    where = f" in {results_dir}" if results_dir is not None else ""
+    from .records import portable_path
+
+    where = f" in {portable_path(Path(results_dir).resolve())}" if results_dir is not None else ""
     n_skipped = len(runs) - len(done)
     skipped_text = (f" {n_skipped} run folder{'s were' if n_skipped != 1 else ' was'} skipped "
                     "(see Skipped runs)." if n_skipped else "")

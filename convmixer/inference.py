@@ -160,6 +160,30 @@ def axis_test(frame: pd.DataFrame, axis: str, other: str) -> dict | None:
     return out
 
 
+def group_contrasts(frame: pd.DataFrame, reference: str) -> dict[str, dict] | None:
+    """``reference``'s mean accuracy minus each other group's, from one OLS fit ``accuracy ~ C(group)``
+    (plus a seed block when every seed ran in every group); None without residual degrees of freedom."""
+    import statsmodels.formula.api as smf
+
+    terms = [f"C(group, Treatment(reference={reference!r}))"]
+    if seeds_shared(frame, ["group"]):
+        terms.append("C(seed)")
+    model = smf.ols("accuracy ~ " + " + ".join(terms), data=frame)
+    if model.df_resid < 1:
+        return None
+    result = model.fit()
+    out = {}
+    for group in sorted(set(frame["group"]) - {reference}):
+        name = f"{terms[0]}[T.{group}]"
+        vector = -(np.asarray(result.model.exog_names) == name).astype(float)  # reference minus group
+        test = result.t_test(vector)
+        low, high = np.asarray(test.conf_int(alpha=ALPHA)).ravel()
+        out[group] = {"effect": float(np.asarray(test.effect).ravel()[0]), "ci_low": float(low),
+                      "ci_high": float(high), "p": float(np.asarray(test.pvalue).ravel()[0]),
+                      "df": float(result.df_resid)}
+    return out
+
+
 def binomial_se_pct(accuracy: float, n_test: int) -> float:
     """Test-set sampling noise of one accuracy, sqrt(p (1 - p) / n), in percent."""
     if not n_test or accuracy is None or math.isnan(accuracy):

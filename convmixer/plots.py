@@ -271,3 +271,28 @@ def compute_accuracy_figure(runs: pd.DataFrame):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def architecture_figure(runs: pd.DataFrame, parameters: dict, names: dict):
+    """Claim 1: test accuracy against parameter count and against seconds per epoch, a point per run.
+
+    ``runs`` are completed runs; ``parameters`` and ``names`` map a run's index to its
+    parameter count and its model name (one marker and colour per model).
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    models = sorted(set(names.values()))
+    for i, model in enumerate(models):
+        part = runs[[names[j] == model for j in runs.index]]
+        acc = 100 * part["test_accuracy"].astype(float)
+        style = dict(color=f"C{i % 10}", marker="osD^vP*X"[i % 8], alpha=0.8, label=model)
+        axes[0].scatter([parameters[j] for j in part.index], acc, **style)
+        axes[1].scatter(part["seconds_per_epoch"].astype(float), acc, **style)
+    axes[0].set_xlabel("trainable parameters (computed here)")
+    axes[1].set_xlabel("seconds per training epoch (this machine)")
+    axes[0].set_ylabel("test accuracy (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -175,6 +175,30 @@ def learning_curves_section(runs: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def architectures_section(runs: pd.DataFrame) -> str:
+    """Claim 1: ConvMixer against size-matched baselines trained the same way (table, figure, contrasts)."""
+    from . import analysis, plots
+
+    regimes = analysis.architecture_regimes(runs)
+    if not regimes:
+        return missing("No baseline (ResNet, ViT, MLP-Mixer) shares a training regime with a ConvMixer here, so "
+                       "claim 1 is not tested. Run grids/cpu-architectures.yaml (and the ConvMixer it compares "
+                       "with, in grids/cpu-converged.yaml) to test it.")
+    parts = [table(analysis.architectures_table(runs), table_id="architectures-table", caption=(
+        "Models compared for claim 1. Baselines were matched to the ConvMixer's parameter count within ±15% by "
+        "convmixer/baselines.py (one fixed family per architecture, one size knob, no per-architecture tuning); "
+        "every model trains with the same recipe, budget, data, seeds and training loop."))]
+    for regime in regimes:
+        cells = regime["runs"]
+        names = {j: analysis.cell_name(r) for j, r in cells.iterrows()}
+        params = {j: analysis.parameter_count(r) for j, r in cells.iterrows()}
+        parts.append(figure(plots.architecture_figure(cells, params, names), alt="Accuracy against size and time",
+                            caption=f"{regime['regime']}: test accuracy against parameters and seconds per epoch, "
+                                    "one point per run (seed)."))
+    parts.append(note(analysis.CLAIM1_SCOPE))
+    return "\n".join(parts)
+
+
 def published_trends_section(runs: pd.DataFrame, reference: dict) -> str:
     """This project's kernel and patch trends beside the paper's and the reference report's."""
     from . import analysis, plots
@@ -240,7 +264,9 @@ def provenance_section(runs: pd.DataFrame) -> str:
         table(tables["data"], table_id="data-table", empty=empty),
         '<h3 id="versions">Library versions</h3>', table(tables["versions"], table_id="versions-table", empty=empty),
         '<h3 id="devices">Devices</h3>', table(tables["devices"], table_id="devices-table", empty=empty),
-        '<h3 id="commits">Code (git commits)</h3>', table(tables["commits"], table_id="commits-table", empty=empty),
+        '<h3 id="commits">Code (git commits)</h3>',
+        note(analysis.dirty_sentence(runs), "warning dirty") if analysis.dirty_sentence(runs) else "",
+        table(tables["commits"], table_id="commits-table", empty=empty),
     ]
     return "\n".join(parts)
 
@@ -274,6 +300,7 @@ img, svg, video { max-width: 100%; height: auto; }
 figure.report-figure { margin: 0.5em 0 1.5em; }
 figure.report-figure figcaption, p.caption { font-size: 0.9em; color: #444; }
 p.note.missing { background: #fff6e0; border-left: 4px solid #e0a000; padding: 6px 10px; }
+#verdict-table td:nth-child(3) { min-width: 8.5em; }
 td.verdict-consistent-with-the-claim a { color: #176f2c; font-weight: 600; }
 td.verdict-contradicts-the-claim a { color: #a51d2d; font-weight: 600; }
 td.verdict-inconclusive a, td.verdict-not-tested a { color: #555; font-weight: 600; }
@@ -390,7 +417,7 @@ def claims_payload(runs: pd.DataFrame) -> dict:
 
 
 def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=False,
-                 readme="auto") -> Path:
+                 readme=None) -> Path:
     """Execute the report notebook on ``results`` and write the HTML report to ``out``.
 
     ``claims.json`` (``analysis.claims_json``: the verdicts as data) is written
@@ -426,7 +453,7 @@ def build_report(results="results", out="report/index.html", *, notebook=None, e
     out = Path(out).resolve()
     nb_path = Path(notebook).resolve() if notebook else NOTEBOOK
     if not nb_path.exists():
-        raise ReportError(f"report notebook {nb_path} not found (regenerate it: python tools/make_report_notebook.py)")
+        raise ReportError(f"report notebook {nb_path} not found (write it from notebooks/report.py: python tools/sync_notebooks.py)")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".report.", suffix=".ipynb")
     os.close(fd)

@@ -50,8 +50,9 @@ def read_run(run_dir) -> dict:
         return row
     row.update({k: params.get(k) for k in PARAMETER_NAMES})
     row["run_id"] = params.get("run_id", run_dir.name)
-    if isinstance(row["recipe_overrides"], dict):
-        row["recipe_overrides"] = json.dumps(row["recipe_overrides"], sort_keys=True)
+    row["architecture"] = row["architecture"] or "convmixer"  # records from before the field existed
+    for key in ("recipe_overrides", "hyperparameters"):
+        row[key] = json.dumps(row[key] or {}, sort_keys=True) if isinstance(row[key], (dict, type(None))) else row[key]
 
     metrics, problem = _read_json(run_dir / records.METRICS)
     if metrics is None:

@@ -46,12 +46,14 @@ def positive_rate(cells, effect, seed=0):
     return {claim: n / TABLES for claim, n in hits.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_no_effect_is_called_consistent_in_at_most_5_percent(shape):
     rates = positive_rate(SHAPES[shape], effect=0.0)
     assert max(rates.values()) <= 0.05, rates
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_a_3_point_effect_is_detected_in_at_least_90_percent(shape):
     rates = positive_rate(SHAPES[shape], effect=3.0, seed=1)
@@ -87,3 +89,72 @@ def test_prediction_interval_and_binomial_noise():
     low, high = inference.prediction_interval([70.0, 71.0, 72.0])
     assert low < 70.0 and high > 72.0 and (low + high) / 2 == pytest.approx(71.0)
     assert inference.binomial_se_pct(0.5, 10_000) == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- claim 1
+
+BASELINES = {  # size-matched members of convmixer/baselines.py's families
+    "resnet": ({"width": 6, "blocks_per_stage": 3}, None),
+    "vit": ({"dim": 32, "depth": 4, "heads": 4, "mlp_ratio": 2}, 4),
+    "mlp_mixer": ({"dim": 26, "depth": 4, "token_mlp_dim": 13, "channel_mlp_dim": 52}, 2),
+}
+
+
+def architecture_runs(rng, advantage=0.0, seed_std=0.5, seeds=3):
+    """ConvMixer-64/4 p2 k9 and the three baselines in one regime; ConvMixer ``advantage`` points better."""
+    import json
+
+    frame = synthetic_runs([(9, 2)], rng, seeds=seeds, seed_std=seed_std)
+    frame["test_accuracy"] += advantage / 100
+    frame["architecture"], frame["hyperparameters"] = "convmixer", "{}"
+    parts = [frame]
+    for arch, (hp, patch) in BASELINES.items():
+        base = synthetic_runs([(9, 2)], rng, seeds=seeds, seed_std=seed_std)
+        base["architecture"], base["hyperparameters"] = arch, json.dumps(hp, sort_keys=True)
+        base["width"] = base["depth"] = base["kernel_size"] = None
+        base["patch_size"] = patch
+        base["run_id"] = base["path"] = [f"/nowhere/{arch}{s}" for s in range(seeds)]
+        parts.append(base)
+    return pd.concat(parts, ignore_index=True)
+
+
+def architecture_rate(advantage, seed):
+    rng = np.random.default_rng(seed)
+    hits = sum(analysis.verdicts(architecture_runs(rng, advantage)).set_index("id")["verdict"]["architectures"]
+               == inference.CONSISTENT for _ in range(TABLES))
+    return hits / TABLES
+
+
+@pytest.mark.slow
+def test_claim_1_without_an_advantage_is_called_consistent_in_at_most_5_percent():
+    assert architecture_rate(0.0, seed=4) <= 0.05
+
+
+@pytest.mark.slow
+def test_claim_1_with_a_3_point_advantage_is_detected_in_at_least_90_percent():
+    assert architecture_rate(3.0, seed=5) >= 0.90
+
+
+def test_claim_1_compares_each_baseline_with_the_pre_chosen_convmixer():
+    runs = architecture_runs(np.random.default_rng(6), advantage=5.0)
+    regimes = analysis.architecture_regimes(runs)
+    assert len(regimes) == 1 and regimes[0]["reference"] == "ConvMixer-64/4 p2 k9"
+    assert sorted(t["baseline"] for t in regimes[0]["tests"]) == [
+        "MLP-Mixer-26/4 (token MLP 13, channel MLP 52, patch 2)", "ResNet-20 (width 6)",
+        "ViT-32/4 (4 heads, MLP ratio 2, patch 4)"]
+    assert all(t["result"]["effect"] > 3 for t in regimes[0]["tests"])
+    table = analysis.architectures_table(runs)
+    assert set(table["n"]) == {3}
+    assert table.set_index("model").loc["ResNet-20 (width 6)", "parameters (computed here)"] == "38,872"
+    claim = analysis.claims_json(runs)["claims"][0]
+    assert claim["verdict"] == inference.CONSISTENT and len(claim["tests"]) == 3
+    assert "ImageNet" in analysis.verdicts(runs).iloc[0]["evidence"]
+
+
+def test_claim_1_section_shows_the_models_their_sizes_and_a_figure():
+    from convmixer import report
+
+    html = report.architectures_section(architecture_runs(np.random.default_rng(7), advantage=2.0))
+    assert 'id="architectures-table"' in html and "38,872" in html and "data:image/png;base64," in html
+    assert "ImageNet" in html
+    assert "not tested" in report.architectures_section(synthetic_runs([(9, 2)], np.random.default_rng(8)))

@@ -141,16 +141,16 @@ def test_build_report_rejects_a_readme_without_the_block_before_running(tmp_path
 def test_build_report_refreshes_the_readme_only_after_the_html(tmp_path):
     results = tmp_path / "results"
     write_run(results, 3, 2, 0, 0.5)
-    readme = tmp_path / "README.md"  # results/../README.md: the default ("auto") target
+    readme = tmp_path / "README.md"  # results/../README.md: the "auto" target
     readme.write_text(f"# x\n{START}\nstale\n{END}\n", encoding="utf-8")
     out = tmp_path / "out" / "index.html"
 
     bad = _notebook(tmp_path / "bad.ipynb", 'raise RuntimeError("boom")')
     with pytest.raises(report.ReportError, match="left unchanged"):
-        report.build_report(results=results, out=out, notebook=bad)
+        report.build_report(results=results, out=out, notebook=bad, readme="auto")
     assert block_of(readme.read_text(encoding="utf-8")) == "stale"  # failed build: README untouched
 
-    report.build_report(results=results, out=out, notebook=_notebook(tmp_path / "ok.ipynb", "1 + 1"))
+    report.build_report(results=results, out=out, notebook=_notebook(tmp_path / "ok.ipynb", "1 + 1"), readme="auto")
     assert out.exists()
     expected = results_markdown(load_runs(results), load_reference()).strip()
     assert block_of(readme.read_text(encoding="utf-8")) == expected

@@ -21,14 +21,14 @@ from convmixer import analysis, inference, report
 from convmixer.results import COLUMNS, load_reference, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION_ANCHORS = ["summary", "verdicts", "comparison", "trends", "trend-kernel", "trend-patch", "trend-published",
+SECTION_ANCHORS = ["summary", "verdicts", "comparison", "architectures", "trends", "trend-kernel", "trend-patch", "trend-published",
                    "learning-curves", "cost", "provenance", "lessons", "skipped"]
 HEADINGS = ["1. Summary", "2. Original versus reproduction", "3. Trend plots", "4. Learning curves", "5. Cost",
             "6. Method and provenance", "7. What was easy, what was difficult, what a reader needs to go further",
             "Skipped runs"]
-COMPARISON_HEADERS = ["setup", "width", "depth", "patch", "kernel", "recipe", "our accuracy (%)", "n",
-                      "test-set SE (%)", "parameters (computed here)", "paper count", "paper accuracy (%)",
-                      "reference report accuracy (%)"]
+COMPARISON_HEADERS = ["setup", "model", "patch", "kernel", "recipe", "epochs", "our accuracy (%)", "n",
+                      "test-set SE (%)", "parameters (computed here)", "paper count", "paper (%)",
+                      "reference report (%)"]
 JPEG_PHRASE = "JPEG is lossy"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -483,3 +483,12 @@ def test_phone_layout_in_selenium(built, tmp_path):
         assert severe == [], json.dumps(severe)[:2000]
     finally:
         driver.quit()
+
+
+def test_runs_from_a_dirty_tree_are_flagged():
+    runs = fake_runs([{"test_accuracy": 0.5, "git_commit": "abc123"},
+                      {"test_accuracy": 0.5, "seed": 1, "git_commit": "abc123+dirty"}])
+    sentence = analysis.dirty_sentence(runs)
+    assert sentence.startswith("1 of 2 completed runs") and "run1" in sentence and "run0" not in sentence
+    assert analysis.dirty_sentence(runs.assign(git_commit="abc123")) is None
+    assert "+dirty" in report.provenance_section(runs)
