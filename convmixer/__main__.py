@@ -77,6 +77,8 @@ def build_parser():
     s.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     s.add_argument("--dry-run", action="store_true", help="print the plan only")
     s.add_argument("--results", default="results", help="results folder (runs go in RESULTS/runs/)")
+    s.add_argument("--allow-dirty", action="store_true",
+                   help="run even though the code has uncommitted changes (each record notes it)")
 
     r = sub.add_parser("report", help="execute the aggregation notebook and render the HTML report")
     r.add_argument("--results", default="results")
@@ -140,7 +142,7 @@ def main(argv=None):
 
         try:
             return main_sweep(args.grid, jobs=args.jobs, force=args.force, dry_run=args.dry_run,
-                              results=args.results)
+                              results=args.results, allow_dirty=args.allow_dirty)
         except SweepError as exc:
             _fail("sweep", exc)
         except OSError as exc:

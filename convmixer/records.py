@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import platform
 import secrets
 import shutil
@@ -560,6 +561,53 @@ def partial_notebook(run_dir) -> Path:
     return Path(run_dir) / f".partial.{NOTEBOOK}"
 
 
+# An absolute path of two or more parts inside text: not part of a URL ("https://..."), of a
+# relative path or of arithmetic ("x /255").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[\w.+@-]+/)+[\w.+@-]+")
+
+
+def portable_text(text: str, results_dir=None) -> str:
+    """``text`` with every absolute path made portable: under the results folder as ``results/...``,
+    under the repository relative to it, else by file name (``portable_path``)."""
+    results = Path(results_dir).resolve() if results_dir is not None else None
+
+    def one(match):
+        path = match.group(0)
+        if results is not None:
+            try:
+                return (Path("results") / Path(path).resolve().relative_to(results)).as_posix()
+            except ValueError:
+                pass
+        return portable_path(path)
+
+    return _ABSOLUTE_PATH.sub(one, text)
+
+
+def make_record_portable(run_dir) -> list[str]:
+    """Rewrite a completed record's files so that they hold no absolute path of this machine.
+
+    ``metrics.json``'s data source and description and the executed notebook
+    (papermill's input/output paths, the injected parameters, printed paths)
+    name files relative to the results folder or the repository, or by file
+    name; the data fingerprint says which data a run used. Idempotent.
+    """
+    run_dir = Path(run_dir)
+    results_dir = run_dir.resolve().parent.parent
+    done = []
+    for name in (METRICS, NOTEBOOK):
+        path = run_dir / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        new = portable_text(text, results_dir)
+        if new != text:
+            json.loads(new)  # still the same JSON document (paths only ever become shorter strings)
+            atomic_write_text(path, new)
+            done.append(f"made paths in {name} portable")
+    return done
+
+
 def tidy_completed(run_dir) -> list[str]:
     """Remove what a kill can leave beside a completed record; returns what was done.
 
@@ -587,7 +635,7 @@ def tidy_completed(run_dir) -> list[str]:
     if (run_dir / ERROR).exists():
         (run_dir / ERROR).unlink(missing_ok=True)
         done.append(f"removed a stale {ERROR}")
-    return done
+    return done + make_record_portable(run_dir)
 
 
 def move_aside(run_dir, results_dir, reason: str) -> Path:

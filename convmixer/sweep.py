@@ -314,6 +314,10 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
         if unwritten:
             notes.append(unwritten)
         return "failed", failure
+    try:  # the kernel was given absolute paths; the record keeps none of this machine's
+        records.make_record_portable(run_dir)
+    except (OSError, ValueError) as exc:
+        notes.append(f"paths left as they are ({exc})")
     return "completed", None
 
 
@@ -404,7 +408,28 @@ def _show_notebook_output(stream):
     logger.propagate = False
 
 
-def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout) -> int:
+def check_clean_tree(allow_dirty: bool):
+    """Published grids run from a clean checkout: refuse uncommitted changes unless ``allow_dirty``.
+
+    The records then name a commit that reproduces them. With ``allow_dirty`` the
+    kernels are told (``CONVMIXER_ALLOW_DIRTY``) and each record says so.
+    """
+    from .train import ALLOW_DIRTY_ENV
+
+    if allow_dirty:
+        os.environ[ALLOW_DIRTY_ENV] = "1"
+        return
+    if os.environ.get(ALLOW_DIRTY_ENV) == "1":
+        return
+    commit = records.git_commit()
+    if commit.endswith("+dirty"):
+        raise SweepError(f"the code's working tree has uncommitted changes ({commit}): run grids from a clean "
+                         "checkout of a commit (git worktree add ../grid-SHA SHA), or pass --allow-dirty, "
+                         "which each record then notes")
+
+
+def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
+               allow_dirty=False) -> int:
     """Run a grid; exit status 0 when every run is complete, 1 when any failed."""
     if not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
@@ -422,6 +447,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     _print_plan(planned, stream, replace)
     if dry_run:
         return 0
+    check_clean_tree(allow_dirty)
     tidy_done_runs([p for p in planned if p.config.run_id not in replace], stream)
     # A run another process holds now may be free by the time its turn comes: execute_run decides.
     todo = [p for p in planned if p.state != "done" or p.config.run_id in replace]

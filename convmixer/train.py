@@ -33,6 +33,9 @@ from .speed import import_tensorflow_quietly, onednn_enabled, settings_for_devic
 from .steps import make_epoch_trainer
 
 
+ALLOW_DIRTY_ENV = "CONVMIXER_ALLOW_DIRTY"  # set by ``sweep --allow-dirty`` for its notebook kernels
+
+
 class RunConflict(RuntimeError):
     """The output folder holds a different configuration's record, or a corrupt one."""
 
@@ -546,6 +549,8 @@ def _train_locked(config, out, recipe, ds, train_split, val_split, test_split, *
         "device": device,
         "versions": records.library_versions(),
         "git_commit": progress.get("git_commit") or records.git_commit(),
+        # A sweep refuses a tree with uncommitted changes unless told otherwise; say when it was.
+        "allow_dirty": os.environ.get(ALLOW_DIRTY_ENV) == "1",
         "dataset": {
             "source": records.portable_path(ds.source),
             "description": ds.description,

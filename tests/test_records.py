@@ -226,3 +226,25 @@ def test_an_exited_unreaped_process_and_an_orphaned_kernel_do_not_hold_a_lock_fo
         sleeper.kill()
         sleeper.wait()
     assert not records.lock_orphaned(owner)
+
+
+def test_records_are_made_portable_without_touching_urls_or_arithmetic(tmp_path):
+    import json as _json
+
+    from convmixer import records as r
+
+    results = tmp_path / "results"
+    run = results / "runs" / "a-run"
+    run.mkdir(parents=True)
+    data = str(tmp_path / "elsewhere" / "cifar10-jpeg.zip")
+    (run / r.METRICS).write_text(_json.dumps({"status": "completed", "dataset": {
+        "source": data, "description": f"image-folder zip {data} (lossy)"}}), encoding="utf-8")
+    (run / r.NOTEBOOK).write_text(_json.dumps({"cells": [{"source": f'out_dir = "{run}"\nx = y /255\n'
+                                                          "url = 'https://github.com/a/b'"}]}), encoding="utf-8")
+    assert r.make_record_portable(run)
+    metrics = _json.loads((run / r.METRICS).read_text())
+    assert metrics["dataset"] == {"source": "cifar10-jpeg.zip", "description": "image-folder zip cifar10-jpeg.zip (lossy)"}
+    source = _json.loads((run / r.NOTEBOOK).read_text())["cells"][0]["source"]
+    assert source == 'out_dir = "results/runs/a-run"\nx = y /255\nurl = \'https://github.com/a/b\''
+    assert r.make_record_portable(run) == []  # idempotent
+    assert str(tmp_path) not in (run / r.METRICS).read_text() + (run / r.NOTEBOOK).read_text()

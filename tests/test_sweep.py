@@ -106,6 +106,8 @@ def test_smoke_grid_runs_then_skips_then_force_reruns(tmp_path):
         assert any(o.get("name") == "stdout" and "done: test accuracy" in o.get("text", "")
                    for c in nb.cells for o in c.get("outputs", []))
         assert not list(run_dir.glob(".partial*"))
+        # the record names no absolute path of this machine (the kernel was given absolute ones)
+        assert str(tmp_path) not in (run_dir / records.NOTEBOOK).read_text() + (run_dir / records.METRICS).read_text()
 
     stamp = {p: (p / records.METRICS).stat().st_mtime_ns for p in map(Path, runs["path"])}
     second = sweep_cli(SMOKE, "--results", results)
@@ -468,3 +470,18 @@ def test_cli_full_disk_during_force_is_one_line_and_keeps_the_record(tmp_path):
     assert "File too large" in line and "the previous complete record was kept" in line
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
     assert not (tmp_path / "results" / ".previous" / config.run_id).exists()
+
+
+def test_a_dirty_tree_is_refused_unless_allowed_and_the_flag_is_recorded(tmp_path, monkeypatch):
+    from convmixer import sweep
+    from convmixer.train import ALLOW_DIRTY_ENV
+
+    monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
+    monkeypatch.setattr(records, "git_commit", lambda cwd=None: "abc123+dirty")
+    with pytest.raises(SweepError, match="uncommitted changes .*--allow-dirty"):
+        sweep.check_clean_tree(allow_dirty=False)
+    sweep.check_clean_tree(allow_dirty=True)  # allowed: the kernels are told, and train records it
+    assert os.environ[ALLOW_DIRTY_ENV] == "1"
+    monkeypatch.delenv(ALLOW_DIRTY_ENV)
+    monkeypatch.setattr(records, "git_commit", lambda cwd=None: "abc123")
+    sweep.check_clean_tree(allow_dirty=False)  # clean: nothing to refuse
