@@ -13,7 +13,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import convmixer  # noqa: F401  (first: turns oneDNN on before TensorFlow is imported)
-from convmixer.layers import DepthwiseConv2D  # the project's depthwise layer (fast kernel gradient)
+from convmixer.models.layers import DepthwiseConv2D  # the project's depthwise layer (fast kernel gradient)
 
 
 def main():

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import RunConfig
+from .training.config import RunConfig
 
 
 def _optional_int(text):
@@ -116,7 +116,7 @@ def readme_to_update(results, update_readme: bool):
 def main(argv=None):
     # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, absl) would bury the project's own
     # messages; the user's own TF_CPP_MIN_LOG_LEVEL wins.
-    from .speed import quiet_tensorflow_logs
+    from .training.speed import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
     args = build_parser().parse_args(argv)
@@ -127,7 +127,7 @@ def main(argv=None):
             _fail("train", exc)
         from .data import DataError
         from .records import RunLocked
-        from .train import NonFiniteLoss, RunConflict, RunRefused, train
+        from .training.train import NonFiniteLoss, RunConflict, RunRefused, train
 
         out = args.out or str(Path("results") / "runs" / config.run_id)
         try:

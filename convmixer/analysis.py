@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import PARAMETER_NAMES
-from .model import count_parameters
-from .recipes import RECIPES
+from .training.config import PARAMETER_NAMES
+from .models.convmixer import count_parameters
+from .training.recipes import RECIPES
 from .results import COLUMNS
 
 AXES = ("kernel_size", "patch_size")
@@ -442,7 +442,7 @@ def cell_name(row) -> str:
 
 
 def parameter_count(row) -> int | None:
-    from .baselines import count_model_parameters
+    from .models.baselines import count_model_parameters
 
     arch = row.get("architecture") or "convmixer"
     if arch == "convmixer":

@@ -56,10 +56,10 @@ class BenchSpec:
 
     def validate(self):
         """ValueError naming the parameter and the allowed values, before any process starts."""
-        from .config import BACKENDS
-        from .model import validate_architecture
-        from .recipes import get_recipe
-        from .speed import validate_speed_options
+        from .training.config import BACKENDS
+        from .models.convmixer import validate_architecture
+        from .training.recipes import get_recipe
+        from .training.speed import validate_speed_options
 
         validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size)
         validate_speed_options(self.precision, self.jit_compile)
@@ -135,9 +135,9 @@ def _random_data(spec, n):
 def _build(spec, settings):
     import keras
 
-    from .model import build_convmixer
-    from .recipes import get_recipe
-    from .train import make_optimizer
+    from .models.convmixer import build_convmixer
+    from .training.recipes import get_recipe
+    from .training.train import make_optimizer
 
     keras.config.set_dtype_policy(settings["precision"])
     keras.utils.set_random_seed(0)
@@ -167,10 +167,10 @@ def run_case(spec: BenchSpec, case: str) -> dict:
     import keras
 
     from . import records
-    from .config import RunConfig
-    from .speed import onednn_enabled, settings_for_device
-    from .steps import make_epoch_trainer
-    from .train import epoch_inputs
+    from .training.config import RunConfig
+    from .training.speed import onednn_enabled, settings_for_device
+    from .training.steps import make_epoch_trainer
+    from .training.train import epoch_inputs
 
     device = records.device_description()
     if case == BASELINE:  # the framework's defaults: float32, no XLA, model.fit

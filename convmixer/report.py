@@ -247,7 +247,7 @@ def cost_section(runs: pd.DataFrame, reference: dict) -> str:
 def provenance_section(runs: pd.DataFrame) -> str:
     """Recipes, differences from the originals, data sources (JPEG flagged), versions, devices, commits."""
     from . import analysis
-    from .recipes import DIFFERENCES
+    from .training.recipes import DIFFERENCES
 
     tables = analysis.provenance(runs)
     empty = "No completed runs, so there is nothing to list."

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import records
-from .config import PARAMETER_NAMES
+from .training.config import PARAMETER_NAMES
 
 METRIC_COLUMNS = [
     "test_accuracy", "test_loss", "best_val_accuracy", "selected_epoch", "trainable_parameters",

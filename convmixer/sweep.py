@@ -36,7 +36,7 @@ from typing import NamedTuple
 import yaml
 
 from . import records
-from .config import RunConfig
+from .training.config import RunConfig
 
 GRID_KEYS = ("description", "base", "axes", "runs")
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "train.ipynb"
@@ -330,7 +330,7 @@ def check_data_sources(configs):
     is downloaded into Keras' cache, and each run reads them from there.
     """
     from .data import DataError, load_cifar10, resolve_source
-    from .speed import import_tensorflow_quietly, quiet_tensorflow_logs
+    from .training.speed import import_tensorflow_quietly, quiet_tensorflow_logs
 
     sources = sorted({resolve_source(c.data) for c in configs})
     if "cifar10" in sources and quiet_tensorflow_logs():
@@ -414,7 +414,7 @@ def check_clean_tree(allow_dirty: bool):
     The records then name a commit that reproduces them. With ``allow_dirty`` the
     kernels are told (``CONVMIXER_ALLOW_DIRTY``) and each record says so.
     """
-    from .train import ALLOW_DIRTY_ENV
+    from .training.train import ALLOW_DIRTY_ENV
 
     if allow_dirty:
         os.environ[ALLOW_DIRTY_ENV] = "1"
@@ -454,7 +454,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     check_data_sources([p.config for p in todo])
     _show_notebook_output(stream)
     # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
-    from .speed import quiet_tensorflow_logs
+    from .training.speed import quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
     summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0, "elsewhere": 0}

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # Train one configuration (a ConvMixer or a claim-1 baseline) on CIFAR-10
 #
-# Papermill runs this notebook once per run of a grid (`python -m convmixer sweep grids/NAME.yaml`); in Colab, edit the parameters cell and run all. The logic lives in the `convmixer` package; this notebook only validates the parameters, calls `convmixer.train.train`, and shows the result.
+# Papermill runs this notebook once per run of a grid (`python -m convmixer sweep grids/NAME.yaml`); in Colab, edit the parameters cell and run all. The logic lives in the `convmixer` package; this notebook only validates the parameters, calls `convmixer.training.train.train`, and shows the result.
 
 # %%
 # Colab / a fresh kernel: install the package when it is not importable (a no-op elsewhere).
@@ -44,9 +44,9 @@ run_lock = None  # set by the sweep: the token of the run's lock it holds for th
 # %%
 # Validate every parameter through the package before anything heavy is imported.
 from pathlib import Path
-from convmixer.config import RunConfig, PARAMETER_NAMES
+from convmixer.training.config import RunConfig, PARAMETER_NAMES
 
-from convmixer.speed import quiet_tensorflow_logs
+from convmixer.training.speed import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()  # TensorFlow's C++ start-up lines, unless you set TF_CPP_MIN_LOG_LEVEL
 config = RunConfig.from_dict({name: globals()[name] for name in PARAMETER_NAMES})
@@ -55,7 +55,7 @@ os.environ["KERAS_BACKEND"] = config.backend  # Keras reads it on first import, 
 print(config.run_id, "->", run_dir)
 
 # %%
-from convmixer.train import train
+from convmixer.training.train import train
 
 # A progress bar within each epoch when ipywidgets is installed (Colab has it), and one line per epoch.
 metrics = train(config, run_dir, lock_token=run_lock)

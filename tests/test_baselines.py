@@ -4,18 +4,18 @@ import sys
 import numpy as np
 import pytest
 
-from convmixer import baselines
-from convmixer.baselines import (
+from convmixer.models import baselines
+from convmixer.models.baselines import (
     BASELINES,
     MATCH_TOLERANCE,
     build_model,
     count_model_parameters,
     matched_hyperparameters,
 )
-from convmixer.mlp_mixer import build_mlp_mixer, count_mlp_mixer_parameters, validate_mlp_mixer
-from convmixer.model import count_parameters
-from convmixer.resnet import build_resnet, count_resnet_parameters, validate_resnet
-from convmixer.vit import build_vit, count_vit_parameters, validate_vit
+from convmixer.models.mlp_mixer import build_mlp_mixer, count_mlp_mixer_parameters, validate_mlp_mixer
+from convmixer.models.convmixer import count_parameters
+from convmixer.models.resnet import build_resnet, count_resnet_parameters, validate_resnet
+from convmixer.models.vit import build_vit, count_vit_parameters, validate_vit
 
 # The claim-1 reference: ConvMixer-64/4, patch 2, kernel 9.
 TARGET = count_parameters(64, 4, 2, 9)
@@ -185,7 +185,7 @@ def test_counting_matching_and_rejecting_do_not_import_keras():
     # The run configuration chooses the Keras backend, so none of this may load Keras first.
     code = (
         "import sys\n"
-        "from convmixer import baselines as b\n"
+        "from convmixer.models import baselines as b\n"
         "b.matched_hyperparameters('vit', 40266, 2)\n"
         "b.count_model_parameters('resnet', {'width': 8, 'blocks_per_stage': 1})\n"
         "try:\n    b.build_model('vit', {'kernel_size': 3})\nexcept ValueError:\n    pass\n"
@@ -199,10 +199,10 @@ def test_a_baseline_trains_through_the_project_path_and_reloads(tmp_path):
     """A ViT run: same train() as ConvMixer, a record naming its architecture, weights that reload."""
     import numpy as np
 
-    from convmixer.config import RunConfig
+    from convmixer.training.config import RunConfig
     from convmixer.data import load_cifar10
     from convmixer.records import read_json
-    from convmixer.train import load_trained_model, train
+    from convmixer.training.train import load_trained_model, train
 
     config = RunConfig(architecture="vit", patch_size=8, hyperparameters={"dim": 8, "depth": 1, "heads": 1,
                                                                              "mlp_ratio": 2},

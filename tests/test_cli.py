@@ -114,8 +114,8 @@ def test_a_run_locked_by_another_process_is_refused_in_one_line(tmp_path, capsys
 
 
 def test_a_completed_record_is_tidied_by_train(tmp_path, capsys):
-    from convmixer.config import RunConfig
-    from convmixer.train import train
+    from convmixer.training.config import RunConfig
+    from convmixer.training.train import train
 
     config = RunConfig(width=8, depth=1, patch_size=4, kernel_size=3, epochs=1, batch_size=50,
                        data="synthetic:200:50")

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convmixer.config import PARAMETER_NAMES, RunConfig
-from convmixer.recipes import RECIPES, get_recipe, learning_rate_at
+from convmixer.training.config import PARAMETER_NAMES, RunConfig
+from convmixer.training.recipes import RECIPES, get_recipe, learning_rate_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,7 +134,7 @@ def test_official_schedule_is_the_piecewise_linear_one():
 
 @pytest.mark.parametrize("epochs", [1, 2, 3, 5])
 def test_keras_schedule_matches_the_reference_formula(epochs):
-    from convmixer.train import make_schedule
+    from convmixer.training.train import make_schedule
 
     r, steps = RECIPES["official"], 7
     sched = make_schedule(r, epochs, steps)
@@ -155,7 +155,7 @@ def test_overrides_apply_and_are_validated():
 def test_readme_differences_table_matches_the_recipes():
     from pathlib import Path
 
-    from convmixer.recipes import DIFFERENCES
+    from convmixer.training.recipes import DIFFERENCES
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("<!-- differences:start -->")[1].split("<!-- differences:end -->")[0]

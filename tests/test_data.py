@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from convmixer import data
-from convmixer.data import CIFAR10_CLASSES, DataError, load_cifar10
+from convmixer.data import CIFAR10_CLASSES, DataError, load_cifar10, loading, unpickle
 
 N_TRAIN, N_TEST = 20, 10
 
@@ -535,7 +535,7 @@ def test_cache_hit_skips_decoding(tmp_path, arrays, cache, monkeypatch):
     def must_not_decode(path):
         raise AssertionError("decoded again despite a cache")
 
-    monkeypatch.setattr(data, "_decode_local", must_not_decode)
+    monkeypatch.setattr(loading, "_decode_local", must_not_decode)
     second = load_cifar10(zpath, cache_dir=cache)
     assert second.fingerprint == first.fingerprint
     assert second.description == first.description and second.lossy_jpeg
@@ -550,8 +550,8 @@ def test_corrupt_cache_is_rebuilt(tmp_path, arrays, cache, monkeypatch):
         fh.write(b"PK\x03\x04 definitely not an npz")
 
     calls = []
-    real = data._decode_local
-    monkeypatch.setattr(data, "_decode_local", lambda p: calls.append(p) or real(p))
+    real = loading._decode_local
+    monkeypatch.setattr(loading, "_decode_local", lambda p: calls.append(p) or real(p))
     second = load_cifar10(src, cache_dir=cache)
     assert calls == [str(src)]
     assert second.fingerprint == first.fingerprint
@@ -678,7 +678,7 @@ class _Declared:
         self.shape, self.code = shape, code
 
     def __reduce__(self):
-        return (data._numpy_attr(data._MULTIARRAY, "_reconstruct"), (np.ndarray, self.shape, self.code))
+        return (unpickle._numpy_attr(unpickle._MULTIARRAY, "_reconstruct"), (np.ndarray, self.shape, self.code))
 
 
 def _forged_batch(rows):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convmixer import layers as convmixer_layers
-from convmixer.layers import DepthwiseConv2D, swapped_kernel_gradient
+from convmixer.models import layers as convmixer_layers
+from convmixer.models.layers import DepthwiseConv2D, swapped_kernel_gradient
 
 
 @pytest.mark.parametrize("tokens,channels,kernel", [(8, 16, 9), (4, 8, 3), (8, 32, 5), (5, 3, 7)])
@@ -43,7 +43,7 @@ def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens):
 
 def test_records_saved_with_plain_keras_layers_load(tmp_path, monkeypatch):
     # Records trained before this layer existed hold keras.layers.DepthwiseConv2D weights.
-    from convmixer.model import build_convmixer
+    from convmixer.models.convmixer import build_convmixer
 
     monkeypatch.setattr(convmixer_layers, "DepthwiseConv2D", keras.layers.DepthwiseConv2D)
     old = build_convmixer(8, 2, 4, 3)

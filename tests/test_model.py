@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from convmixer.model import (
+from convmixer.models.convmixer import (
     BN_EPSILON,
     BN_MOMENTUM,
     PAPER_PARAM_COUNTS,

@@ -1,7 +1,7 @@
 import numpy as np
 
-from convmixer.pipeline import flip_epoch, official_epoch
-from convmixer.recipes import RECIPES
+from convmixer.training.pipeline import flip_epoch, official_epoch
+from convmixer.training.recipes import RECIPES
 
 
 def _images(n=64, seed=0):

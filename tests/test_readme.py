@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from convmixer import report
-from convmixer.config import RunConfig
+from convmixer.training.config import RunConfig
 from convmixer.readme import END, REPORT_LINK, START, results_markdown, update_readme
 from convmixer.results import load_reference, load_runs
 

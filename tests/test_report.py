@@ -274,8 +274,8 @@ def test_report_notebook_is_committed_without_outputs():
 # --------------------------------------------------------------------------- real runs, real report
 
 def _train(results: Path, kernel, patch, seed):
-    from convmixer.config import RunConfig
-    from convmixer.train import train
+    from convmixer.training.config import RunConfig
+    from convmixer.training.train import train
 
     config = RunConfig(width=16, depth=1, patch_size=patch, kernel_size=kernel, epochs=2, batch_size=64,
                        seed=seed, data="synthetic:200:100")

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from convmixer.speed import choose_settings
+from convmixer.training.speed import choose_settings
 
 
 def test_cpu_gets_float32_without_xla():
@@ -44,7 +44,7 @@ def test_bad_values_name_the_parameter_and_the_choices():
         choose_settings("CPU", jit_compile=True)
 
 
-REPORT_ONEDNN = "\nfrom convmixer.speed import onednn_enabled\nprint(onednn_enabled())"
+REPORT_ONEDNN = "\nfrom convmixer.training.speed import onednn_enabled\nprint(onednn_enabled())"
 
 
 def _last_line_in_fresh_process(env_value, code):

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from convmixer.steps import make_epoch_trainer
+from convmixer.training.steps import make_epoch_trainer
 
 
 def _train(use_fit, x, y, epochs=2):
     import keras
 
-    from convmixer.model import build_convmixer
+    from convmixer.models.convmixer import build_convmixer
 
     keras.utils.set_random_seed(0)
     model = build_convmixer(16, 1, 4, 3)
@@ -42,7 +42,7 @@ def test_custom_step_accepts_a_batched_dataset():
 
     import keras
 
-    from convmixer.model import build_convmixer
+    from convmixer.models.convmixer import build_convmixer
 
     keras.utils.set_random_seed(0)
     model = build_convmixer(16, 1, 4, 3)

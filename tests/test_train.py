@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from convmixer import records
-from convmixer.config import RunConfig
-from convmixer.train import Checkpoint, RunConflict, load_trained_model, train
+from convmixer.training.config import RunConfig
+from convmixer.training.train import Checkpoint, RunConflict, load_trained_model, train
 
 # lr 0.01: enough for a 16-wide ConvMixer to learn the synthetic classes in 3 short epochs
 TINY = dict(width=16, depth=1, patch_size=4, kernel_size=3, epochs=3, batch_size=64, data="synthetic:600:100",
@@ -200,7 +200,7 @@ def test_jax_backend_trains_a_run_with_xla(tmp_path):
 def test_unusable_checkpoint_is_ignored_and_leaves_the_model_untouched(tmp_path):
     import keras
 
-    from convmixer.model import build_convmixer
+    from convmixer.models.convmixer import build_convmixer
 
     def model_and_optimizer(width):
         model = build_convmixer(width, 1, 4, 3)

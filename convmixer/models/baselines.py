@@ -26,7 +26,7 @@ could never match a ConvMixer-64/4 (about 40k).
 
 from __future__ import annotations
 
-from . import mlp_mixer, model, resnet, vit
+from . import convmixer as model, mlp_mixer, resnet, vit
 
 ARCHITECTURES = ("convmixer", "resnet", "vit", "mlp_mixer")
 BASELINES = ARCHITECTURES[1:]

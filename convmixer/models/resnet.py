@@ -25,7 +25,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .model import BN_EPSILON, BN_MOMENTUM, INPUT_NORMALIZATIONS, _input_normalization
+from .convmixer import BN_EPSILON, BN_MOMENTUM, INPUT_NORMALIZATIONS, _input_normalization
 
 STAGES = 3  # the CIFAR layout: 32x32, 16x16 and 8x8 feature maps
 

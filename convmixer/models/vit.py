@@ -19,7 +19,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .model import INPUT_NORMALIZATIONS, _input_normalization
+from .convmixer import INPUT_NORMALIZATIONS, _input_normalization
 
 IMAGE_SIZE = 32
 LN_EPSILON = 1e-6

@@ -8,7 +8,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 
-from .model import validate_architecture
+from ..models.convmixer import validate_architecture
 from .recipes import get_recipe, normalize_overrides
 from .speed import validate_speed_options
 
@@ -74,7 +74,7 @@ class RunConfig:
 
     def _check_model(self):
         """Fill ConvMixer's size defaults, or check that a baseline names only what applies to it."""
-        from .baselines import ARCHITECTURES, HYPERPARAMETERS, count_model_parameters
+        from ..models.baselines import ARCHITECTURES, HYPERPARAMETERS, count_model_parameters
 
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {list(ARCHITECTURES)}, got {self.architecture!r}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import records
+from .. import records
 from .config import RunConfig
 from .speed import import_tensorflow_quietly, onednn_enabled, settings_for_device
 from .steps import make_epoch_trainer
@@ -70,10 +70,10 @@ def training_memory_estimate(config: RunConfig, num_classes: int = 10) -> int:
     """
     architecture = getattr(config, "architecture", "convmixer")
     if architecture != "convmixer":  # the baselines: their parameters alone
-        from .baselines import count_model_parameters
+        from ..models.baselines import count_model_parameters
 
         return 4 * 4 * count_model_parameters(architecture, config.model_hyperparameters, num_classes)
-    from .model import count_parameters
+    from ..models.convmixer import count_parameters
 
     params = count_parameters(config.width, config.depth, config.patch_size, config.kernel_size, num_classes)
     tokens = (32 // config.patch_size) ** 2
@@ -257,7 +257,7 @@ class Checkpoint:
 
 def prepare_data(config: RunConfig, recipe):
     """Load the configured source and return the splits the recipe trains, selects and tests on."""
-    from .data import load_cifar10, take_subset, validation_split
+    from ..data import load_cifar10, take_subset, validation_split
 
     ds = load_cifar10(config.data)
     x_train, y_train = ds.x_train, ds.y_train
@@ -394,7 +394,7 @@ def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=Non
     check_backend_installed(config.backend)
     check_memory(config)
     recipe = config.recipe_obj
-    from .data import describe_source
+    from ..data import describe_source
 
     describe_source(config.data)  # a missing or unreadable data file fails here, before the data is decoded
     select_backend(config.backend)
@@ -432,8 +432,8 @@ def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=Non
 def _train_locked(config, out, recipe, ds, train_split, val_split, test_split, *, lock, log, show_progress) -> dict:
     import keras
 
-    from .baselines import build_model
-    from .model import trainable_parameters
+    from ..models.baselines import build_model
+    from ..models.convmixer import trainable_parameters
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = train_split, val_split, test_split
     started = _now()
@@ -582,7 +582,7 @@ def _train_locked(config, out, recipe, ds, train_split, val_split, test_split, *
 
 def load_trained_model(run_dir):
     """Rebuild a finished run's model from its params.json and load its weights."""
-    from .baselines import build_model
+    from ..models.baselines import build_model
     from .config import PARAMETER_NAMES
 
     run_dir = Path(run_dir)
