@@ -73,7 +73,10 @@ def build_parser():
 
     s = sub.add_parser("sweep", help="run every missing run of a grid through the training notebook")
     s.add_argument("grid", help="grids/NAME.yaml")
-    s.add_argument("--jobs", type=int, default=1)
+    s.add_argument("--jobs", type=int, default=1,
+                   help="runs at once: N > 1 starts a local Dask cluster of N worker processes")
+    s.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run each missing run as a task on this running Dask cluster (README: Many machines)")
     s.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     s.add_argument("--dry-run", action="store_true", help="print the plan only")
     s.add_argument("--results", default="results", help="results folder (runs go in RESULTS/runs/)")
@@ -142,7 +145,7 @@ def main(argv=None):
 
         try:
             return main_sweep(args.grid, jobs=args.jobs, force=args.force, dry_run=args.dry_run,
-                              results=args.results, allow_dirty=args.allow_dirty)
+                              results=args.results, allow_dirty=args.allow_dirty, scheduler=args.scheduler)
         except SweepError as exc:
             _fail("sweep", exc)
         except OSError as exc:

@@ -122,7 +122,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_leaves_the_old_file(tmp_pat
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(records.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(records.WriteError) as info:
         records.atomic_write_json(path, {"new": True})
     assert str(info.value) == f"cannot write {path}: No space left on device"

@@ -330,7 +330,7 @@ def test_full_disk_during_a_forced_rerun_restores_the_previous_record(tmp_path, 
         raise records.write_error(path, full)
 
     monkeypatch.setattr(papermill, "execute_notebook", fail_on_a_full_disk)
-    monkeypatch.setattr(records, "atomic_write_bytes", no_space)  # error.json cannot be written either
+    monkeypatch.setattr(records.files, "atomic_write_bytes", no_space)  # error.json cannot be written either
     real_mkdir = Path.mkdir
 
     def mkdir(self, *args, **kwargs):

@@ -1,0 +1,55 @@
+"""The run folder: its files, its states, its lock and its provenance. The only code that knows them.
+
+A run folder ``RESULTS/runs/<run id>/`` is complete exactly when ``metrics.json``
+exists with status "completed" and passes :func:`validate_record`; it is
+written last, by rename, so an interrupted run never leaves a record that
+looks complete.
+
+  files       file names, atomic writes, one-line write errors
+  provenance  code commit, library versions, device, portable paths
+  locks       the per-run lock (one trainer per run, across processes and machines)
+  state       validating a record, tidying leftovers, moving corrupt records aside
+"""
+
+from .files import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_STATE,
+    ERROR,
+    HISTORY,
+    METRICS,
+    NOTEBOOK,
+    PARAMS,
+    WEIGHTS,
+    WriteError,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    dumps_json,
+    read_json,
+    temp_path_for,
+    write_error,
+)
+from .locks import (
+    LOCK_STALE_AFTER,
+    RunLock,
+    RunLocked,
+    _hostname,
+    _process_start,
+    acquire_lock,
+    lock_holder,
+    lock_is_stale,
+    lock_orphaned,
+    lock_path,
+    read_lock,
+)
+from .provenance import REPOSITORY, cpu_name, device_description, git_commit, library_versions, portable_path
+from .state import (
+    RecordState,
+    make_record_portable,
+    move_aside,
+    partial_notebook,
+    portable_text,
+    tidy_completed,
+    validate_record,
+)

@@ -1,0 +1,248 @@
+"""The per-run lock: one process trains a run at a time, across processes, sweeps and machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+
+from .files import _UMASK, atomic_write_json, read_json, write_error
+
+# One process trains a run at a time. The lock is a file beside the run folder,
+# RUNS/.<run id>.lock, not inside it: a forced re-run and a corrupt record move
+# the whole folder aside by one rename, and the lock must stay where it is.
+# It is created with O_CREAT|O_EXCL and holds JSON naming the host and the
+# processes that hold it. It is broken only when stale:
+#   * same host: none of its processes is alive (a pid reused by a later
+#     process does not count: the process start time must match too);
+#   * another host (a shared or synced results folder): its processes cannot be
+#     checked, so it is live until it has not been refreshed for
+#     LOCK_STALE_AFTER seconds (24 hours; the training loop refreshes it after
+#     every epoch, so only an epoch longer than that would need it raised).
+# A process that dies leaves the lock file; the next sweep or `train` breaks it.
+
+LOCK_STALE_AFTER = 24 * 3600.0
+_LOCK_UNREADABLE_GRACE = 60.0  # a lock file is empty between its O_EXCL creation and its first write
+_HELD: set[str] = set()  # lock files held by this process (threads of one sweep hold different runs)
+_HELD_GUARD = threading.Lock()
+
+
+class RunLocked(RuntimeError):
+    """The run is being trained by another live process ("running elsewhere")."""
+
+    def __init__(self, run_dir, owner: dict | None, path):
+        self.run_dir, self.owner, self.path = Path(run_dir), owner or {}, Path(path)
+        holders = ", ".join(str(p.get("pid")) for p in self.owner.get("pids", [])) or "?"
+        super().__init__(
+            f"{run_dir} is running elsewhere: locked by pid {holders} on host {self.owner.get('host', '?')} "
+            f"since {self.owner.get('started', '?')} ({path}; taken over automatically once that process has ended)"
+        )
+
+
+def lock_path(run_dir) -> Path:
+    run_dir = Path(os.path.abspath(run_dir))
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def _hostname() -> str:
+    return socket.gethostname()
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (Linux; None elsewhere or when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_start(pid: int) -> str | None:
+    """The process' start time in clock ticks since boot (Linux), to tell a reused pid apart."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def _alive(entry: dict) -> bool:
+    pid = entry.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    except OSError:
+        return False
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped by its parent
+        return False
+    started = entry.get("start")
+    return started is None or fields is None or len(fields) <= 19 or fields[19] == started
+
+
+def read_lock(path) -> dict | None:
+    """The lock's JSON, None when it is missing or not (yet) readable."""
+    try:
+        owner = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+def lock_is_stale(path, owner: dict | None, *, now: float | None = None) -> bool:
+    now = time.time() if now is None else now
+    try:
+        age = now - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return True
+    if owner is None:  # empty or garbled: live only just after creation
+        return age > _LOCK_UNREADABLE_GRACE
+    if owner.get("host") != _hostname():
+        return age > LOCK_STALE_AFTER
+    pids = [p for p in owner.get("pids", []) if isinstance(p, dict)]
+    live = []
+    for entry in pids:
+        if entry.get("pid") == os.getpid() and entry.get("start") == _process_start(os.getpid()):
+            with _HELD_GUARD:  # this process: live only while a thread of it holds the lock
+                if str(path) in _HELD:
+                    live.append(entry)
+        elif _alive(entry):
+            live.append(entry)
+    return not live
+
+
+def lock_holder(run_dir) -> dict | None:
+    """The owner of a live lock on ``run_dir`` (None when unlocked or stale)."""
+    path = lock_path(run_dir)
+    if not path.exists():
+        return None
+    owner = read_lock(path)
+    return None if lock_is_stale(path, owner) else (owner or {})
+
+
+def lock_orphaned(owner: dict | None) -> bool:
+    """A lock on this host whose taker (its first process) has died while a process that joined it lives.
+
+    That is a notebook kernel whose sweep was killed: ipykernel ends such a
+    kernel within seconds, so it is worth waiting for rather than skipping.
+    """
+    if not owner or owner.get("host") != _hostname():
+        return False
+    pids = [p for p in owner.get("pids", []) if isinstance(p, dict)]
+    return len(pids) > 1 and not _alive(pids[0]) and any(_alive(p) for p in pids[1:])
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _break_stale(path: Path, seen: dict | None) -> None:
+    """Remove a stale lock, unless someone replaced it since it was read (``seen``).
+
+    A second file, ``<lock>.break``, taken with O_EXCL, makes the check and the
+    removal one step, so two processes breaking the same stale lock cannot
+    remove each other's new one.
+    """
+    guard = path.with_name(path.name + ".break")
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+    except FileExistsError:
+        try:  # left by a process killed while breaking: a break takes microseconds
+            if time.time() - os.stat(guard).st_mtime > _LOCK_UNREADABLE_GRACE:
+                guard.unlink(missing_ok=True)
+        except OSError:
+            pass
+        time.sleep(0.05)
+        return
+    except OSError as exc:
+        raise write_error(guard, exc) from None
+    try:
+        os.close(fd)
+        if read_lock(path) == seen and lock_is_stale(path, seen):
+            path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+class RunLock:
+    """A held run lock: ``release()`` (or ``with``) gives it up; ``refresh()`` marks it alive."""
+
+    def __init__(self, path: Path, token: str, joined: bool):
+        self.path, self.token, self.joined = path, token, joined
+
+    def refresh(self):
+        try:
+            os.utime(self.path)
+        except OSError:
+            pass
+
+    def release(self):
+        with _HELD_GUARD:
+            _HELD.discard(str(self.path))
+        if self.joined:  # the process that took it releases it
+            return
+        owner = read_lock(self.path)
+        if owner is not None and owner.get("token") == self.token:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def acquire_lock(run_dir, *, token: str | None = None, what: str = "training") -> RunLock:
+    """Take the lock of ``run_dir`` (its folder need not exist; its parent is created).
+
+    ``token``: the token of a lock taken by the parent process for this child (the
+    sweep takes the lock and passes its token to the notebook); the child then
+    joins it, adding its own pid, instead of waiting for it. Raises RunLocked
+    when another live process holds it, WriteError when the lock cannot be written.
+    """
+    path = lock_path(run_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path.parent, exc) from None
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            owner = read_lock(path)
+            if token is not None and owner is not None and owner.get("token") == token:
+                owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
+                atomic_write_json(path, owner)  # a rename over the file: the lock never disappears
+                with _HELD_GUARD:
+                    _HELD.add(str(path))
+                return RunLock(path, token, joined=True)
+            if not lock_is_stale(path, owner):
+                raise RunLocked(run_dir, owner, path) from None
+            _break_stale(path, owner)
+            continue
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        new = secrets.token_hex(8)
+        owner = {"host": _hostname(), "pids": [_me()], "token": new, "what": what,
+                 "run": Path(run_dir).name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps(owner) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise write_error(path, exc) from None
+        with _HELD_GUARD:
+            _HELD.add(str(path))
+        return RunLock(path, new, joined=False)
+    raise RunLocked(run_dir, read_lock(path), path)

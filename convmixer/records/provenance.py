@@ -1,0 +1,103 @@
+"""What a record says about where it came from: code commit, libraries, device, portable paths."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def portable_path(source) -> str:
+    """How a record names a local file: relative to the repository when inside it, else by file name.
+
+    Records never hold a machine's absolute paths; the data fingerprint, not the
+    path, says which data a run used. Named sources ("cifar10", "synthetic:...") pass through.
+    """
+    text = str(source)
+    if not os.path.isabs(text):
+        return text
+    try:
+        return Path(text).resolve().relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return Path(text).name
+
+
+def git_commit(cwd=None) -> str:
+    """The commit of the code that produced a run ("+dirty" when the tree has changes)."""
+    here = Path(cwd or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict:
+    import keras
+    import numpy
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__, "numpy": numpy.__version__}
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    elif backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+    elif backend == "torch":
+        import torch
+
+        versions["torch"] = torch.__version__
+    return versions
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description() -> dict:
+    """What trained the run: kind (CPU/GPU/TPU), a name, and the CPU cores Keras could use."""
+    import keras
+
+    kind, name = "CPU", cpu_name()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        tpus = tf.config.list_physical_devices("TPU")
+        if tpus:
+            kind, name = "TPU", tpus[0].name
+        elif gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            kind, name = "GPU", details.get("device_name", gpus[0].name)
+    elif backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        if dev.platform != "cpu":
+            kind, name = dev.platform.upper(), getattr(dev, "device_kind", str(dev))
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            kind, name = "GPU", torch.cuda.get_device_name(0)
+    return {"kind": kind, "name": name, "cpu_count": os.cpu_count(), "backend": backend}

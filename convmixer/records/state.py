@@ -1,0 +1,228 @@
+"""What a run folder holds (one validation for the sweep's plan and the report's reader), and tidying it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, WEIGHTS,
+                    atomic_write_text, read_json, write_error)
+from .provenance import portable_path
+
+# One definition of a valid record, for the sweep's plan and the report's reader.
+
+REAL_FIELDS = ("test_loss", "best_val_accuracy", "seconds_per_epoch", "images_per_second", "total_train_seconds")
+INT_FIELDS = ("trainable_parameters", "selected_epoch", "epochs", "train_images", "val_images", "test_images")
+DICT_FIELDS = ("device", "dataset", "versions", "speed")
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """What a run folder holds.
+
+    ``state``: "completed" (a valid record), "failed" (the last attempt failed:
+    error.json), "incomplete" (not started or interrupted; ``resumable`` when a
+    checkpoint exists), "corrupt" (unreadable or invalid files: ``problem``
+    names the file and why) or "absent" (no folder).
+    """
+
+    state: str
+    problem: str | None = None
+    resumable: bool = False
+    params: dict | None = None
+    metrics: dict | None = None
+
+
+def _read_json_file(path: Path):
+    try:
+        return read_json(path), None
+    except FileNotFoundError:
+        return None, "missing"
+    except UnicodeDecodeError:
+        return None, "unreadable (not UTF-8 text)"
+    except json.JSONDecodeError as exc:
+        return None, f"unreadable (not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno})"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _metrics_problem(metrics: dict, params: dict) -> str | None:
+    if metrics.get("status") != "completed":
+        return f"does not record a completed run (status {metrics.get('status')!r})"
+    accuracy = metrics.get("test_accuracy")
+    if not _is_real(accuracy) or not 0.0 <= accuracy <= 1.0:
+        return f"test_accuracy must be a number in [0, 1], got {accuracy!r}"
+    for name in REAL_FIELDS:
+        if metrics.get(name) is not None and not _is_real(metrics[name]):
+            return f"{name} must be a finite number, got {metrics[name]!r}"
+    for name in INT_FIELDS:
+        value = metrics.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"{name} must be an integer, got {value!r}"
+    for name in DICT_FIELDS:
+        if metrics.get(name) is not None and not isinstance(metrics[name], dict):
+            return f"{name} must be a JSON object, got {metrics[name]!r}"
+    if "run_id" in metrics and "run_id" in params and metrics["run_id"] != params["run_id"]:
+        return f"is for run {metrics['run_id']!r}, params.json for {params['run_id']!r}"
+    return None
+
+
+def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
+    """The state of the run folder ``run_dir`` (see RecordState), never an exception.
+
+    ``config_hash``: the configuration the folder is meant to hold; a record of
+    another one is corrupt for it.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return RecordState("absent")
+    if not run_dir.is_dir():
+        return RecordState("corrupt", f"{run_dir} is a file, not a run folder")
+    resumable = (run_dir / CHECKPOINT_DIR / CHECKPOINT_STATE).exists()
+    params, why = _read_json_file(run_dir / PARAMS)
+    has_metrics = (run_dir / METRICS).exists()
+    if params is None and (why != "missing" or has_metrics):
+        return RecordState("corrupt", f"{run_dir / PARAMS} {why}")
+    if params is not None:
+        if not isinstance(params, dict):
+            return RecordState("corrupt", f"{run_dir / PARAMS} is not a JSON object")
+        if not isinstance(params.get("config_hash"), str):
+            return RecordState("corrupt", f"{run_dir / PARAMS} has no config_hash", params=params)
+        if config_hash is not None and params["config_hash"] != config_hash:
+            return RecordState("corrupt", f"{run_dir / PARAMS} holds configuration {params['config_hash']} "
+                                          f"({params.get('run_id')!r}), not {config_hash}", params=params)
+    if not has_metrics:  # a failed attempt may have ended before its notebook wrote params.json
+        if (run_dir / ERROR).exists():
+            error, _ = _read_json_file(run_dir / ERROR)
+            text = error.get("error") if isinstance(error, dict) else None
+            return RecordState("failed", str(text or "failed (error.json unreadable)")[:300], resumable, params)
+        if params is None:
+            return RecordState("incomplete", f"{PARAMS} missing: not started", resumable)
+        return RecordState("incomplete", f"no {METRICS}: " + ("interrupted, resumable" if resumable else "not finished"),
+                           resumable, params)
+    metrics, why = _read_json_file(run_dir / METRICS)
+    if metrics is None:
+        return RecordState("corrupt", f"{run_dir / METRICS} {why}", resumable, params)
+    if not isinstance(metrics, dict):
+        return RecordState("corrupt", f"{run_dir / METRICS} is not a JSON object", resumable, params)
+    problem = _metrics_problem(metrics, params)
+    if problem:
+        return RecordState("corrupt", f"{run_dir / METRICS}: {problem}", resumable, params)
+    for name in (HISTORY, WEIGHTS):
+        if not (run_dir / name).is_file():
+            return RecordState("corrupt", f"{run_dir / name} missing beside a completed {METRICS}", resumable, params)
+    return RecordState("completed", None, False, params, metrics)
+
+
+def partial_notebook(run_dir) -> Path:
+    """Where the sweep has papermill write the executed notebook until it is renamed to NOTEBOOK."""
+    return Path(run_dir) / f".partial.{NOTEBOOK}"
+
+
+# An absolute path of two or more parts inside text: not part of a URL ("https://..."), of a
+# relative path or of arithmetic ("x /255").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[\w.+@-]+/)+[\w.+@-]+")
+
+
+def portable_text(text: str, results_dir=None) -> str:
+    """``text`` with every absolute path made portable: under the results folder as ``results/...``,
+    under the repository relative to it, else by file name (``portable_path``)."""
+    results = Path(results_dir).resolve() if results_dir is not None else None
+
+    def one(match):
+        path = match.group(0)
+        if results is not None:
+            try:
+                return (Path("results") / Path(path).resolve().relative_to(results)).as_posix()
+            except ValueError:
+                pass
+        return portable_path(path)
+
+    return _ABSOLUTE_PATH.sub(one, text)
+
+
+def make_record_portable(run_dir) -> list[str]:
+    """Rewrite a completed record's files so that they hold no absolute path of this machine.
+
+    ``metrics.json``'s data source and description and the executed notebook
+    (papermill's input/output paths, the injected parameters, printed paths)
+    name files relative to the results folder or the repository, or by file
+    name; the data fingerprint says which data a run used. Idempotent.
+    """
+    run_dir = Path(run_dir)
+    results_dir = run_dir.resolve().parent.parent
+    done = []
+    for name in (METRICS, NOTEBOOK):
+        path = run_dir / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        new = portable_text(text, results_dir)
+        if new != text:
+            json.loads(new)  # still the same JSON document (paths only ever become shorter strings)
+            atomic_write_text(path, new)
+            done.append(f"made paths in {name} portable")
+    return done
+
+
+def tidy_completed(run_dir) -> list[str]:
+    """Remove what a kill can leave beside a completed record; returns what was done.
+
+    The checkpoint of a completed run is dropped; a partial executed notebook
+    becomes the run's notebook (it is the attempt that completed the record);
+    temporary files of interrupted writes and a stale error.json are removed.
+    Call it only with the run's lock held.
+    """
+    run_dir = Path(run_dir)
+    done = []
+    if (run_dir / CHECKPOINT_DIR).exists():
+        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+        done.append(f"removed {CHECKPOINT_DIR}/")
+    partial = partial_notebook(run_dir)
+    if partial.exists():
+        try:
+            os.replace(partial, run_dir / NOTEBOOK)
+            done.append(f"renamed {partial.name} to {NOTEBOOK}")
+        except OSError:
+            pass
+    for leftover in run_dir.glob(".*"):
+        if leftover.is_file() and (leftover.name.endswith(".tmp") or ".partial" in leftover.name):
+            leftover.unlink(missing_ok=True)
+            done.append(f"removed {leftover.name}")
+    if (run_dir / ERROR).exists():
+        (run_dir / ERROR).unlink(missing_ok=True)
+        done.append(f"removed a stale {ERROR}")
+    return done + make_record_portable(run_dir)
+
+
+def move_aside(run_dir, results_dir, reason: str) -> Path:
+    """Move a corrupt record to RESULTS/corrupt/<name>-<time>/ (never deleted), with a note saying why."""
+    run_dir = Path(run_dir)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = Path(results_dir) / "corrupt" / f"{run_dir.name}-{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{run_dir.name}-{stamp}-{n}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, target)
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    try:
+        if target.is_dir():
+            (target / "CORRUPT.txt").write_text(reason + "\n", encoding="utf-8")
+    except OSError:
+        pass  # the record is aside; the note is a courtesy
+    return target

@@ -1,0 +1,299 @@
+"""Run a sweep's planned runs on a Dask cluster: one task per run, one notebook per task.
+
+The sweep plans (``sweep.plan``) on the machine that starts it; this module
+only executes: every missing run becomes one task that calls
+``sweep.execute_run`` inside a Dask worker, so skip-if-done, resume from the
+last checkpoint, failure records, the per-run lock and ``--force`` behave
+exactly as in a local sweep. Two ways to get workers:
+
+- ``scheduler="tcp://HOST:8786"``: a running cluster (``dask scheduler`` and
+  ``dask worker``, or dask-jobqueue on SLURM/PBS);
+- ``jobs=N``: a ``LocalCluster`` of N single-threaded worker processes, started
+  for the duration of the sweep and closed after it.
+
+What the workers must share with the machine that starts the sweep: the
+repository checkout (same path, same commit: the worker imports ``convmixer``
+and executes ``notebooks/train.ipynb``), the data, and the results directory
+on a shared filesystem mounted at the same path. Before anything is submitted,
+one probe per worker checks exactly that and stops the sweep with one line
+naming the worker and the path otherwise (``ClusterError``).
+
+A worker killed mid-run loses nothing: the scheduler reschedules its task
+(Dask's ``distributed.scheduler.allowed-failures``, 3 by default, bounds how
+often), and the new attempt waits for the dead worker's kernel to end (the
+run's lock), then resumes from the run's checkpoint in the shared results
+directory. ``retries`` covers an exception raised by the task itself.
+
+GPUs: when the cluster's workers advertise a ``GPU`` resource (``dask worker
+... --resources GPU=1``), every run requests ``{"GPU": 1}``: each of the three
+Keras backends places the model on a visible GPU, so a worker takes one run at
+a time per GPU it advertises. Workers let JAX allocate GPU memory on demand and
+TensorFlow grow its memory (``XLA_PYTHON_CLIENT_PREALLOCATE=false``,
+``TF_FORCE_GPU_ALLOW_GROWTH=true``) unless those variables are already set;
+the notebook kernel inherits them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .. import records
+from .grids import SweepError
+from .tasks import FORWARDED_ENV, RunResult, probe, run_task
+
+
+RETRIES = 2  # re-runs of a task that raised (execute_run records failures instead of raising)
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler
+WORKER_WAIT = 60.0  # seconds to wait for a scheduler without workers to get one
+
+
+class ClusterError(SweepError):
+    """The cluster cannot run the sweep: one line saying which worker or address, which path, and why.
+
+    A SweepError (a ValueError), so the command line reports it like any other sweep error.
+    """
+
+
+def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` for ``scheduler``, or ClusterError in one line (quickly when unreachable)."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, timeout=timeout, set_as_default=False)
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {reason}") from None
+
+
+def start_local_cluster(jobs: int):
+    """A LocalCluster of ``jobs`` single-threaded worker processes (each under a nanny that restarts it)."""
+    from distributed import LocalCluster
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ClusterError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    try:
+        return LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True,
+            dashboard_address=":0",  # a free port: two sweeps on one machine do not clash
+            memory_limit=0,  # the training runs in the notebook kernel, not in the worker
+            silence_logs=logging.ERROR,
+        )
+    except Exception as exc:
+        raise ClusterError(f"cannot start a local Dask cluster of {jobs} worker process(es): "
+                           f"{' '.join(str(exc).split()) or type(exc).__name__}") from None
+
+
+def _workers(client) -> dict:
+    return client.scheduler_info(n_workers=-1).get("workers", {})
+
+
+def _dashboard(client) -> str | None:
+    """The dashboard's address, None when there is none (the scheduler serves it only with bokeh installed)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        if "dashboard" not in client.scheduler_info(n_workers=0).get("services", {}):
+            return None
+        link = client.dashboard_link
+    except Exception:
+        return None
+    try:
+        urllib.request.urlopen(link, timeout=2).close()
+    except urllib.error.HTTPError:
+        return None  # the HTTP server runs (health, metrics) but serves no dashboard page
+    except Exception:
+        pass  # not reachable from here; it may be from the user's browser
+    return link
+
+
+def gpu_resources(client) -> dict | None:
+    """``{"GPU": 1}`` when any worker advertises a GPU resource, else None (then nothing is requested)."""
+    advertised = any(w.get("resources", {}).get("GPU", 0) > 0 for w in _workers(client).values())
+    return {"GPU": 1} if advertised else None
+
+
+def probe_workers(client, results_dir: Path, sources: list, env: dict | None, stream=sys.stdout) -> dict:
+    """Run ``probe`` once on every worker; ClusterError (one line) on the first problem. Returns {address: host}.
+
+    A worker whose checkout is at another commit than this one is a problem too
+    (its records would not be reproducible from the commit the sweep names),
+    unless the sweep allows a dirty tree (CONVMIXER_ALLOW_DIRTY=1 in ``env``): then it is a warning.
+    """
+    if not _workers(client):
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except Exception:
+            raise ClusterError(f"the Dask scheduler at {client.scheduler.address} has no workers "
+                               f"(waited {WORKER_WAIT:.0f} s)") from None
+    marker = None
+    try:  # a file only the shared results directory holds: a worker that cannot see it writes elsewhere
+        results_dir.mkdir(parents=True, exist_ok=True)
+        name = f".cluster-probe-{secrets.token_hex(6)}"
+        (results_dir / name).write_text("written by the sweep; workers check they see it\n", encoding="utf-8")
+        marker = name
+    except OSError:
+        pass  # the workers' own write check names the path
+    try:
+        answers = client.run(probe, str(results_dir), marker, sources, env, on_error="return")
+    finally:
+        if marker:
+            (results_dir / marker).unlink(missing_ok=True)
+    problems, commits = [], {}
+    for address, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):  # e.g. convmixer is not importable there
+            text = " ".join(f"{type(answer).__name__}: {answer}".split())
+            problems.append(f"worker {address}: cannot run the probe ({text}); "
+                            f"does it have this repository at {records.REPOSITORY}?")
+        elif answer["problem"]:
+            problems.append(f"worker {address} ({answer['host']}): {answer['problem']}")
+        else:
+            commits[address] = answer
+    here = records.git_commit()
+    lenient = (env or {}).get("CONVMIXER_ALLOW_DIRTY") == "1"
+    for address, answer in commits.items():
+        if answer["commit"] != here:
+            message = (f"worker {address} ({answer['host']}): its checkout {records.REPOSITORY} is at commit "
+                       f"{answer['commit']}, the sweep's at {here}")
+            if lenient:
+                print(f"warning: {message}", file=stream)
+            else:
+                problems.append(message + " (check out the same commit on every machine)")
+    if problems:
+        more = f" (and {len(problems) - 1} more worker(s))" if len(problems) > 1 else ""
+        raise ClusterError(problems[0] + more)
+    return {address: answer["host"] for address, answer in commits.items()}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=False,
+                data_source: str | None = None, results_dir, progress: bool = True, log_output: bool = True,
+                env: dict | None = None, stream=sys.stdout,
+                connect_timeout: float = CONNECT_TIMEOUT) -> list[RunResult]:
+    """Execute ``planned`` (``sweep.PlannedRun`` s) on Dask; one RunResult per run, in the order given.
+
+    ``scheduler``: the address of a running cluster; ``jobs``: start a local
+    cluster of that many worker processes instead (exactly one of the two).
+    ``replace``: True re-runs the runs planned as done (``--force``), or the set
+    of run ids to re-run. ``data_source``: the sweep's resolved $CONVMIXER_DATA,
+    which runs configured with ``data: null`` then use on every worker (None:
+    each worker's own environment). ``results_dir``: the results directory,
+    shared by all workers; it is probed before anything is submitted.
+    ``env``: further environment variables for the notebook kernels (default:
+    those of FORWARDED_ENV set in this process, e.g. CONVMIXER_ALLOW_DIRTY
+    from ``sweep --allow-dirty``); set around each task, never left behind.
+
+    Prints the dashboard link (when there is one), the notebooks' output lines
+    (``log_output``: one per epoch) and one line per finished run to
+    ``stream``; shows a progress bar on stderr (``progress``). Raises ClusterError (one line)
+    when the cluster cannot be reached or a worker fails its probe; a run that
+    fails is a RunResult with status "failed", never an exception.
+    """
+    if (scheduler is None) == (jobs is None):
+        raise ClusterError("give either a scheduler address or a number of local worker processes (jobs)")
+    planned = list(planned)
+    results_dir = Path(os.path.abspath(results_dir))
+    if env is None:
+        env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    env = dict(env)
+    if data_source:  # runs configured with `data: null` read the sweep's $CONVMIXER_DATA on every worker
+        env["CONVMIXER_DATA"] = str(data_source)
+    if isinstance(replace, bool):
+        forced = {p.config.run_id for p in planned if replace and p.state == "done"}
+    else:
+        forced = set(replace)
+    cluster = None
+    if scheduler is not None:
+        client = connect(scheduler, timeout=connect_timeout)
+    else:
+        cluster = start_local_cluster(jobs)
+        try:
+            from distributed import Client
+
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    try:
+        dashboard = _dashboard(client)
+        if dashboard:
+            print(f"dask dashboard: {dashboard}", file=stream)
+        if not planned:
+            return []
+        sources = sorted({p.config.data for p in planned}, key=lambda d: (d is not None, d or ""))
+        hosts = probe_workers(client, results_dir, sources, env, stream)
+        print(f"dask: {len(hosts)} worker(s) on {len(set(hosts.values()))} host(s) at "
+              f"{client.scheduler.address}", file=stream)
+        return _submit_and_wait(client, planned, forced, env, log_output, progress, stream)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _submit_and_wait(client, planned, forced, env, log_output, progress, stream) -> list[RunResult]:
+    from tqdm.auto import tqdm
+
+    resources = gpu_resources(client)
+    topic = f"convmixer-output-{secrets.token_hex(6)}" if log_output else None
+    with tqdm(total=len(planned), desc="runs", unit="run", file=sys.stderr, disable=not progress) as bar:
+        if topic:
+            client.subscribe_topic(topic, lambda event: bar.write(str(event[1]), file=stream))
+        try:
+            return _wait(client, planned, forced, env, topic, resources, bar, stream)
+        finally:
+            if topic:
+                client.unsubscribe_topic(topic)
+
+
+def _wait(client, planned, forced, env, topic, resources, bar, stream) -> list[RunResult]:
+    from distributed import as_completed
+
+    futures = {}
+    for i, p in enumerate(planned):
+        run_dir = str(Path(os.path.abspath(p.run_dir)))
+        # The key is the run id: two sweeps on one scheduler share a run's task instead of queueing it twice.
+        future = client.submit(run_task, p.config, run_dir, p.config.run_id in forced, env, topic,
+                               key=p.config.run_id, retries=RETRIES, pure=False, resources=resources)
+        futures[future] = i
+    results: list[RunResult | None] = [None] * len(planned)
+    failed = 0
+    bar.set_postfix(failed=0)
+    for future in as_completed(futures, loop=client.loop):
+        p = planned[futures[future]]
+        try:
+            result = future.result()
+        except Exception as exc:  # KilledWorker (its worker died too often), or the task itself raised
+            result = RunResult("failed", Path(p.run_dir), _one_line(exc), p.config.run_id)
+        results[futures[future]] = result
+        failed += result.status == "failed"
+        bar.update(1)
+        bar.set_postfix(failed=failed)
+        label = "running elsewhere" if result.status == "elsewhere" else result.status
+        note = result.note if result.status != "failed" else result.note.split(";")[0]
+        on = f"  on {result.worker} ({result.host})" if result.worker else ""
+        bar.write(f"{label:9s} {p.config.run_id}{on}" + (f"  [{note}]" if note else ""), file=stream)
+        future.release()
+    return results
+
+
+def runs_per_worker(results) -> dict[str, int]:
+    """How many runs each worker trained (completed or failed), by "address (host)"."""
+    counts = Counter(f"{r.worker} ({r.host})" for r in results
+                     if r is not None and r.worker and r.status in ("completed", "failed"))
+    return dict(sorted(counts.items()))
+
+
+def format_runs_per_worker(results) -> str:
+    counts = runs_per_worker(results)
+    if not counts:
+        return "runs per worker: none"
+    return "runs per worker: " + ", ".join(f"{worker} {n}" for worker, n in counts.items())

@@ -1,0 +1,92 @@
+"""``python -m convmixer sweep``: plan a grid, then run what is missing here or on a Dask cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+from .. import records
+from .execute import NOTEBOOK, _show_notebook_output, execute_run
+from .grids import SweepError, load_grid
+from .plan import _print_plan, check_clean_tree, check_data_sources, plan, tidy_done_runs
+
+
+def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
+               allow_dirty=False, scheduler=None) -> int:
+    """Run a grid; exit status 0 when every run is complete, 1 when any failed.
+
+    ``jobs`` > 1: a local Dask cluster of that many worker processes;
+    ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py).
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if scheduler is not None and jobs != 1:
+        raise SweepError("--jobs and --scheduler exclude each other: the cluster's workers set how many runs at once")
+    if not NOTEBOOK.exists():
+        raise SweepError(f"the training notebook {NOTEBOOK} is missing: run the sweep from a clone of the repository")
+    configs = load_grid(grid)
+    # Absolute paths: the notebook kernels must find the same folders and data as this process.
+    results = Path(results).resolve()
+    if os.environ.get("CONVMIXER_DATA"):
+        from ..data import resolve_source
+
+        os.environ["CONVMIXER_DATA"] = resolve_source(None)
+    planned = plan(configs, results)
+    replace = {p.config.run_id for p in planned if force and p.state == "done"}
+    _print_plan(planned, stream, replace)
+    if dry_run:
+        return 0
+    check_clean_tree(allow_dirty)
+    tidy_done_runs([p for p in planned if p.config.run_id not in replace], stream)
+    # A run another process holds now may be free by the time its turn comes: execute_run decides.
+    todo = [p for p in planned if p.state != "done" or p.config.run_id in replace]
+    if scheduler is None:  # a cluster's workers are probed instead, each for its own access (run_on_dask)
+        check_data_sources([p.config for p in todo])
+    _show_notebook_output(stream)
+    # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
+    from ..training.speed import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()
+    summary = {"completed": 0, "skipped": len(planned) - len(todo), "failed": 0, "elsewhere": 0}
+    failed = []
+    per_worker = None
+
+    if todo and (scheduler is not None or jobs > 1):
+        # One Dask task per run, each calling execute_run in a worker process (raises ClusterError, a SweepError).
+        from .cluster import format_runs_per_worker, run_on_dask
+
+        outcomes = run_on_dask(todo, scheduler=scheduler, jobs=None if scheduler is not None else jobs,
+                               replace=replace, data_source=os.environ.get("CONVMIXER_DATA"), results_dir=results,
+                               stream=stream)
+        for p, outcome in zip(todo, outcomes):
+            summary[outcome.status] += 1
+            if outcome.status == "failed":
+                failed.append((p, outcome))
+        per_worker = format_runs_per_worker(outcomes)
+    else:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not todo) as bar:
+            for p in todo:  # --jobs 1: in this process, one run after the other
+                outcome = execute_run(p.config, p.run_dir, replace=p.config.run_id in replace)
+                summary[outcome.status] += 1
+                if outcome.status == "failed":
+                    failed.append((p, outcome))
+                bar.update(1)
+                label = "running elsewhere" if outcome.status == "elsewhere" else outcome.status
+                note = outcome.note if outcome.status != "failed" else ""
+                bar.write(f"{label:9s} {p.config.run_id}" + (f"  [{note}]" if note else ""), file=stream)
+    print(
+        f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed, "
+        f"{summary['elsewhere']} running elsewhere",
+        file=stream,
+    )
+    if per_worker:
+        print(f"  {per_worker}", file=stream)
+    for p, outcome in failed:
+        error = outcome.where / records.ERROR
+        see = f"; see {error}" if error.exists() else ""
+        print(f"  failed: {p.config.run_id}: {outcome.note or 'failed'}{see}", file=stream)
+    return 1 if failed else 0
