@@ -130,7 +130,8 @@ def main(argv=None):
             _fail("train", exc)
         from .data import DataError
         from .records import RunLocked
-        from .training.train import NonFiniteLoss, RunConflict, RunRefused, train
+        from .training.guards import NonFiniteLoss, RunConflict, RunRefused
+        from .training.train import train
 
         out = args.out or str(Path("results") / "runs" / config.run_id)
         try:

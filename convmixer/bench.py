@@ -137,7 +137,7 @@ def _build(spec, settings):
 
     from .models.convmixer import build_convmixer
     from .training.recipes import get_recipe
-    from .training.train import make_optimizer
+    from .training.optim import make_optimizer
 
     keras.config.set_dtype_policy(settings["precision"])
     keras.utils.set_random_seed(0)
@@ -170,7 +170,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
     from .training.config import RunConfig
     from .training.speed import onednn_enabled, settings_for_device
     from .training.steps import make_epoch_trainer
-    from .training.train import epoch_inputs
+    from .training.session import epoch_inputs
 
     device = records.device_description()
     if case == BASELINE:  # the framework's defaults: float32, no XLA, model.fit

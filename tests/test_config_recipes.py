@@ -134,7 +134,7 @@ def test_official_schedule_is_the_piecewise_linear_one():
 
 @pytest.mark.parametrize("epochs", [1, 2, 3, 5])
 def test_keras_schedule_matches_the_reference_formula(epochs):
-    from convmixer.training.train import make_schedule
+    from convmixer.training.optim import make_schedule
 
     r, steps = RECIPES["official"], 7
     sched = make_schedule(r, epochs, steps)

@@ -10,7 +10,9 @@ import pytest
 
 from convmixer import records
 from convmixer.training.config import RunConfig
-from convmixer.training.train import Checkpoint, RunConflict, load_trained_model, train
+from convmixer.training.checkpoint import Checkpoint
+from convmixer.training.guards import RunConflict
+from convmixer.training.train import load_trained_model, train
 
 # lr 0.01: enough for a 16-wide ConvMixer to learn the synthetic classes in 3 short epochs
 TINY = dict(width=16, depth=1, patch_size=4, kernel_size=3, epochs=3, batch_size=64, data="synthetic:600:100",

@@ -9,6 +9,7 @@ looks complete.
   provenance  code commit, library versions, device, portable paths
   locks       the per-run lock (one trainer per run, across processes and machines)
   state       validating a record, tidying leftovers, moving corrupt records aside
+  record      RunRecord: one run folder, read and written through one type
 """
 
 from .files import (
@@ -43,6 +44,7 @@ from .locks import (
     lock_path,
     read_lock,
 )
+from .record import RunRecord
 from .provenance import REPOSITORY, cpu_name, device_description, git_commit, library_versions, portable_path
 from .state import (
     RecordState,

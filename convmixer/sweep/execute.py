@@ -34,15 +34,12 @@ def _record_failure(run_dir: Path, config: RunConfig, error: str, notebook: bool
     A run refused before its notebook wrote params.json gets that too, so the
     failed folder still says which configuration failed.
     """
+    record = records.RunRecord(run_dir)
     try:
-        records.atomic_write_json(
-            run_dir / records.ERROR,
-            {"status": "failed", "run_id": config.run_id, "error": error[:4000], "traceback": tb[-8000:],
-             "notebook": records.NOTEBOOK if notebook else None},
-        )
-        if not (run_dir / records.PARAMS).exists():
-            records.atomic_write_json(run_dir / records.PARAMS,
-                                      config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash})
+        record.write_error({"status": "failed", "run_id": config.run_id, "error": error[:4000],
+                            "traceback": tb[-8000:], "notebook": records.NOTEBOOK if notebook else None})
+        if not record.has(records.PARAMS):
+            record.write_params(config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash})
     except (OSError, ValueError) as exc:
         return str(exc)
     return None

@@ -43,7 +43,7 @@ def data_mismatch(config: RunConfig, run_dir: Path) -> str | None:
     from ..data import resolve_source
 
     try:
-        used = records.read_json(run_dir / records.METRICS)["dataset"]["source"]
+        used = records.RunRecord(run_dir).metrics["dataset"]["source"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     wanted = records.portable_path(resolve_source(config.data))
@@ -142,7 +142,7 @@ def check_clean_tree(allow_dirty: bool):
     The records then name a commit that reproduces them. With ``allow_dirty`` the
     kernels are told (``CONVMIXER_ALLOW_DIRTY``) and each record says so.
     """
-    from ..training.train import ALLOW_DIRTY_ENV
+    from ..training.session import ALLOW_DIRTY_ENV
 
     if allow_dirty:
         os.environ[ALLOW_DIRTY_ENV] = "1"

@@ -87,10 +87,8 @@ def record_executed_on(run_dir, host: str, worker: str) -> str | None:
         with records.acquire_lock(run_dir, what="provenance"):
             if records.validate_record(run_dir).state != "completed":
                 return f"executed_on not recorded: {run_dir} is no longer a completed run"
-            path = run_dir / records.METRICS
-            metrics = records.read_json(path)
-            metrics["executed_on"] = {"host": host, "worker": worker}
-            records.atomic_write_json(path, metrics)
+            record = records.RunRecord(run_dir)
+            record.write_metrics(record.metrics | {"executed_on": {"host": host, "worker": worker}})
     except records.RunLocked:
         return "executed_on not recorded: the run was taken by another process meanwhile"
     except (OSError, ValueError) as exc:
