@@ -19,19 +19,16 @@ results_dir = "../results"
 
 # %%
 # Load the run records and the published values; everything below is computed from these.
-import html
-from pathlib import Path
-
 import matplotlib
 
-matplotlib.use("Agg")  # figures are embedded by report.figure, never shown by the inline backend
+matplotlib.use("Agg")  # figures are embedded by html.figure, never shown by the inline backend
 
-from convmixer import analysis, report
-from convmixer.results import load_reference, load_runs
+from convmixer.report import html, sections, tables, text, verdicts
+from convmixer.report.runs import load_reference, load_runs
 
 runs = load_runs(results_dir)
 reference = load_reference()
-show, table, note, missing = report.show, report.table, report.note, report.missing
+show, table, note, missing, bullets = html.show, html.table, html.note, html.missing, html.bullets
 
 # %% [markdown]
 # <a id="summary"></a>
@@ -40,21 +37,21 @@ show, table, note, missing = report.show, report.table, report.note, report.miss
 
 # %%
 show(
-    note(analysis.scope(runs, results_dir)),
+    note(text.scope(runs, results_dir)),
     "<p>What each setup trained: budget per run, data and device.</p>",
-    report.bullets([f"Setup {label}: {facts}" for label, facts in analysis.setup_facts(runs)]),
-    f"<p>{html.escape(analysis.published_comparison(runs, reference))}</p>",
+    bullets([f"Setup {label}: {facts}" for label, facts in text.setup_facts(runs)]),
+    html.paragraph(text.published_comparison(runs, reference)),
     "<p>The paper's claims tested here:</p>",
-    report.bullets([c["claim"] for c in analysis.CLAIMS], ordered=True),
+    bullets([c["claim"] for c in verdicts.CLAIMS], ordered=True),
     '<a id="verdicts"></a>',
-    report.verdict_table(analysis.verdicts(runs)),
-    note(analysis.VERDICT_RULE + " Each verdict links to the figure or table that carries it; "
+    html.verdict_table(verdicts.verdicts(runs)),
+    note(verdicts.VERDICT_RULE + " Each verdict links to the figure or table that carries it; "
          "the same verdicts are in claims.json beside this page."),
     "<p>Like-for-like rows with the reference report (same model, patch, kernel, epochs and recipe):</p>",
-    report.bullets(analysis.reproduction_sentences(runs, reference)
-                   or ["No completed run matches a reference-report row like for like."]),
+    bullets(text.reproduction_sentences(runs, reference)
+            or ["No completed run matches a reference-report row like for like."]),
     "<p>What the reference report's own published numbers show:</p>",
-    report.bullets(analysis.reference_report_observations(reference)),
+    bullets(text.reference_report_observations(reference)),
 )
 
 # %% [markdown]
@@ -66,14 +63,14 @@ show(
 
 # %%
 show(
-    report.bullets([f"{name.replace('_', ' ')}: {text}" for name, text in reference["sources"].items()]),
-    table(analysis.setups_table(runs), table_id="setups-table", caption="Setups (budgets) of the completed runs.",
+    bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),
+    table(tables.setups_table(runs), table_id="setups-table", caption="Setups (budgets) of the completed runs.",
           empty="No completed runs, so there are no setups yet."),
 )
-comparison = analysis.comparison_table(runs, reference)
+comparison = tables.comparison_table(runs, reference)
 not_run = int((comparison["n"] == 0).sum())
 show(
-    table(analysis.comparison_display(comparison), table_id="comparison-table"),
+    table(tables.comparison_display(comparison), table_id="comparison-table"),
     missing(f"{not_run} published configuration(s) have no run here (rows marked 'not run').") if not_run else "",
 )
 
@@ -83,7 +80,7 @@ show(
 # ### 2.1 Claim 1: ConvMixer against ResNet, ViT and MLP-Mixer of the same size
 
 # %%
-show(report.architectures_section(runs))
+show(sections.architectures_section(runs))
 
 # %% [markdown]
 # <a id="trends"></a>
@@ -98,7 +95,7 @@ show(report.architectures_section(runs))
 # ### 3.1 Accuracy versus kernel size
 
 # %%
-show(report.trend_section(runs, reference, "kernel_size"))
+show(sections.trend_section(runs, reference, "kernel_size"))
 
 # %% [markdown]
 # <a id="trend-patch"></a>
@@ -106,7 +103,7 @@ show(report.trend_section(runs, reference, "kernel_size"))
 # ### 3.2 Accuracy versus patch size
 
 # %%
-show(report.trend_section(runs, reference, "patch_size"))
+show(sections.trend_section(runs, reference, "patch_size"))
 
 # %% [markdown]
 # <a id="trend-published"></a>
@@ -114,7 +111,7 @@ show(report.trend_section(runs, reference, "patch_size"))
 # ### 3.3 These trends beside the published ones
 
 # %%
-show(report.published_trends_section(runs, reference))
+show(sections.published_trends_section(runs, reference))
 
 # %% [markdown]
 # <a id="learning-curves"></a>
@@ -124,7 +121,7 @@ show(report.published_trends_section(runs, reference))
 # One figure per setup, a panel per configuration: held-out (validation, or test for recipes without a validation split) and training accuracy per epoch, one colour per seed, and whether the setup's training converged.
 
 # %%
-show(report.learning_curves_section(runs))
+show(sections.learning_curves_section(runs))
 
 # %% [markdown]
 # <a id="cost"></a>
@@ -134,7 +131,7 @@ show(report.learning_curves_section(runs))
 # Seconds per epoch and training images per second by configuration and device, against the reference report's timings, and total training compute against accuracy.
 
 # %%
-show(report.cost_section(runs, reference))
+show(sections.cost_section(runs, reference))
 
 # %% [markdown]
 # <a id="provenance"></a>
@@ -144,7 +141,7 @@ show(report.cost_section(runs, reference))
 # The recipes, every known difference from the original code, and what produced each number: data sources with fingerprints, library versions, devices and git commits.
 
 # %%
-show(report.provenance_section(runs))
+show(sections.provenance_section(runs))
 
 # %% [markdown]
 # <a id="lessons"></a>
@@ -158,7 +155,7 @@ show(report.provenance_section(runs))
 # **What the data here says about these points:**
 
 # %%
-show(report.lessons_section(runs, Path(analysis.__file__).resolve().parent.parent / "grids"))
+show(sections.lessons_section(runs))
 
 # %% [markdown]
 # <a id="skipped"></a>
@@ -168,5 +165,5 @@ show(report.lessons_section(runs, Path(analysis.__file__).resolve().parent.paren
 # Run folders that are not complete (still running, interrupted, failed or corrupt) are left out of every table above; here is why.
 
 # %%
-show(table(analysis.skipped(runs), table_id="skipped-table",
+show(table(tables.skipped(runs), table_id="skipped-table",
            empty="No run folder was skipped: every run folder holds a completed run (or there are none)."))

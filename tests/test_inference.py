@@ -1,6 +1,6 @@
 """The verdict rule's error rates, checked on synthetic results tables of the real grids' shapes.
 
-A claim verdict goes through the same code as the report (``analysis.verdicts``
+A claim verdict goes through the same code as the report (``verdicts.verdicts``
 on a load_runs-shaped frame). With no effect, "consistent with the claim" may
 come out in at most 5% of tables; with a 3-point effect and a seed std of 0.5
 point it must come out in at least 90%.
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convmixer import analysis, inference
-from convmixer.results import COLUMNS
+from convmixer.report import stats, tables, verdicts
+from convmixer.report.runs import COLUMNS, prepare
 
 # (kernel, patch) cells: the converged grid's design and the 4-epoch full-data 2 x 2 design.
 SHAPES = {
@@ -40,9 +40,9 @@ def positive_rate(cells, effect, seed=0):
     rng = np.random.default_rng(seed)
     hits = {"kernel": 0, "patch": 0}
     for _ in range(TABLES):
-        table = analysis.verdicts(synthetic_runs(cells, rng, effect)).set_index("id")["verdict"]
+        table = verdicts.verdicts(synthetic_runs(cells, rng, effect)).set_index("id")["verdict"]
         for claim in hits:
-            hits[claim] += table[claim] == inference.CONSISTENT
+            hits[claim] += table[claim] == stats.CONSISTENT
     return {claim: n / TABLES for claim, n in hits.items()}
 
 
@@ -62,8 +62,8 @@ def test_a_3_point_effect_is_detected_in_at_least_90_percent(shape):
 
 def test_contrast_matches_the_cell_means_in_a_balanced_design():
     rng = np.random.default_rng(2)
-    frame = analysis._inference_frame(analysis.prepare(synthetic_runs(SHAPES["two-by-two"], rng, effect=2.0)))
-    result = inference.axis_test(frame, "kernel_size", "patch_size")
+    frame = verdicts._inference_frame(prepare(synthetic_runs(SHAPES["two-by-two"], rng, effect=2.0)))
+    result = stats.axis_test(frame, "kernel_size", "patch_size")
     means = frame.groupby("kernel_size")["accuracy"].mean()
     assert result["effect"] == pytest.approx(means[9] - means[3])
     assert result["ci_low"] < result["effect"] < result["ci_high"]
@@ -71,24 +71,24 @@ def test_contrast_matches_the_cell_means_in_a_balanced_design():
 
 
 def test_holm_is_statsmodels_holm():
-    assert inference.holm([0.01, 0.04, float("nan")])[:2] == pytest.approx([0.02, 0.04])
-    assert np.isnan(inference.holm([0.01, 0.04, float("nan")])[2])
+    assert stats.holm([0.01, 0.04, float("nan")])[:2] == pytest.approx([0.02, 0.04])
+    assert np.isnan(stats.holm([0.01, 0.04, float("nan")])[2])
 
 
 def test_trend_across_kernel_sizes_shows_a_plateau_step_by_step():
     rng = np.random.default_rng(3)
     rows = [{"kernel_size": k, "patch_size": 2, "seed": s, "accuracy": {3: 50, 5: 55, 7: 55, 9: 55}[k]
              + rng.normal(0, 0.3)} for k in (3, 5, 7, 9) for s in range(3)]
-    result = inference.axis_test(pd.DataFrame(rows), "kernel_size", "patch_size")
+    result = stats.axis_test(pd.DataFrame(rows), "kernel_size", "patch_size")
     p = [s["p_holm"] for s in result["steps"]]
     assert p[0] < 0.05 and p[1] > 0.05 and p[2] > 0.05  # the gain is all in 3 -> 5
     assert result["slope"]["p"] < 0.05
 
 
 def test_prediction_interval_and_binomial_noise():
-    low, high = inference.prediction_interval([70.0, 71.0, 72.0])
+    low, high = stats.prediction_interval([70.0, 71.0, 72.0])
     assert low < 70.0 and high > 72.0 and (low + high) / 2 == pytest.approx(71.0)
-    assert inference.binomial_se_pct(0.5, 10_000) == pytest.approx(0.5)
+    assert stats.binomial_se_pct(0.5, 10_000) == pytest.approx(0.5)
 
 
 # --------------------------------------------------------------------------- claim 1
@@ -120,8 +120,8 @@ def architecture_runs(rng, advantage=0.0, seed_std=0.5, seeds=3):
 
 def architecture_rate(advantage, seed):
     rng = np.random.default_rng(seed)
-    hits = sum(analysis.verdicts(architecture_runs(rng, advantage)).set_index("id")["verdict"]["architectures"]
-               == inference.CONSISTENT for _ in range(TABLES))
+    hits = sum(verdicts.verdicts(architecture_runs(rng, advantage)).set_index("id")["verdict"]["architectures"]
+               == stats.CONSISTENT for _ in range(TABLES))
     return hits / TABLES
 
 
@@ -137,24 +137,24 @@ def test_claim_1_with_a_3_point_advantage_is_detected_in_at_least_90_percent():
 
 def test_claim_1_compares_each_baseline_with_the_pre_chosen_convmixer():
     runs = architecture_runs(np.random.default_rng(6), advantage=5.0)
-    regimes = analysis.architecture_regimes(runs)
+    regimes = verdicts.architecture_regimes(runs)
     assert len(regimes) == 1 and regimes[0]["reference"] == "ConvMixer-64/4 p2 k9"
     assert sorted(t["baseline"] for t in regimes[0]["tests"]) == [
         "MLP-Mixer-26/4 (token MLP 13, channel MLP 52, patch 2)", "ResNet-20 (width 6)",
         "ViT-32/4 (4 heads, MLP ratio 2, patch 4)"]
     assert all(t["result"]["effect"] > 3 for t in regimes[0]["tests"])
-    table = analysis.architectures_table(runs)
+    table = tables.architectures_table(runs)
     assert set(table["n"]) == {3}
     assert table.set_index("model").loc["ResNet-20 (width 6)", "parameters (computed here)"] == "38,872"
-    claim = analysis.claims_json(runs)["claims"][0]
-    assert claim["verdict"] == inference.CONSISTENT and len(claim["tests"]) == 3
-    assert "ImageNet" in analysis.verdicts(runs).iloc[0]["evidence"]
+    claim = verdicts.claims_json(runs)["claims"][0]
+    assert claim["verdict"] == stats.CONSISTENT and len(claim["tests"]) == 3
+    assert "ImageNet" in verdicts.verdicts(runs).iloc[0]["evidence"]
 
 
 def test_claim_1_section_shows_the_models_their_sizes_and_a_figure():
-    from convmixer import report
+    from convmixer.report import sections
 
-    html = report.architectures_section(architecture_runs(np.random.default_rng(7), advantage=2.0))
+    html = sections.architectures_section(architecture_runs(np.random.default_rng(7), advantage=2.0))
     assert 'id="architectures-table"' in html and "38,872" in html and "data:image/png;base64," in html
     assert "ImageNet" in html
-    assert "not tested" in report.architectures_section(synthetic_runs([(9, 2)], np.random.default_rng(8)))
+    assert "not tested" in sections.architectures_section(synthetic_runs([(9, 2)], np.random.default_rng(8)))

@@ -1,7 +1,7 @@
 """README.md's results block: generated from the run records, refreshed by the report build, never hand-typed.
 
 Run folders here are written by hand (params.json, metrics.json, history.csv:
-what ``results.load_runs`` reads), so nothing trains.
+what ``report.runs.load_runs`` reads), so nothing trains.
 """
 
 import json
@@ -13,8 +13,8 @@ import pytest
 
 from convmixer import report
 from convmixer.training.config import RunConfig
-from convmixer.readme import END, REPORT_LINK, START, results_markdown, update_readme
-from convmixer.results import load_reference, load_runs
+from convmixer.report.readme import END, REPORT_LINK, START, results_markdown, update_readme
+from convmixer.report.runs import load_reference, load_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,13 +29,15 @@ def write_run(results: Path, kernel, patch, seed, accuracy, *, width=16, depth=1
                        seed=seed, data="synthetic:200:100")
     folder = results / "runs" / config.run_id
     folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps({**config.to_dict(), "run_id": config.run_id}), encoding="utf-8")
+    (folder / "params.json").write_text(json.dumps({**config.to_dict(), "run_id": config.run_id,
+                                                    "config_hash": config.config_hash}), encoding="utf-8")
     if completed:
         metrics = {"status": "completed", "test_accuracy": accuracy, "train_images": 180, "test_images": 10_000,
                    "device": {"kind": "CPU", "name": "test cpu"},
                    "dataset": {"description": "synthetic", "fingerprint": "sha256:x", "lossy_jpeg": lossy}}
         (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
         (folder / "history.csv").write_text("epoch,accuracy\n1,0.5\n", encoding="utf-8")
+        (folder / "model.weights.h5").write_bytes(b"weights")
 
 
 def table_rows(markdown: str) -> dict:

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 
-from convmixer import analysis, inference, report
-from convmixer.results import COLUMNS, load_reference, load_runs
+from convmixer import report
+from convmixer.report import build, cost, provenance, sections, stats, tables, text, verdicts
+from convmixer.report import runs as runs_module
+from convmixer.report.runs import COLUMNS, comparable_groups, load_reference, load_runs, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION_ANCHORS = ["summary", "verdicts", "comparison", "architectures", "trends", "trend-kernel", "trend-patch", "trend-published",
@@ -57,14 +59,14 @@ def kernel_runs(accuracies: dict, patch=2, **common):
 
 
 def verdict_of(runs, claim_id):
-    v = analysis.verdicts(runs)
-    row = v.iloc[[c["id"] for c in analysis.CLAIMS].index(claim_id)]
+    v = verdicts.verdicts(runs)
+    row = v.iloc[[c["id"] for c in verdicts.CLAIMS].index(claim_id)]
     return row["verdict"], row["evidence"], row["anchor"]
 
 
 def test_increasing_kernel_trend_is_consistent_with_the_claim_and_states_its_regime():
     verdict, evidence, anchor = verdict_of(kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}), "kernel")
-    assert verdict == inference.CONSISTENT
+    assert verdict == stats.CONSISTENT
     assert anchor == "trend-kernel"
     assert "kernel 3 → 9" in evidence and "+20.00 points" in evidence and "95% CI" in evidence
     assert "ConvMixer-16/1 after 2 epochs of the seed recipe on synthetic data (3 seeds)" in evidence
@@ -72,30 +74,30 @@ def test_increasing_kernel_trend_is_consistent_with_the_claim_and_states_its_reg
 
 def test_reversed_kernel_trend_contradicts_the_claim():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.70, 0.71, 0.72], 9: [0.50, 0.51, 0.52]}), "kernel")
-    assert verdict == inference.CONTRADICTS
+    assert verdict == stats.CONTRADICTS
     assert "-20.00 points" in evidence
 
 
 def test_difference_within_noise_is_inconclusive():
     verdict, _, _ = verdict_of(kernel_runs({3: [0.40, 0.60], 9: [0.61, 0.41]}), "kernel")
-    assert verdict == inference.INCONCLUSIVE
+    assert verdict == stats.INCONCLUSIVE
 
 
 def test_single_seed_is_inconclusive():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50], 5: [0.55]}), "kernel")
-    assert verdict == inference.INCONCLUSIVE
+    assert verdict == stats.INCONCLUSIVE
     assert "no seed replicates" in evidence
     # kernel and patch changed together: replicated, but the kernel effect cannot be separated
     confounded = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
                             for (k, p), accs in {(3, 2): [0.5, 0.51], (9, 4): [0.7, 0.71]}.items()
                             for s, a in enumerate(accs)])
-    assert verdict_of(confounded, "kernel")[0] == inference.INCONCLUSIVE
+    assert verdict_of(confounded, "kernel")[0] == stats.INCONCLUSIVE
     assert "not estimable" in verdict_of(confounded, "kernel")[1]
 
 
 def test_nan_accuracies_are_left_out():
     runs = kernel_runs({3: [0.50, 0.51], 9: [float("nan"), float("nan")]})
-    assert verdict_of(runs, "kernel")[0] in (inference.NOT_TESTED, inference.INCONCLUSIVE)
+    assert verdict_of(runs, "kernel")[0] in (stats.NOT_TESTED, stats.INCONCLUSIVE)
 
 
 def test_the_lead_setup_is_the_longest_training_and_p_values_are_holm_adjusted():
@@ -103,10 +105,10 @@ def test_the_lead_setup_is_the_longest_training_and_p_values_are_holm_adjusted()
     long = kernel_runs({3: [0.60, 0.62, 0.61], 9: [0.61, 0.60, 0.62]}, epochs=6)
     runs = pd.concat([short, long], ignore_index=True)
     verdict, evidence, _ = verdict_of(runs, "kernel")
-    assert verdict == inference.INCONCLUSIVE  # the 6-epoch setup leads, and it shows no effect
+    assert verdict == stats.INCONCLUSIVE  # the 6-epoch setup leads, and it shows no effect
     assert evidence.startswith("inconclusive for ConvMixer-16/1 after 6 epochs")
     assert "consistent with the claim for ConvMixer-16/1 after 2 epochs" in evidence
-    claim = analysis.claims_json(runs)["claims"][1]
+    claim = verdicts.claims_json(runs)["claims"][1]
     assert claim["regime"].startswith("ConvMixer-16/1 after 6 epochs") and claim["setups"] == ["B", "A"]
     ps = {t["setup"]: (t["p"], t["p_holm"]) for t in claim["tests"]}
     assert ps["A"][1] == pytest.approx(min(1.0, 2 * ps["A"][0]), rel=1e-4) or ps["A"][1] >= ps["A"][0]
@@ -115,37 +117,54 @@ def test_the_lead_setup_is_the_longest_training_and_p_values_are_holm_adjusted()
 def test_single_kernel_value_is_not_tested():
     runs = kernel_runs({5: [0.5, 0.6]})
     verdict, evidence, _ = verdict_of(runs, "kernel")
-    assert verdict == inference.NOT_TESTED
+    assert verdict == stats.NOT_TESTED
     assert "two or more kernel sizes" in evidence
-    assert verdict_of(runs, "patch")[0] == inference.NOT_TESTED
+    assert verdict_of(runs, "patch")[0] == stats.NOT_TESTED
 
 
 def test_patch_claim_direction():
     lower_with_bigger_patch = fake_runs([{"kernel_size": 5, "patch_size": p, "seed": s, "test_accuracy": a}
                                          for p, accs in {1: [0.8, 0.81], 4: [0.6, 0.61]}.items()
                                          for s, a in enumerate(accs)])
-    assert verdict_of(lower_with_bigger_patch, "patch")[0] == inference.CONSISTENT
+    assert verdict_of(lower_with_bigger_patch, "patch")[0] == stats.CONSISTENT
     higher = lower_with_bigger_patch.assign(patch_size=lower_with_bigger_patch["patch_size"].map({1: 4, 4: 1}))
-    assert verdict_of(higher, "patch")[0] == inference.CONTRADICTS
+    assert verdict_of(higher, "patch")[0] == stats.CONTRADICTS
 
 
 def test_runs_of_different_budgets_are_not_compared():
     # kernel 3 at 2 epochs and kernel 9 at 4 epochs: two setups, one kernel each -> no trend
     runs = pd.concat([kernel_runs({3: [0.5, 0.5]}, epochs=2), kernel_runs({9: [0.9, 0.9]}, epochs=4)],
                      ignore_index=True)
-    assert len(analysis.comparable_groups(runs)) == 2
-    assert verdict_of(runs, "kernel")[0] == inference.NOT_TESTED
+    assert len(comparable_groups(runs)) == 2
+    assert verdict_of(runs, "kernel")[0] == stats.NOT_TESTED
+
+
+def test_a_report_prepares_its_runs_once(monkeypatch):
+    calls = []
+    real = runs_module._prepare
+    monkeypatch.setattr(runs_module, "_prepare", lambda frame, arch: calls.append(arch) or real(frame, arch))
+    runs = kernel_runs({3: [0.5, 0.6], 5: [0.7, 0.8]})
+    verdicts.verdicts(runs)
+    tables.comparison_table(runs, load_reference())
+    text.scope(runs)
+    assert len(calls) == 2 and set(calls) == {"convmixer", None}  # ConvMixer runs, and every architecture (claim 1)
+    # A caller gets a copy it may change; a frame changed in place is prepared afresh.
+    mine = prepare(runs)
+    mine["setup"] = "changed by a caller"
+    assert set(prepare(runs)["setup"]) == {"A"} and len(calls) == 2
+    runs.loc[0, "status"] = "failed"
+    assert len(prepare(runs)) == 3 and len(calls) == 3
 
 
 def test_architecture_claim_is_not_tested_with_a_reason():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.5], 5: [0.6]}), "architectures")
-    assert verdict == inference.NOT_TESTED
+    assert verdict == stats.NOT_TESTED
     assert "every completed run is a ConvMixer" in evidence
 
 
 def test_comparison_table_lists_published_rows_not_run():
     runs = kernel_runs({3: [0.5, 0.7], 5: [0.6]})
-    table = analysis.comparison_table(runs, load_reference())
+    table = tables.comparison_table(runs, load_reference())
     ours = table[table["n"] > 0]
     assert list(ours["kernel"]) == [3, 5] and list(ours["n"]) == [2, 1]
     assert ours.iloc[0]["our accuracy (%)"] == "60.00 ± 14.14"
@@ -159,10 +178,10 @@ def test_param_check_reads_the_published_counts():
     ref = load_reference()
     row = ref["accuracy"].iloc[0]
     key = (int(row.width), int(row.depth), int(row.patch_size), int(row.kernel_size))
-    assert analysis.param_check(*key, ref) == "✓"
+    assert tables.param_check(*key, ref) == "✓"
     wrong = {**ref, "accuracy": ref["accuracy"].assign(paper_params=ref["accuracy"]["paper_params"] + 1)}
-    assert analysis.param_check(*key, wrong) == "✗"
-    assert analysis.param_check(16, 1, 2, 3, ref) == "—"  # not a published configuration
+    assert tables.param_check(*key, wrong) == "✗"
+    assert tables.param_check(16, 1, 2, 3, ref) == "—"  # not a published configuration
 
 
 def test_comparison_table_attaches_published_values_to_matching_runs():
@@ -170,7 +189,7 @@ def test_comparison_table_attaches_published_values_to_matching_runs():
     first = ref["accuracy"].iloc[0]
     runs = fake_runs([{"width": int(first.width), "depth": int(first.depth), "patch_size": int(first.patch_size),
                        "kernel_size": int(first.kernel_size), "test_accuracy": 0.5}])
-    table = analysis.comparison_table(runs, ref)
+    table = tables.comparison_table(runs, ref)
     row = table[table["n"] == 1].iloc[0]
     assert row["paper accuracy (%)"] == pytest.approx(first.paper_accuracy)
     assert row["reference report epochs"] == first.reference_epochs
@@ -180,16 +199,16 @@ def test_comparison_table_attaches_published_values_to_matching_runs():
 def test_published_comparison_names_a_like_for_like_row_only_when_one_was_run():
     ref = load_reference()
     cheapest = dict(width=256, depth=8, patch_size=4, kernel_size=9)  # the reference report's 70.62% row, 5 epochs
-    like = analysis.published_comparison(fake_runs([{**cheapest, "epochs": 5, "test_accuracy": 0.6543}]), ref)
+    like = text.published_comparison(fake_runs([{**cheapest, "epochs": 5, "test_accuracy": 0.6543}]), ref)
     assert "Like for like" in like and "65.43%" in like and "70.62%" in like
-    other_budget = analysis.published_comparison(fake_runs([{**cheapest, "epochs": 4, "test_accuracy": 0.6543}]), ref)
+    other_budget = text.published_comparison(fake_runs([{**cheapest, "epochs": 4, "test_accuracy": 0.6543}]), ref)
     assert "No run here matches" in other_budget and "Like for like" not in other_budget
     assert "92.61-95.88% in the paper" in other_budget  # the published range, read from reference.yaml
-    assert analysis.published_comparison(fake_runs([{"status": "failed"}]), ref) == ""
+    assert text.published_comparison(fake_runs([{"status": "failed"}]), ref) == ""
 
 
 def test_setup_facts_say_data_budget_and_device_per_setup():
-    facts = analysis.setup_facts(fake_runs([{"test_accuracy": 0.5, "lossy_jpeg": True},
+    facts = text.setup_facts(fake_runs([{"test_accuracy": 0.5, "lossy_jpeg": True},
                                             {"test_accuracy": 0.5, "epochs": 3, "lossy_jpeg": True}]))
     assert [label for label, _ in facts] == ["A", "B"]
     assert all("JPEG copy of CIFAR-10" in text and "device: CPU (test cpu)" in text for _, text in facts)
@@ -199,16 +218,16 @@ def test_setup_facts_say_data_budget_and_device_per_setup():
 def test_cost_table_takes_the_fastest_run():
     runs = pd.concat([kernel_runs({3: [0.5]}, images_per_second=50.0), kernel_runs({3: [0.5]}, images_per_second=80.0)],
                      ignore_index=True)
-    row = analysis.cost_table(runs).iloc[0]
+    row = cost.cost_table(runs).iloc[0]
     assert row["runs"] == 2 and row["images per second"] == 80.0 and row["slowest run images per second"] == 50.0
 
 
 def test_cost_table_projects_a_full_epoch():
-    cost = analysis.cost_table(kernel_runs({3: [0.5]}, images_per_second=50.0))
-    projected = [c for c in cost.columns if c.startswith("projected")][0]
-    assert cost.iloc[0][projected] == pytest.approx(analysis.FULL_EPOCH_IMAGES / 50.0)
-    assert pd.isna(cost.iloc[0]["load avg (start/end)"])  # no metrics.json: no load recorded
-    marks = analysis.reference_marks(load_reference())
+    table = cost.cost_table(kernel_runs({3: [0.5]}, images_per_second=50.0))
+    projected = [c for c in table.columns if c.startswith("projected")][0]
+    assert table.iloc[0][projected] == pytest.approx(cost.FULL_EPOCH_IMAGES / 50.0)
+    assert pd.isna(table.iloc[0]["load avg (start/end)"])  # no metrics.json: no load recorded
+    marks = cost.reference_marks(load_reference())
     assert all(label.startswith("reference report: ") for label in marks["label"])
 
 
@@ -219,34 +238,34 @@ def test_cost_table_reports_the_load_average(tmp_path):
         Path(runs["path"][i]).mkdir()
         metrics = {"device": {"cpu_count": 2}, **({"load_average": load} if load else {})}
         (Path(runs["path"][i]) / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    cost = analysis.cost_table(runs).set_index("configuration")["load avg (start/end)"]
-    assert cost.iloc[0] == "1.50 / 4.00" and pd.isna(cost.iloc[1])
-    sentence = analysis.load_sentence(runs)
+    loads = cost.cost_table(runs).set_index("configuration")["load avg (start/end)"]
+    assert loads.iloc[0] == "1.50 / 4.00" and pd.isna(loads.iloc[1])
+    sentence = text.load_sentence(runs)
     assert "exceeded its core count" in sentence and "2 of the 2 runs that recorded it" in sentence
-    assert "no run here recorded its load" in analysis.load_sentence(kernel_runs({3: [0.5]}))
+    assert "no run here recorded its load" in text.load_sentence(kernel_runs({3: [0.5]}))
 
 
 def test_jpeg_sentence_only_for_lossy_sources():
-    assert analysis.jpeg_sentence(kernel_runs({3: [0.5]})) is None
+    assert text.jpeg_sentence(kernel_runs({3: [0.5]})) is None
     lossy = kernel_runs({3: [0.5]}, lossy_jpeg=True, dataset_description="CIFAR-10 PNG→JPEG folder")
-    assert JPEG_PHRASE in analysis.jpeg_sentence(lossy)
-    assert "yes (lossy)" in set(analysis.provenance(lossy)["data"]["JPEG copy"])
+    assert JPEG_PHRASE in text.jpeg_sentence(lossy)
+    assert "yes (lossy)" in set(provenance.provenance(lossy)["data"]["JPEG copy"])
 
 
 def test_empty_results_give_sentences_not_errors():
     empty = pd.DataFrame(columns=COLUMNS)
-    assert "no completed runs" in analysis.scope(empty)
-    assert set(analysis.verdicts(empty)["verdict"]) == {inference.NOT_TESTED}
-    assert analysis.cost_table(empty).empty and analysis.skipped(empty).empty
-    assert analysis.trend(empty, "kernel_size").empty
-    assert all(t.empty for t in analysis.provenance(empty).values())
-    assert "no completed runs" in report.trend_section(empty, load_reference(), "patch_size")
+    assert "no completed runs" in text.scope(empty)
+    assert set(verdicts.verdicts(empty)["verdict"]) == {stats.NOT_TESTED}
+    assert cost.cost_table(empty).empty and tables.skipped(empty).empty
+    assert tables.trend(empty, "kernel_size").empty
+    assert all(t.empty for t in provenance.provenance(empty).values())
+    assert "no completed runs" in sections.trend_section(empty, load_reference(), "patch_size")
 
 
 def test_skipped_lists_reasons():
     runs = fake_runs([{"kernel_size": 3, "test_accuracy": 0.5},
                       {"status": "corrupt", "problem": "params.json unreadable", "kernel_size": None}])
-    table = analysis.skipped(runs)
+    table = tables.skipped(runs)
     assert list(table["status"]) == ["corrupt"] and table.iloc[0]["reason"] == "params.json unreadable"
 
 
@@ -255,7 +274,7 @@ def test_external_resources_are_detected():
             '<link rel="stylesheet" href="//cdn.example/a.css"><style>/* https://ok */ b {background:url(https://x/y.png)}'
             '</style></head><body><a href="https://example.org">plain link</a>'
             '<img src="data:image/png;base64,AA=="></body></html>')
-    found = report.external_resources(page)
+    found = build.external_resources(page)
     assert len(found) == 3
     assert not any("example.org" in f for f in found)
 
@@ -313,13 +332,13 @@ def parse_table(page: str, table_id: str) -> pd.DataFrame:
 def test_analysis_on_real_runs(results_dir):
     runs = load_runs(results_dir)
     assert (runs["status"] == "completed").sum() == len(CONFIGS)
-    v = analysis.verdicts(runs)
-    assert len(v) == len(analysis.CLAIMS)
-    assert v.iloc[1]["verdict"] != inference.NOT_TESTED  # both kernels ran on both patch lines
-    table = analysis.comparison_table(runs, load_reference())
+    v = verdicts.verdicts(runs)
+    assert len(v) == len(verdicts.CLAIMS)
+    assert v.iloc[1]["verdict"] != stats.NOT_TESTED  # both kernels ran on both patch lines
+    table = tables.comparison_table(runs, load_reference())
     ours = table[table["n"] > 0].set_index(["patch", "kernel"])["n"].to_dict()
     assert ours == {(2, 3): 2, (2, 5): 2, (4, 3): 1, (4, 5): 1}
-    assert list(analysis.skipped(runs)["folder"]) == ["broken_run"]
+    assert list(tables.skipped(runs)["folder"]) == ["broken_run"]
 
 
 @pytest.mark.slow
@@ -333,7 +352,7 @@ def test_report_has_every_section_and_no_code(built):
         assert heading in text, heading
     # every verdict links to an anchor that exists
     links = soup.select("#verdict-table a")
-    assert len(links) == len(analysis.CLAIMS)
+    assert len(links) == len(verdicts.CLAIMS)
     assert all(soup.find(id=a["href"][1:]) is not None for a in links)
     # comparison table: headers, our rows with n, and the published rows we did not run
     comparison = parse_table(page, "comparison-table")
@@ -342,7 +361,7 @@ def test_report_has_every_section_and_no_code(built):
     assert "not run" in set(comparison["our accuracy (%)"])
     # figures are inline PNGs; nothing is fetched from the network
     assert page.count("data:image/png;base64,") >= 6
-    assert report.external_resources(page) == []
+    assert build.external_resources(page) == []
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     # no code: code cells have no input area, no highlighted source
     assert not soup.select(".jp-CodeCell .jp-InputArea") and not soup.select(".highlight, .input_area")
@@ -354,10 +373,10 @@ def test_report_has_every_section_and_no_code(built):
     # the executed notebook is not kept (it is not committed); the verdicts are, as data
     assert not (path.parent / "report.ipynb").exists()
     claims = json.loads((path.parent / "claims.json").read_text())
-    assert [c["id"] for c in claims["claims"]] == [c["id"] for c in analysis.CLAIMS]
+    assert [c["id"] for c in claims["claims"]] == [c["id"] for c in verdicts.CLAIMS]
     shown = {c["id"]: c["verdict"] for c in claims["claims"]}
     table = parse_table(page, "verdict-table")
-    assert list(table["verdict"]) == [shown[c["id"]] for c in analysis.CLAIMS]
+    assert list(table["verdict"]) == [shown[c["id"]] for c in verdicts.CLAIMS]
 
 
 @pytest.mark.slow
@@ -488,7 +507,7 @@ def test_phone_layout_in_selenium(built, tmp_path):
 def test_runs_from_a_dirty_tree_are_flagged():
     runs = fake_runs([{"test_accuracy": 0.5, "git_commit": "abc123"},
                       {"test_accuracy": 0.5, "seed": 1, "git_commit": "abc123+dirty"}])
-    sentence = analysis.dirty_sentence(runs)
+    sentence = text.dirty_sentence(runs)
     assert sentence.startswith("1 of 2 completed runs") and "run1" in sentence and "run0" not in sentence
-    assert analysis.dirty_sentence(runs.assign(git_commit="abc123")) is None
-    assert "+dirty" in report.provenance_section(runs)
+    assert text.dirty_sentence(runs.assign(git_commit="abc123")) is None
+    assert "+dirty" in sections.provenance_section(runs)

@@ -16,7 +16,7 @@ import yaml
 
 from convmixer import records
 from convmixer.training.config import PARAMETER_NAMES
-from convmixer.results import load_runs
+from convmixer.report.runs import load_runs
 from convmixer.sweep import SweepError, execute_run, load_grid, main_sweep, plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,15 +179,19 @@ def test_load_runs_reports_incomplete_and_corrupt_folders(tmp_path):
     (runs / "corrupt" / records.PARAMS).write_text("{not json")
     (runs / "empty").mkdir()
     (runs / "half").mkdir()
-    (runs / "half" / records.PARAMS).write_text(json.dumps({"run_id": "half", "kernel_size": 5}))
+    (runs / "half" / records.PARAMS).write_text(json.dumps({"run_id": "half", "kernel_size": 5, "config_hash": "h"}))
     (runs / "bad-metrics").mkdir()
-    (runs / "bad-metrics" / records.PARAMS).write_text(json.dumps({"run_id": "bad-metrics"}))
+    (runs / "bad-metrics" / records.PARAMS).write_text(json.dumps({"run_id": "bad-metrics", "config_hash": "b"}))
     (runs / "bad-metrics" / records.METRICS).write_text(json.dumps({"status": "running"}))
+    (runs / "high").mkdir()  # "completed" but not a number: corrupt for the report and the sweep alike
+    (runs / "high" / records.PARAMS).write_text(json.dumps({"run_id": "high", "config_hash": "c"}))
+    (runs / "high" / records.METRICS).write_text(json.dumps({"status": "completed", "test_accuracy": "high"}))
     frame = load_runs(tmp_path).set_index("run_id")
     assert frame.loc["corrupt", "status"] == "corrupt" and "params.json unreadable" in frame.loc["corrupt", "problem"]
-    assert frame.loc["empty", "status"] == "corrupt" and "params.json missing" in frame.loc["empty", "problem"]
+    assert frame.loc["empty", "status"] == "incomplete" and "params.json missing" in frame.loc["empty", "problem"]
     assert frame.loc["half", "status"] == "incomplete" and frame.loc["half", "kernel_size"] == 5
     assert frame.loc["bad-metrics", "status"] == "corrupt"
+    assert frame.loc["high", "status"] == "corrupt" == records.validate_record(runs / "high").state
     assert load_runs(tmp_path / "nowhere").empty
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from . import records
+from .. import records
 
 
 def _plt():
@@ -18,7 +16,7 @@ def _plt():
 
 
 def read_history(run_dir) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / records.HISTORY)
+    return records.RunRecord(run_dir).history()
 
 
 def eval_columns(history: pd.DataFrame) -> tuple[str, str]:
@@ -211,7 +209,7 @@ def trend_figure(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | N
 def cost_figure(cost: pd.DataFrame, marks: pd.DataFrame | None, projected_column: str):
     """Projected seconds per full epoch (log scale, with the reference marks) and images/second.
 
-    ``cost`` is ``analysis.cost_table``; ``marks`` is ``analysis.reference_marks``
+    ``cost`` is ``cost.cost_table``; ``marks`` is ``cost.reference_marks``
     (columns seconds_per_epoch, label), drawn as labelled horizontal lines.
     """
     plt = _plt()

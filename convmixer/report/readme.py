@@ -4,7 +4,8 @@ The block sits between ``START`` and ``END`` in README.md. ``build_report``
 rewrites it after every successful build and a test compares it with
 ``results_markdown(load_runs("results"), load_reference())``, so nobody edits
 it by hand and it cannot drift from ``report/index.html``. Every number comes
-from ``analysis`` (the functions the report uses); nothing is computed here.
+from the functions the report uses (``tables``, ``text``, ``verdicts``); nothing
+is computed here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import analysis, records
+from .. import records
+from .runs import prepare
+from .tables import comparison_table
+from .text import reproduction_sentences, setup_facts
+from .verdicts import verdicts
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 REPORT_LINK = "[full report](report/index.html)"
@@ -34,11 +39,11 @@ def _published(accuracy, epochs) -> str:
 def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     """The README's results block: setups, the headline accuracy table, the claims' verdicts, a link.
 
-    Only completed runs count (``analysis.prepare``), so a run still training does
-    not change the block; the table is ``analysis.comparison_table`` without the
+    Only completed runs count (``report.runs.prepare``), so a run still training does
+    not change the block; the table is ``tables.comparison_table`` without the
     published rows nobody ran here.
     """
-    done = analysis.prepare(runs)
+    done = prepare(runs)
     lines = []
     if done.empty:
         lines.append("No completed runs yet, so nothing has been measured; every claim below is untested.")
@@ -47,8 +52,8 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines.append(f"{len(done)} completed runs in {n_setups} setup{'s' if n_setups != 1 else ''} "
                      "(only runs of one setup are compared):")
         lines.append("")
-        lines += [f"- **{label}**: {facts}" for label, facts in analysis.setup_facts(runs)]
-        table = analysis.comparison_table(runs, reference)
+        lines += [f"- **{label}**: {facts}" for label, facts in setup_facts(runs)]
+        table = comparison_table(runs, reference)
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
         lines += ["", "Test accuracy (%), mean ± std over seeds, with the test-set noise floor (binomial standard "
                   "error of one run); published values at their own epochs:", "",
@@ -61,14 +66,14 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
                      _published(r["reference report accuracy (%)"], r["reference report epochs"])]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "Claims (verdicts as in the report and claims.json):", ""]
-    for i, v in enumerate(analysis.verdicts(runs).itertuples(index=False), start=1):
+    for i, v in enumerate(verdicts(runs).itertuples(index=False), start=1):
         # The evidence's first line is its summary: the verdict with its regime and effect, or why not tested.
         head = str(v.evidence).splitlines()[0]
         if head.startswith(v.verdict):
             lines.append(f"{i}. {v.claim} **{v.verdict}**{head[len(v.verdict):]}")
         else:
             lines.append(f"{i}. {v.claim} **{v.verdict}**: {head.removeprefix('Not tested: ')}")
-    reproduced = analysis.reproduction_sentences(runs, reference)
+    reproduced = reproduction_sentences(runs, reference)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
     lines += ["", f"Figures, per-comparison evidence, cost and provenance: {REPORT_LINK}."]

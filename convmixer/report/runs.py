@@ -1,0 +1,255 @@
+"""The run records as tables: one row per run folder, and the completed runs typed and grouped into setups.
+
+``load_runs`` reads every folder under ``RESULTS/runs/``. A folder that is
+incomplete (still running, interrupted, failed) or corrupt becomes a row with
+that ``status`` and a ``problem`` saying why, never an exception, so the report
+can list it as skipped.
+
+``prepare`` turns such a frame into the completed runs with integer fields as
+ints and a ``setup`` label. Only runs of one *setup* are compared with each
+other: a setup is every configuration field except the two ablation axes
+(kernel size, patch size) and the seed, because runs that differ in width,
+recipe, epochs, data, ... would confound the trend with something else. Every
+table, verdict and sentence of the report starts from ``prepare``; it remembers
+its last results, so one report prepares its runs once however many functions
+it calls with the same frame.
+
+Reference numbers (paper, reference report) come only from ``load_reference``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import records
+from ..training.config import PARAMETER_NAMES
+from .names import describe_setup
+
+
+METRIC_COLUMNS = [
+    "test_accuracy", "test_loss", "best_val_accuracy", "selected_epoch", "trainable_parameters",
+    "train_images", "val_images", "test_images", "seconds_per_epoch", "images_per_second",
+    "total_train_seconds", "git_commit", "started", "finished",
+]
+COLUMNS = (
+    ["run_id", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
+    + ["device_kind", "device_name", "backend_used", "train_loop", "dataset_description", "dataset_fingerprint",
+       "lossy_jpeg", "versions"]
+)
+
+
+def read_run(run_dir) -> dict:
+    """One run folder as a flat dict (see COLUMNS); its status is ``records.validate_record``'s, the one
+    validation the sweep's plan uses too, so a record is never done for one and corrupt for the other."""
+    run_dir = Path(run_dir)
+    row = dict.fromkeys(COLUMNS)
+    row.update(run_id=run_dir.name, path=str(run_dir))
+    check = records.RunRecord(run_dir).state()
+    params = check.params if isinstance(check.params, dict) else {}
+    row.update({k: params.get(k) for k in PARAMETER_NAMES})
+    row["run_id"] = params.get("run_id", run_dir.name)
+    row["architecture"] = row["architecture"] or "convmixer"  # records from before the field existed
+    for key in ("recipe_overrides", "hyperparameters"):
+        row[key] = json.dumps(row[key] or {}, sort_keys=True) if isinstance(row[key], (dict, type(None))) else row[key]
+    if check.state != "completed":
+        row.update(status=check.state, problem=check.problem)
+        return row
+    metrics = check.metrics
+    device, dataset = metrics.get("device") or {}, metrics.get("dataset") or {}
+    row.update({k: metrics.get(k) for k in METRIC_COLUMNS})
+    row.update(
+        status="completed",
+        device_kind=device.get("kind"),
+        device_name=device.get("name"),
+        backend_used=device.get("backend"),
+        # runs recorded before this field existed all trained with model.fit
+        train_loop=metrics.get("train_loop", "model.fit"),
+        dataset_description=dataset.get("description"),
+        dataset_fingerprint=dataset.get("fingerprint"),
+        lossy_jpeg=dataset.get("lossy_jpeg"),
+        versions=json.dumps(metrics.get("versions", {}), sort_keys=True),
+    )
+    return row
+
+
+def load_runs(results_dir="results") -> pd.DataFrame:
+    """All run folders of ``results_dir/runs`` (one row each, sorted by run id); empty if none."""
+    runs_dir = Path(results_dir) / "runs"
+    folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
+    frame = pd.DataFrame([read_run(p) for p in folders], columns=COLUMNS)
+    return frame.sort_values("run_id", kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- published values
+
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "reference.yaml"
+
+
+def load_reference() -> dict:
+    """Published values (paper, reference report), labelled as such; never measured here.
+
+    Returns {"sources": {...}, "accuracy": DataFrame, "timings": DataFrame, "logged": DataFrame}.
+    """
+    import yaml
+
+    spec = yaml.safe_load(REFERENCE_FILE.read_text(encoding="utf-8"))
+    return {
+        "sources": spec["sources"],
+        "accuracy": pd.DataFrame(spec["accuracy"]),
+        "timings": pd.DataFrame(spec["timings"]),
+        "logged": pd.DataFrame(spec.get("logged", [])),
+    }
+
+
+PAPER_WIDTH_DEPTH = (256, 8)  # the architecture of the paper's CIFAR-10 ablation table
+
+
+# --------------------------------------------------------------------------- setups
+
+AXES = ("kernel_size", "patch_size")
+# Configuration fields that define a setup (all but the ablation axes and the seed).
+# The dataset fingerprint is added because ``data: null`` resolves per machine
+# ($CONVMIXER_DATA), so two runs with the same setting may still differ in data.
+# Derived from the config so that a field added to RunConfig separates setups too.
+SETUP_FIELDS = [n for n in PARAMETER_NAMES if n not in ("kernel_size", "patch_size", "seed")] + ["dataset_fingerprint"]
+INT_FIELDS = ["width", "depth", "patch_size", "kernel_size", "epochs", "batch_size", "seed",
+              "train_images", "test_images", "trainable_parameters"]
+
+
+def short_axis(axis: str) -> str:
+    """The axis as tables, captions and evidence name it: kernel_size -> kernel."""
+    return axis.replace("_size", "")
+
+
+def other_axis(axis: str) -> str:
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {list(AXES)}, got {axis!r}")
+    return AXES[1] if axis == AXES[0] else AXES[0]
+
+
+def clean(value):
+    """A hashable, comparable stand-in for a cell (None/NaN -> None, whole floats -> int)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):  # recipe_overrides given as a mapping (load_runs stores JSON text)
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _sort_key(values):
+    return tuple((v is None, str(type(v).__name__), v if not isinstance(v, (list, dict)) else str(v))
+                 for v in values)
+
+
+def _setup_label(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: short names the tables and figure titles share."""
+    label = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        label = chr(ord("A") + r) + label
+    return label
+
+
+# prepare's latest results: (id of the frame, architecture) -> (a copy of the frame, its prepared runs).
+# A hit also needs the frame to equal its copy, so a frame changed in place, or a new frame that
+# reuses a freed id, is prepared afresh.
+_PREPARED: dict[tuple[int, str | None], tuple[pd.DataFrame, pd.DataFrame]] = {}
+_PREPARED_KEEP = 8
+
+
+def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.DataFrame:
+    """Completed runs with integer fields as ints and a ``setup`` label plus its description.
+
+    Only ConvMixer runs by default: every section but claim 1 is about ConvMixer;
+    ``architecture=None`` keeps every architecture (claim 1). Accepts frames with
+    only some of ``COLUMNS`` (e.g. hand-built in tests).
+
+    Every public function of the report takes a ``load_runs`` frame and prepares
+    it here, so the work is remembered: calling it again with the same, unchanged
+    frame returns a copy of the first result (a copy, so callers may add columns).
+    """
+    key = (id(runs), architecture)
+    hit = _PREPARED.get(key)
+    if hit is None or not _unchanged(hit[0], runs):
+        hit = (runs.copy(), _prepare(runs, architecture))
+        _PREPARED.pop(key, None)
+        _PREPARED[key] = hit
+        while len(_PREPARED) > _PREPARED_KEEP:  # oldest first
+            del _PREPARED[next(iter(_PREPARED))]
+    return hit[1].copy()
+
+
+def _unchanged(copy: pd.DataFrame, runs: pd.DataFrame) -> bool:
+    try:
+        return copy.equals(runs)
+    except (TypeError, ValueError):  # cells pandas cannot compare (e.g. arrays): prepare again
+        return False
+
+
+def _prepare(runs: pd.DataFrame, architecture: str | None) -> pd.DataFrame:
+    frame = runs.reindex(columns=COLUMNS + [c for c in runs.columns if c not in COLUMNS])
+    frame["architecture"] = frame["architecture"].astype(object).where(frame["architecture"].notna(), "convmixer")
+    frame["hyperparameters"] = frame["hyperparameters"].map(lambda v: "{}" if v is None or v != v else v)
+    done = frame[frame["status"] == "completed"].copy()
+    if architecture is not None:
+        done = done[done["architecture"] == architecture]
+    # load_runs stores integers as floats (NaN for corrupt rows); make keys and labels read "3", not "3.0".
+    for col in dict.fromkeys(SETUP_FIELDS + INT_FIELDS):
+        done[col] = pd.Series([clean(v) for v in done[col]], index=done.index, dtype=object)
+    done["test_accuracy"] = pd.to_numeric(done["test_accuracy"], errors="coerce")
+    keys = [tuple(clean(r[f]) for f in SETUP_FIELDS) for _, r in done.iterrows()]
+    order = {k: _setup_label(i) for i, k in enumerate(sorted(set(keys), key=_sort_key))}
+    done["setup"] = [order[k] for k in keys]
+    descriptions = {}
+    for label, sub in done.groupby("setup", sort=True):
+        row = sub.iloc[0].to_dict()
+        images = sorted({v for v in sub["train_images"] if v is not None})
+        row["train_images"] = images[0] if len(images) == 1 else None
+        descriptions[label] = describe_setup(row)
+    done["setup_description"] = done["setup"].map(descriptions) if not done.empty else pd.Series(dtype=object)
+    return done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable").reset_index(drop=True)
+
+
+def comparable_groups(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Completed runs grouped by setup (every field but kernel size, patch size and seed).
+
+    Returns {setup label: its runs}; only runs inside one group are compared.
+    """
+    done = prepare(runs)
+    return {label: sub.reset_index(drop=True) for label, sub in done.groupby("setup", sort=True)}
+
+
+# --------------------------------------------------------------------------- one run's files beyond its row
+
+def history(path) -> pd.DataFrame | None:
+    """A run's history.csv (one row per epoch), or None when it is missing or unreadable."""
+    try:
+        return records.RunRecord(str(path)).history()
+    except (OSError, ValueError):
+        return None
+
+
+def run_load(path) -> dict:
+    """A run's 1-minute load average at start and end of training and its machine's core count.
+
+    Read from the run's metrics.json (older runs have no ``load_average``); missing values are None.
+    """
+    try:
+        metrics = records.RunRecord(str(path)).metrics
+        start, end = (metrics.get("load_average") or [None, None])[:2]
+        cores = (metrics.get("device") or {}).get("cpu_count")
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {"start": None, "end": None, "cpu_count": None}
+    return {"start": start, "end": end, "cpu_count": cores}
+
+

@@ -1,0 +1,217 @@
+"""The report's sentences, generated from the run records: scope, setups, published levels, caveats, lessons.
+
+Nothing here decides a verdict (``verdicts``) or builds a table (``tables``,
+``cost``, ``provenance``); it says in words what those found, and every function
+returns an empty result or a sentence saying what is missing rather than raising.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..records import portable_path
+from ..training.recipes import RECIPES
+from .cost import was_busy
+from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
+from .verdicts import reproductions
+
+
+def scope(runs: pd.DataFrame, results_dir=None) -> str:
+    """What the report covers, in one paragraph generated from the data."""
+    done = prepare(runs)
+    where = f" in {portable_path(Path(results_dir).resolve())}" if results_dir is not None else ""
+    n_skipped = len(runs) - len(done)
+    skipped_text = (f" {n_skipped} run folder{'s were' if n_skipped != 1 else ' was'} skipped "
+                    "(see Skipped runs)." if n_skipped else "")
+    if done.empty:
+        return (f"There are no completed runs{where}, so nothing was measured yet: the tables below show only "
+                f"the published values and every verdict is “not tested”.{skipped_text}")
+    devices = sorted(set(done["device_kind"].dropna().astype(str)))
+    epochs = sorted(set(done["epochs"]))
+    sizes = sorted({f"ConvMixer-{w}/{d}" for w, d in zip(done["width"], done["depth"])})
+    return (f"This report covers {len(done)} completed run{'s' if len(done) != 1 else ''}{where} in "
+            f"{done['setup'].nunique()} setup{'s' if done['setup'].nunique() != 1 else ''} "
+            f"({', '.join(sizes)}; {', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}; "
+            f"trained on {', '.join(devices) or 'unknown devices'}). Published values are for the paper's "
+            f"ConvMixer-{PAPER_WIDTH_DEPTH[0]}/{PAPER_WIDTH_DEPTH[1]} and their own schedules; trends here are "
+            f"compared within a setup only.{skipped_text}")
+
+
+def _data_words(setup_runs: pd.DataFrame) -> str:
+    """What a setup trained on, in words; the JPEG copy is named as such because it lowers accuracy."""
+    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
+        return "JPEG copy of CIFAR-10 (lossy)"
+    sources = sorted({str(s) for s in setup_runs["dataset_description"].dropna()})
+    return "; ".join(sources) or "unknown data"
+
+
+def _devices(setup_runs: pd.DataFrame) -> str:
+    kinds, names = (setup_runs[c].fillna("?").astype(str) for c in ("device_kind", "device_name"))
+    return ", ".join(sorted(set(kinds + " (" + names + ")")))
+
+
+def setup_facts(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(setup label, "budget; data: ...; device: ...") for each setup, in plain words (report and README)."""
+    done = prepare(runs)
+    return [(label, f"{sub['setup_description'].iloc[0]}; data: {_data_words(sub)}; device: {_devices(sub)}.")
+            for label, sub in done.groupby("setup", sort=True)]
+
+
+def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
+    """How our accuracy levels stand against the published ones, in plain words, from the data.
+
+    A like-for-like row (same model, patch, kernel and epochs as a reference-report
+    row, the same recipe family) is named with both numbers; otherwise the text says
+    that no run matches and compares the best cell here with the published range.
+    """
+    done = prepare(runs)
+    if done.empty:
+        return ""
+    cells = (done.groupby(["setup", "width", "depth", "patch_size", "kernel_size", "epochs", "recipe"])
+             ["test_accuracy"].agg(["mean", "count"]).reset_index())
+    published = pd.DataFrame(reference.get("accuracy", []))
+    matches = []
+    for _, c in cells.iterrows():
+        hit = published[(published["width"] == c["width"]) & (published["depth"] == c["depth"])
+                        & (published["patch_size"] == c["patch_size"])
+                        & (published["kernel_size"] == c["kernel_size"])
+                        & (published["reference_epochs"] == c["epochs"])] if not published.empty else published
+        if c["recipe"] == "seed" and not hit.empty:  # the reference report trained the seed recipe
+            matches.append(f"setup {c['setup']}'s ConvMixer-{c['width']}/{c['depth']} p{c['patch_size']} "
+                           f"k{c['kernel_size']} at {c['epochs']} epochs reaches {100 * c['mean']:.2f}% "
+                           f"(n={c['count']}) where the reference report measured "
+                           f"{hit['reference_accuracy'].iloc[0]:.2f}%")
+    best = cells.loc[cells["mean"].idxmax()]
+    text = (f"The best cell here is setup {best['setup']}'s ConvMixer-{best['width']}/{best['depth']} "
+            f"p{best['patch_size']} k{best['kernel_size']} at {100 * best['mean']:.2f}% after {best['epochs']} "
+            f"epochs.")
+    if not published.empty:
+        text += (f" Published ConvMixer-256/8 values are {published['paper_accuracy'].min():.2f}-"
+                 f"{published['paper_accuracy'].max():.2f}% in the paper (200 epochs) and "
+                 f"{published['reference_accuracy'].min():.2f}-{published['reference_accuracy'].max():.2f}% in "
+                 f"the reference report ({published['reference_epochs'].min()}-"
+                 f"{published['reference_epochs'].max()} epochs): levels differ with the budget, so the claims "
+                 "are judged on trends within one setup.")
+    if matches:
+        text += " Like for like: " + "; ".join(matches) + "."
+    else:
+        text += (" No run here matches a reference-report row's model, patch, kernel and epochs, so no level is "
+                 "compared like for like.")
+    return text
+
+
+def reproduction_sentences(runs: pd.DataFrame, reference: dict) -> list[str]:
+    return [f"ConvMixer-{r['model'].split('-')[1]} p{r['patch_size']} k{r['kernel_size']}, {r['epochs']} epochs of "
+            f"the seed recipe (setup {r['setup']}): {r['verdict']}. Ours {r['mean']:.2f}% over {r['n']} "
+            f"seed{'s' if r['n'] != 1 else ''}" + (f" (95% prediction interval for one run {r['pi_low']:.2f}-"
+                                                  f"{r['pi_high']:.2f}%)" if r["n"] > 1 else "")
+            + f"; the reference report's single run {r['reference']:.2f}%."
+            for r in reproductions(runs, reference)]
+
+
+def reference_report_observations(reference: dict) -> list[str]:
+    """What the reference report's own published table shows, computed from reference.yaml."""
+    ref = pd.DataFrame(reference.get("accuracy", []))
+    if ref.empty:
+        return []
+    out = []
+    budgets = sorted(ref["reference_epochs"].dropna().astype(int).unique())
+    if len(budgets) > 1:
+        out.append(f"Its accuracy table mixes training budgets ({', '.join(map(str, budgets))} epochs) in one "
+                   "comparison, so rows of different budgets cannot be compared with each other.")
+    for (e, p), sub in ref.groupby(["reference_epochs", "patch_size"]):
+        sub = sub.sort_values("kernel_size")
+        for (_, a), (_, b) in zip(sub.iterrows(), list(sub.iterrows())[1:]):
+            if b["reference_accuracy"] < a["reference_accuracy"]:
+                out.append(f"At {int(e)} epochs and patch {int(p)} its kernel {int(a['kernel_size'])} "
+                           f"({a['reference_accuracy']:.2f}%) is above kernel {int(b['kernel_size'])} "
+                           f"({b['reference_accuracy']:.2f}%), against its own reading of the kernel claim.")
+    for e, sub in ref.groupby("reference_epochs"):
+        if len(sub) == 2 and sub["patch_size"].nunique() == 2 and sub["kernel_size"].nunique() == 2:
+            a, b = sub.iloc[0], sub.iloc[1]
+            out.append(f"Its {int(e)}-epoch pair (patch {int(a['patch_size'])} kernel {int(a['kernel_size'])} vs "
+                       f"patch {int(b['patch_size'])} kernel {int(b['kernel_size'])}) changes patch and kernel "
+                       "together, so it cannot separate the two effects.")
+    out.append("Each of its rows is a single run, so none carries an estimate of seed-to-seed noise.")
+    return out
+
+
+def load_sentence(runs: pd.DataFrame) -> str:
+    """The note under the cost table: what the load average means and how many runs were timed on a busy machine."""
+    done = prepare(runs)
+    busy = [was_busy(run_load(path)) for path in done["path"]] if not done.empty else []
+    known = [b for b in busy if b is not None]
+    counted = (f"{sum(known)} of the {len(known)} runs that recorded it started or ended above it"
+               if known else "no run here recorded its load")
+    return ("Timings taken while the machine's load average exceeded its core count were slowed by other work, "
+            f"so they are slower than the hardware allows ({counted}).")
+
+
+def dirty_sentence(runs: pd.DataFrame) -> str | None:
+    """A warning naming every run whose recorded commit had uncommitted changes ("+dirty"), else None."""
+    done = prepare(runs, architecture=None)
+    dirty = done[done["git_commit"].astype(str).str.endswith("+dirty")] if not done.empty else done
+    if dirty.empty:
+        return None
+    return (f"{len(dirty)} of {len(done)} completed runs were trained from a working tree with uncommitted "
+            f"changes (commit recorded as +dirty), so their code cannot be recovered exactly: "
+            f"{', '.join(sorted(dirty['run_id']))}.")
+
+
+def jpeg_sentence(runs: pd.DataFrame) -> str | None:
+    """A plain statement when any run trained on a JPEG (lossy) copy of CIFAR-10, else None."""
+    done = prepare(runs)
+    lossy = done[done["lossy_jpeg"].map(lambda v: v is True)] if not done.empty else done
+    if lossy.empty:
+        return None
+    sources = sorted({str(s) for s in lossy["dataset_description"].dropna()})
+    return (f"{len(lossy)} of {len(done)} completed runs used a JPEG copy of CIFAR-10 ({'; '.join(sources)}). "
+            "JPEG is lossy: its pixels differ from the canonical release, so these runs' accuracies are not "
+            "strictly comparable with the paper's or with runs on the canonical data.")
+
+
+def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
+    """Section 7's statements: fixed facts of the method, and conditional ones checked against the data."""
+    done = prepare(runs)
+    seed = RECIPES["seed"]
+    out = []
+    kinds = set(done["device_kind"].dropna().astype(str)) if not done.empty else set()
+    if done.empty:
+        out.append("Budget: no completed runs were found, so no statement about speed or accuracy can be made yet.")
+    elif kinds <= {"CPU"}:
+        out.append(f"Budget: all {len(done)} completed runs trained on CPU, so the budget allowed only short "
+                   "schedules and/or small models; the paper's full-schedule numbers are out of reach at this "
+                   "budget, so the comparison is about trends, not levels.")
+    else:
+        counts = done["device_kind"].value_counts()
+        out.append("Budget: runs trained on " + ", ".join(f"{k} ({v} runs)" for k, v in counts.items()) + ".")
+    sentence = jpeg_sentence(runs)
+    out.append("Data: " + (sentence if sentence else (
+        "no completed run used a JPEG copy of CIFAR-10." if not done.empty else
+        "the loader accepts the canonical archive and also image-folder copies; a JPEG copy is lossy, and "
+        "the report says so whenever a run used one.")))
+    out.append("Augmentation: the official recipe's steps (random resized crop, flip, RandAugment, colour "
+               "jitter, random erasing) are torchvision's, per image, computed on whole batches in numpy with "
+               "Pillow's arithmetic (each step is tested pixel for pixel against Pillow); only the random draws "
+               "differ (numpy generators seeded per seed, epoch and batch).")
+    out.append(f"Optimizer: TF Addons' AdamW (used by the reference report) is end-of-life; its decoupled "
+               f"weight decay {seed.weight_decay:g} is not multiplied by the learning rate, Keras 3's is, so the "
+               f"seed recipe passes weight_decay = {seed.weight_decay:g} / {seed.lr:g} = "
+               f"{seed.keras_weight_decay:g} to keras.optimizers.AdamW (exact for its constant learning rate).")
+    if grids is not None and not grids.empty:
+        planned = int(grids["planned runs"].fillna(0).sum())
+        have = int(grids["completed here"].fillna(0).sum())
+        missing = grids[grids["completed here"].fillna(0) < grids["planned runs"].fillna(0)]["grid"].tolist()
+        out.append(f"Going further: {have} of the {planned} runs planned by the shipped grids have completed "
+                   "records here" + (f"; not (fully) run: {', '.join(missing)}. Run them with "
+                                     "`python -m convmixer sweep grids/NAME.yaml` on a machine that fits each grid's "
+                                     "description below, then rebuild this report with "
+                                     "`python -m convmixer report`." if missing else "; every grid is complete."))
+    else:
+        out.append("Going further: no grid files were found next to the package; add runs with "
+                   "`python -m convmixer train ...` or `python -m convmixer sweep GRID` and rebuild the report.")
+    return out
+
+
