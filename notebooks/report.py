@@ -114,6 +114,14 @@ show(sections.trend_section(runs, reference, "patch_size"))
 show(sections.published_trends_section(runs, reference))
 
 # %% [markdown]
+# <a id="effect-by-budget"></a>
+#
+# ### 3.4 Effects against training budget
+
+# %%
+show(sections.effect_by_budget_section(runs))
+
+# %% [markdown]
 # <a id="learning-curves"></a>
 #
 # ## 4. Learning curves

@@ -23,7 +23,7 @@ from convmixer.report import runs as runs_module
 from convmixer.report.runs import COLUMNS, comparable_groups, load_reference, load_runs, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION_ANCHORS = ["summary", "verdicts", "comparison", "architectures", "trends", "trend-kernel", "trend-patch", "trend-published",
+SECTION_ANCHORS = ["summary", "verdicts", "comparison", "architectures", "trends", "trend-kernel", "trend-patch", "trend-published", "effect-by-budget",
                    "learning-curves", "cost", "provenance", "lessons", "skipped"]
 HEADINGS = ["1. Summary", "2. Original versus reproduction", "3. Trend plots", "4. Learning curves", "5. Cost",
             "6. Method and provenance", "7. What was easy, what was difficult, what a reader needs to go further",

@@ -100,6 +100,31 @@ def architectures_section(runs: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def effect_by_budget_section(runs: pd.DataFrame) -> str:
+    """Claims 2 and 3: each setup's effect with its interval, ordered by training budget, so a reader sees
+    whether an effect grows, holds or vanishes as training goes on (and what a 4- or 5-epoch result means)."""
+    from .verdicts import CLAIMS, claim_tests
+
+    rows = []
+    for claim in (c for c in CLAIMS if "axis" in c):
+        tests = sorted(claim_tests(runs, claim), key=lambda t: (t["budget"], t["setup"]))
+        for t in tests:
+            r = t["result"] or {}
+            rows.append({
+                "claim": f"{short_axis(claim['axis'])} {t['low']} → {t['high']}", "setup": t["setup"],
+                "regime": t["regime"], "converged": "yes" if t["converged"] else "no",
+                "effect (points)": f"{r['effect']:+.2f}" if r else "—",
+                "95% CI": f"{r['ci_low']:+.2f} to {r['ci_high']:+.2f}" if r else "not estimable",
+                "Holm p": f"{t['p_holm']:.2g}" if r else "—", "verdict": t["verdict"],
+            })
+    if not rows:
+        return missing("No setup tests claim 2 or 3 yet, so there is no effect to follow across budgets.")
+    return table(pd.DataFrame(rows), table_id="effect-by-budget", caption=(
+        "Each setup's effect for claims 2 and 3, from the shortest training to the longest (epochs x training "
+        "images). Only setups marked converged measure trained models; the others measure how fast the models "
+        "learn."))
+
+
 def published_trends_section(runs: pd.DataFrame, reference: dict) -> str:
     """This project's kernel and patch trends beside the paper's and the reference report's."""
     series = published_trend_series(runs, reference)
