@@ -31,7 +31,8 @@ import functools
 
 import keras
 
-# Token grids up to this side use the swapped kernel gradient (measured on this CPU).
+# Token grids up to this side use the swapped kernel gradient: above it TensorFlow's own is faster
+# (benchmarks/README.md has the measurements).
 SWAPPED_GRADIENT_MAX_TOKENS = 8
 
 
