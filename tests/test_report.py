@@ -511,3 +511,9 @@ def test_runs_from_a_dirty_tree_are_flagged():
     assert sentence.startswith("1 of 2 completed runs") and "run1" in sentence and "run0" not in sentence
     assert text.dirty_sentence(runs.assign(git_commit="abc123")) is None
     assert "+dirty" in sections.provenance_section(runs)
+
+
+def test_regime_names_unequal_seed_counts_and_whether_training_converged():
+    runs = kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71]})
+    verdict, evidence, _ = verdict_of(runs, "kernel")
+    assert "(2-3 seeds per configuration), not trained to convergence" in evidence.splitlines()[0]

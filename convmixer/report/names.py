@@ -87,7 +87,10 @@ def describe_setup(row) -> str:
 def regime(setup_runs: pd.DataFrame) -> str:
     """The regime a verdict holds in, in words: model, epochs, recipe, data and seeds."""
     first = setup_runs.iloc[0]
-    seeds = setup_runs["seed"].nunique()
+    per_cell = setup_runs.groupby(["patch_size", "kernel_size"], dropna=False)["seed"].nunique()
+    low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
+    seeds = (f"{high} seed{'s' if high != 1 else ''}" if low == high
+             else f"{low}-{high} seeds per configuration")
     images = first.get("train_images")
     subset = (f" on a {int(images):,}-image training subset" if not pd.isna(first.get("train_subset"))
               and not pd.isna(images) else "")
@@ -97,7 +100,6 @@ def regime(setup_runs: pd.DataFrame) -> str:
         data = "synthetic data"
     else:
         data = "CIFAR-10"
-    return (f"{model_name(first)} after {first['epochs']} epochs of the {first['recipe']} recipe{subset} on {data} "
-            f"({seeds} seed{'s' if seeds != 1 else ''})")
+    return f"{model_name(first)} after {first['epochs']} epochs of the {first['recipe']} recipe{subset} on {data} ({seeds})"
 
 

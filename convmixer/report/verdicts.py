@@ -146,7 +146,8 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
                 "regime": None, "setups": [], "tests": []}
     lead = tests[0]
     r = lead["result"] or {}
-    summary = f"{lead['verdict']} for {lead['regime']}"
+    trained = "trained to convergence" if lead["converged"] else "not trained to convergence"
+    summary = f"{lead['verdict']} for {lead['regime']}, {trained}"
     if r:
         summary += (f": {short_axis(claim['axis'])} {r['low']} → {r['high']} changes accuracy by "
                     f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}, Holm-adjusted "
