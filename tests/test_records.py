@@ -248,3 +248,25 @@ def test_records_are_made_portable_without_touching_urls_or_arithmetic(tmp_path)
     assert source == 'out_dir = "results/runs/a-run"\nx = y /255\nurl = \'https://github.com/a/b\''
     assert r.make_record_portable(run) == []  # idempotent
     assert str(tmp_path) not in (run / r.METRICS).read_text() + (run / r.NOTEBOOK).read_text()
+
+
+def test_only_code_changes_make_a_commit_dirty(tmp_path):
+    from convmixer import records as r
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "convmixer").mkdir()
+    (tmp_path / "convmixer" / "x.py").write_text("a = 1\n")
+    (tmp_path / "README.md").write_text("readme\n")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    clean = r.git_commit(cwd=tmp_path / "convmixer")
+    assert len(clean) == 40
+    (tmp_path / "README.md").write_text("rebuilt by the report\n")  # not code: still clean
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "new-run.json").write_text("{}")
+    assert r.git_commit(cwd=tmp_path / "convmixer") == clean
+    (tmp_path / "convmixer" / "x.py").write_text("a = 2\n")
+    assert r.git_commit(cwd=tmp_path / "convmixer") == clean + "+dirty"

@@ -25,15 +25,21 @@ def portable_path(source) -> str:
         return Path(text).name
 
 
+# What decides how a run trains: the package, the notebooks papermill executes, the grids and the
+# dependencies. Changes elsewhere (results/, report/, README.md, which building the report rewrites)
+# do not make the code that produced a run unrecoverable.
+CODE_PATHS = (":(top)convmixer", ":(top)notebooks", ":(top)grids", ":(top)pyproject.toml")
+
+
 def git_commit(cwd=None) -> str:
-    """The commit of the code that produced a run ("+dirty" when the tree has changes)."""
+    """The commit of the code that produced a run ("+dirty" when the code has uncommitted changes)."""
     here = Path(cwd or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             cwd=here, capture_output=True, text=True, timeout=10,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
