@@ -28,3 +28,19 @@ from .convmixer import (
     trainable_parameters,
     validate_architecture,
 )
+
+__all__ = [
+    "ARCHITECTURES",
+    "BASELINES",
+    "HYPERPARAMETERS",
+    "build_model",
+    "count_model_parameters",
+    "matched_hyperparameters",
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "PAPER_PARAM_COUNTS",
+    "build_convmixer",
+    "count_parameters",
+    "trainable_parameters",
+    "validate_architecture",
+]

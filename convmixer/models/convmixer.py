@@ -51,13 +51,18 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 
 
+def check_int(name, value, low=1):
+    """One line naming ``name`` unless ``value`` is an integer >= ``low`` (bools are not integers here)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def validate_architecture(
     width, depth, patch_size, kernel_size, image_size=32, num_classes=10, activation="gelu", normalization="rescale"
 ):
     """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
     for name, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_int(name, value)
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or image_size % patch_size:
         allowed = [d for d in range(1, image_size + 1) if image_size % d == 0]
         raise ValueError(

@@ -18,15 +18,10 @@ like ``build_convmixer``.
 
 from __future__ import annotations
 
-from .convmixer import INPUT_NORMALIZATIONS, _input_normalization
+from .convmixer import INPUT_NORMALIZATIONS, _input_normalization, check_int
 
 IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
-
-
-def _check_int(name, value, low=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def validate_mlp_mixer(
@@ -40,7 +35,7 @@ def validate_mlp_mixer(
         ("channel_mlp_dim", channel_mlp_dim),
         ("num_classes", num_classes),
     ):
-        _check_int(name, value)
+        check_int(name, value)
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or IMAGE_SIZE % patch_size:
         allowed = [d for d in range(1, IMAGE_SIZE + 1) if IMAGE_SIZE % d == 0]
         raise ValueError(f"patch_size must divide the image size {IMAGE_SIZE}: allowed {allowed}, got {patch_size!r}")

@@ -25,20 +25,15 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import BN_EPSILON, BN_MOMENTUM, INPUT_NORMALIZATIONS, _input_normalization
+from .convmixer import BN_EPSILON, BN_MOMENTUM, INPUT_NORMALIZATIONS, _input_normalization, check_int
 
 STAGES = 3  # the CIFAR layout: 32x32, 16x16 and 8x8 feature maps
-
-
-def _check_int(name, value, low=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def validate_resnet(width, blocks_per_stage, num_classes=10, normalization="rescale"):
     """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
     for name, value in (("width", width), ("blocks_per_stage", blocks_per_stage), ("num_classes", num_classes)):
-        _check_int(name, value)
+        check_int(name, value)
     if normalization not in INPUT_NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
 

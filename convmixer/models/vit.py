@@ -19,7 +19,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import INPUT_NORMALIZATIONS, _input_normalization
+from .convmixer import INPUT_NORMALIZATIONS, _input_normalization, check_int
 
 IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
@@ -51,11 +51,6 @@ def position_embedding_class():
     return _POSITION_EMBEDDING[0]
 
 
-def _check_int(name, value, low=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
 def _mlp_dim(dim, mlp_ratio):
     return int(round(mlp_ratio * dim))
 
@@ -63,7 +58,7 @@ def _mlp_dim(dim, mlp_ratio):
 def validate_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, normalization="rescale"):
     """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
     for name, value in (("dim", dim), ("depth", depth), ("heads", heads), ("num_classes", num_classes)):
-        _check_int(name, value)
+        check_int(name, value)
     if dim % heads:
         raise ValueError(f"heads must divide dim={dim} (each head gets dim / heads channels), got {heads!r}")
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or IMAGE_SIZE % patch_size:

@@ -16,3 +16,22 @@ from .execute import NOTEBOOK, ORPHAN_WAIT, Outcome, execute_run, notebook_param
 from .grids import GRID_KEYS, SweepError, load_grid
 from .main import main_sweep
 from .plan import STATES, PlannedRun, check_clean_tree, check_data_sources, data_mismatch, plan, tidy_done_runs
+
+__all__ = [
+    "NOTEBOOK",
+    "ORPHAN_WAIT",
+    "Outcome",
+    "execute_run",
+    "notebook_parameters",
+    "GRID_KEYS",
+    "SweepError",
+    "load_grid",
+    "main_sweep",
+    "STATES",
+    "PlannedRun",
+    "check_clean_tree",
+    "check_data_sources",
+    "data_mismatch",
+    "plan",
+    "tidy_done_runs",
+]
