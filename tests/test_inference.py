@@ -158,3 +158,10 @@ def test_claim_1_section_shows_the_models_their_sizes_and_a_figure():
     assert 'id="architectures-table"' in html and "38,872" in html and "data:image/png;base64," in html
     assert "ImageNet" in html
     assert "not tested" in sections.architectures_section(synthetic_runs([(9, 2)], np.random.default_rng(8)))
+
+
+def test_claims_json_keeps_tiny_p_values():
+    rng = np.random.default_rng(9)
+    claims = verdicts.claims_json(synthetic_runs(SHAPES["two-by-two"], rng, effect=10.0, seed_std=0.1))
+    p = claims["claims"][1]["p"]
+    assert 0 < p < 1e-6  # six significant digits, not six decimals

@@ -150,7 +150,7 @@ def claims_payload(runs: pd.DataFrame) -> dict:
     """What claims.json holds: the verdicts (``verdicts.claims_json``) and the like-for-like reproductions."""
 
     def finite(v):
-        return round(float(v), 6) if isinstance(v, (int, float)) and math.isfinite(v) else None
+        return float(f"{float(v):.6g}") if isinstance(v, (int, float)) and math.isfinite(v) else None
 
     payload = claims_json(runs)
     payload["reproductions"] = [{k: (finite(v) if isinstance(v, float) else v) for k, v in r.items()}

@@ -261,7 +261,10 @@ def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_number(value):
-    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else round(float(value), 6)
+    """A finite number to 6 significant digits (not decimals: p-values can be tiny), else None."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return float(f"{float(value):.6g}")
 
 
 def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
