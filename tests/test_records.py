@@ -270,3 +270,24 @@ def test_only_code_changes_make_a_commit_dirty(tmp_path):
     assert r.git_commit(cwd=tmp_path / "convmixer") == clean
     (tmp_path / "convmixer" / "x.py").write_text("a = 2\n")
     assert r.git_commit(cwd=tmp_path / "convmixer") == clean + "+dirty"
+
+
+def test_making_a_notebook_portable_never_touches_an_embedded_image(tmp_path):
+    import base64 as _b64
+    import json as _json
+
+    from convmixer import records as r
+
+    run = tmp_path / "results" / "runs" / "a-run"
+    run.mkdir(parents=True)
+    png = _b64.b64encode(bytes(range(256)) * 40).decode()  # base64 full of "+/" runs
+    assert "+/" in png
+    nb = {"cells": [{"outputs": [{"data": {"image/png": png, "text/plain": [f"saved in {run}"]}}],
+                     "source": "x = a /b/c\n"}], "metadata": {"papermill": {"output_path": str(run / "train.ipynb")}}}
+    (run / r.NOTEBOOK).write_text(_json.dumps(nb), encoding="utf-8")
+    r.make_record_portable(run)
+    out = _json.loads((run / r.NOTEBOOK).read_text())
+    assert out["cells"][0]["outputs"][0]["data"]["image/png"] == png
+    assert out["cells"][0]["outputs"][0]["data"]["text/plain"] == ["saved in results/runs/a-run"]
+    assert out["cells"][0]["source"] == "x = a /b/c\n"  # "/b" is no directory here: code is left alone
+    assert out["metadata"]["papermill"]["output_path"] == "results/runs/a-run/train.ipynb"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, WEIGHTS,
-                    atomic_write_text, read_json, write_error)
+                    atomic_write_text, dumps_json, read_json, write_error)
 from .provenance import portable_path
 
 # One definition of a valid record, for the sweep's plan and the report's reader.
@@ -129,9 +129,10 @@ def partial_notebook(run_dir) -> Path:
     return Path(run_dir) / f".partial.{NOTEBOOK}"
 
 
-# An absolute path of two or more parts inside text: not part of a URL ("https://..."), of a
-# relative path or of arithmetic ("x /255").
-_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[\w.+@-]+/)+[\w.+@-]+")
+# An absolute path of two or more parts inside a text: not part of a URL ("https://..."), of a
+# relative path or of arithmetic ("x /255"). Only paths whose first part exists on this machine
+# ("/work/...", "/home/...", "/tmp/...") are rewritten, so code such as "a /b/c" is left alone.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~+=-])/(?:[\w.+@-]+/)+[\w.+@-]+")
 
 
 def portable_text(text: str, results_dir=None) -> str:
@@ -141,6 +142,8 @@ def portable_text(text: str, results_dir=None) -> str:
 
     def one(match):
         path = match.group(0)
+        if not Path("/" + path.split("/")[1]).is_dir():
+            return path
         if results is not None:
             try:
                 return (Path("results") / Path(path).resolve().relative_to(results)).as_posix()
@@ -151,13 +154,25 @@ def portable_text(text: str, results_dir=None) -> str:
     return _ABSOLUTE_PATH.sub(one, text)
 
 
+def _portable_strings(value, results_dir, key=None):
+    """Every string inside a JSON value made portable, except binary payloads (``image/*`` outputs)."""
+    if isinstance(value, str):
+        return value if (key or "").startswith("image/") else portable_text(value, results_dir)
+    if isinstance(value, list):
+        return [_portable_strings(v, results_dir, key) for v in value]
+    if isinstance(value, dict):
+        return {k: _portable_strings(v, results_dir, k) for k, v in value.items()}
+    return value
+
+
 def make_record_portable(run_dir) -> list[str]:
     """Rewrite a completed record's files so that they hold no absolute path of this machine.
 
     ``metrics.json``'s data source and description and the executed notebook
     (papermill's input/output paths, the injected parameters, printed paths)
     name files relative to the results folder or the repository, or by file
-    name; the data fingerprint says which data a run used. Idempotent.
+    name; the data fingerprint says which data a run used. The files are parsed
+    and only their strings are rewritten, never an embedded image. Idempotent.
     """
     run_dir = Path(run_dir)
     results_dir = run_dir.resolve().parent.parent
@@ -165,13 +180,15 @@ def make_record_portable(run_dir) -> list[str]:
     for name in (METRICS, NOTEBOOK):
         path = run_dir / name
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             continue
-        new = portable_text(text, results_dir)
-        if new != text:
-            json.loads(new)  # still the same JSON document (paths only ever become shorter strings)
-            atomic_write_text(path, new)
+        portable = _portable_strings(document, results_dir)
+        if portable != document:
+            if name == NOTEBOOK:  # as nbformat writes notebooks
+                atomic_write_text(path, json.dumps(portable, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+            else:
+                atomic_write_text(path, dumps_json(portable))
             done.append(f"made paths in {name} portable")
     return done
 
