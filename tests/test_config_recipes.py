@@ -220,3 +220,10 @@ def test_cli_help_and_notebook_parameters_carry_each_fields_help():
         assert "--" + f.name.replace("_", "-") in train_help
         line = next(x for x in cell.source.splitlines() if x.startswith(f.name + " = "))
         assert line.endswith("# " + f.metadata["help"]), f"notebooks/train.py: {f.name}'s help differs from RunConfig"
+
+
+def test_whole_number_hyperparameters_share_a_run_id():
+    hp = {"dim": 32, "depth": 4, "heads": 4}
+    a = RunConfig(architecture="vit", patch_size=4, hyperparameters={**hp, "mlp_ratio": 2})
+    b = RunConfig(architecture="vit", patch_size=4, hyperparameters={**hp, "mlp_ratio": 2.0})
+    assert a.run_id == b.run_id and b.hyperparameters["mlp_ratio"] == 2

@@ -165,3 +165,14 @@ def test_claims_json_keeps_tiny_p_values():
     claims = verdicts.claims_json(synthetic_runs(SHAPES["two-by-two"], rng, effect=10.0, seed_std=0.1))
     p = claims["claims"][1]["p"]
     assert 0 < p < 1e-6  # six significant digits, not six decimals
+
+
+def test_claim_1_compares_with_one_convmixer_even_when_the_regime_has_others():
+    rng = np.random.default_rng(10)
+    runs = architecture_runs(rng, advantage=2.0)
+    bigger = synthetic_runs([(9, 2)], rng)  # a ConvMixer-256/8 in the same regime: not a baseline
+    bigger["architecture"], bigger["hyperparameters"], bigger["width"], bigger["depth"] = "convmixer", "{}", 256, 8
+    bigger["run_id"] = bigger["path"] = [f"/nowhere/big{s}" for s in range(len(bigger))]
+    (regime,) = verdicts.architecture_regimes(pd.concat([runs, bigger], ignore_index=True))
+    assert regime["reference"] == "ConvMixer-64/4 p2 k9"  # the size the baselines match
+    assert not any("ConvMixer" in t["baseline"] for t in regime["tests"])

@@ -40,7 +40,7 @@ def git_commit(cwd=None) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            cwd=here, capture_output=True, text=True, timeout=10,
+            cwd=here, capture_output=True, text=True, timeout=10, check=True,  # a failed check is not "clean"
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

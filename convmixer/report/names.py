@@ -40,7 +40,8 @@ def model_name(row) -> str:
 def cell_name(row) -> str:
     """A model as one cell of a comparison: ConvMixer-64/4 p2 k9, or the baseline's name."""
     if (row.get("architecture") or "convmixer") == "convmixer":
-        return f"{model_name(row)} p{row['patch_size']} k{row['kernel_size']}"
+        activation = "" if row.get("activation") in (None, "gelu") else f" {row['activation']}"
+        return f"{model_name(row)} p{row['patch_size']} k{row['kernel_size']}{activation}"
     return model_name(row)
 
 

@@ -175,6 +175,8 @@ def group_contrasts(frame: pd.DataFrame, reference: str) -> dict[str, dict] | No
     out = {}
     for group in sorted(set(frame["group"]) - {reference}):
         name = f"{terms[0]}[T.{group}]"
+        if name not in result.model.exog_names:
+            raise ValueError(f"no coefficient {name!r} in the fitted model")
         vector = -(np.asarray(result.model.exog_names) == name).astype(float)  # reference minus group
         test = result.t_test(vector)
         low, high = np.asarray(test.conf_int(alpha=ALPHA)).ravel()

@@ -104,7 +104,8 @@ def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
 
 def reproduction_sentences(runs: pd.DataFrame, reference: dict) -> list[str]:
     return [f"ConvMixer-{r['model'].split('-')[1]} p{r['patch_size']} k{r['kernel_size']}, {r['epochs']} epochs of "
-            f"the seed recipe (setup {r['setup']}): {r['verdict']}. Ours {r['mean']:.2f}% over {r['n']} "
+            f"the seed recipe (setup {r['setup']}" + (", on the JPEG copy of CIFAR-10" if r.get("jpeg") else "")
+            + f"): {r['verdict']}. Ours {r['mean']:.2f}% over {r['n']} "
             f"seed{'s' if r['n'] != 1 else ''}" + (f" (95% prediction interval for one run {r['pi_low']:.2f}-"
                                                   f"{r['pi_high']:.2f}%)" if r["n"] > 1 else "")
             + f"; the reference report's single run {r['reference']:.2f}%."

@@ -20,6 +20,21 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     ``jobs`` > 1: a local Dask cluster of that many worker processes;
     ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py).
     """
+    from ..training.session import ALLOW_DIRTY_ENV
+
+    saved = os.environ.get(ALLOW_DIRTY_ENV)  # --allow-dirty holds for this sweep only
+    try:
+        return _main_sweep(grid, jobs=jobs, force=force, dry_run=dry_run, results=results, stream=stream,
+                           allow_dirty=allow_dirty, scheduler=scheduler)
+    finally:
+        if saved is None:
+            os.environ.pop(ALLOW_DIRTY_ENV, None)
+        else:
+            os.environ[ALLOW_DIRTY_ENV] = saved
+
+
+def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
+               allow_dirty=False, scheduler=None) -> int:
     if not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if scheduler is not None and jobs != 1:

@@ -150,6 +150,9 @@ def check_clean_tree(allow_dirty: bool):
     if os.environ.get(ALLOW_DIRTY_ENV) == "1":
         return
     commit = records.git_commit()
+    if commit == "unknown":
+        raise SweepError("the code's commit cannot be read (not a git checkout, or git failed): run grids from a "
+                         "clone of the repository, or pass --allow-dirty, which each record then notes")
     if commit.endswith("+dirty"):
         raise SweepError(f"the code's working tree has uncommitted changes ({commit}): run grids from a clean "
                          "checkout of a commit (git worktree add ../grid-SHA SHA), or pass --allow-dirty, "

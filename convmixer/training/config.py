@@ -95,6 +95,9 @@ class RunConfig:
                                  f"({[n for n in names if n != 'patch_size']})")
         if self.activation != "gelu":
             raise ValueError(f"activation applies to convmixer only; {self.architecture} uses its own")
+        # 2 and 2.0 are one model: whole numbers are stored as ints, so they share a run id.
+        self.hyperparameters = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+                                for k, v in self.hyperparameters.items()}
         if "patch_size" in self.hyperparameters:
             raise ValueError("patch_size is a field of its own, not a key of hyperparameters")
         if "patch_size" in names and self.patch_size is None:
