@@ -266,3 +266,16 @@ def test_progress_bar_within_each_epoch_changes_nothing_but_the_terminal(finishe
     # the bar wraps the very batches the step takes: the same history as without it
     np.testing.assert_array_equal(pd.read_csv(tmp_path / "bar" / records.HISTORY)[CURVE_COLUMNS].to_numpy(),
                                   pd.read_csv(out / records.HISTORY)[CURVE_COLUMNS].to_numpy())
+
+
+def test_a_run_resumed_by_other_code_names_that_code(monkeypatch):
+    from convmixer.training.session import note_resumed_code
+
+    progress = {"git_commit": "aaa"}
+    monkeypatch.setattr(records, "git_commit", lambda cwd=None: "aaa")
+    note_resumed_code(progress)
+    assert progress["resumed_with"] == []  # the same code: nothing to note
+    monkeypatch.setattr(records, "git_commit", lambda cwd=None: "bbb")
+    note_resumed_code(progress)
+    note_resumed_code(progress)
+    assert progress["resumed_with"] == ["bbb"]

@@ -121,6 +121,13 @@ def new_progress(started: str) -> dict:
             "git_commit": records.git_commit()}
 
 
+def note_resumed_code(progress: dict):
+    """A run resumed by other code than started it says so: the commit of each such resume is kept."""
+    current, others = records.git_commit(), progress.setdefault("resumed_with", [])
+    if current != progress.get("git_commit") and current not in others:
+        others.append(current)
+
+
 def run_epoch(session: Session, data: Data, inputs, config: RunConfig, epoch: int, *, traced: bool) -> dict:
     """Train one epoch on ``inputs``, evaluate on the held-out split, and return its history row.
 
@@ -196,6 +203,8 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
         "device": session.device,
         "versions": records.library_versions(),
         "git_commit": progress.get("git_commit") or records.git_commit(),
+        # Commits of other code that resumed the run after an interruption (none: one code version).
+        "resumed_with": progress.get("resumed_with", []),
         # A sweep refuses a tree with uncommitted changes unless told otherwise; say when it was.
         "allow_dirty": os.environ.get(ALLOW_DIRTY_ENV) == "1",
         "dataset": {

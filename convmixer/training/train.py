@@ -24,7 +24,7 @@ from .checkpoint import Checkpoint
 from .config import RunConfig
 from .guards import RunConflict, RunRefused, check_backend_installed, check_memory, select_backend
 from .progress import batches_with_progress, progress_wanted
-from .session import (build_session, epoch_inputs, epoch_line, load_average, new_progress, note_epoch, now,
+from .session import (build_session, note_resumed_code, epoch_inputs, epoch_line, load_average, new_progress, note_epoch, now,
                       prepare_data, run_epoch, run_metrics)
 from .speed import import_tensorflow_quietly
 
@@ -61,6 +61,7 @@ def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=Non
             state = new_progress(started)
         else:
             _log(f"[{config.run_id}] resuming after epoch {state['epoch']} of {config.epochs}", log)
+            note_resumed_code(state)
         first_epoch_here = state["epoch"]  # this process traces the graph during it
         show_bar = progress_wanted(progress) and session.train_epoch.kind.startswith("compiled custom step")
         # loop over epochs, checkpointing each
