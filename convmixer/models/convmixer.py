@@ -57,23 +57,30 @@ def check_int(name, value, low=1):
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+def check_patch_size(patch_size, image_size=32):
+    """One line naming ``patch_size`` unless it divides the image size."""
+    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or image_size % patch_size:
+        allowed = [d for d in range(1, image_size + 1) if image_size % d == 0]
+        raise ValueError(f"patch_size must divide the image size {image_size}: allowed {allowed}, got {patch_size!r}")
+
+
+def check_normalization(normalization):
+    if normalization not in INPUT_NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+
+
 def validate_architecture(
     width, depth, patch_size, kernel_size, image_size=32, num_classes=10, activation="gelu", normalization="rescale"
 ):
     """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
     for name, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
         check_int(name, value)
-    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or image_size % patch_size:
-        allowed = [d for d in range(1, image_size + 1) if image_size % d == 0]
-        raise ValueError(
-            f"patch_size must divide the image size {image_size}: allowed {allowed}, got {patch_size!r}"
-        )
+    check_patch_size(patch_size, image_size)
     if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 1 (1, 3, 5, 7, 9, ...), got {kernel_size!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-    if normalization not in INPUT_NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+    check_normalization(normalization)
 
 
 def count_parameters(width, depth, patch_size, kernel_size, num_classes=10, channels=3):

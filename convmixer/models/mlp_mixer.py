@@ -18,7 +18,7 @@ like ``build_convmixer``.
 
 from __future__ import annotations
 
-from .convmixer import INPUT_NORMALIZATIONS, _input_normalization, check_int
+from .convmixer import _input_normalization, check_int, check_normalization, check_patch_size
 
 IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
@@ -36,11 +36,8 @@ def validate_mlp_mixer(
         ("num_classes", num_classes),
     ):
         check_int(name, value)
-    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or IMAGE_SIZE % patch_size:
-        allowed = [d for d in range(1, IMAGE_SIZE + 1) if IMAGE_SIZE % d == 0]
-        raise ValueError(f"patch_size must divide the image size {IMAGE_SIZE}: allowed {allowed}, got {patch_size!r}")
-    if normalization not in INPUT_NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+    check_patch_size(patch_size, IMAGE_SIZE)
+    check_normalization(normalization)
 
 
 def count_mlp_mixer_parameters(dim, depth, patch_size, token_mlp_dim, channel_mlp_dim, num_classes=10, channels=3):

@@ -25,7 +25,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import BN_EPSILON, BN_MOMENTUM, INPUT_NORMALIZATIONS, _input_normalization, check_int
+from .convmixer import BN_EPSILON, BN_MOMENTUM, _input_normalization, check_int, check_normalization
 
 STAGES = 3  # the CIFAR layout: 32x32, 16x16 and 8x8 feature maps
 
@@ -34,8 +34,7 @@ def validate_resnet(width, blocks_per_stage, num_classes=10, normalization="resc
     """Raise ValueError naming the parameter and what is allowed, before any Keras work."""
     for name, value in (("width", width), ("blocks_per_stage", blocks_per_stage), ("num_classes", num_classes)):
         check_int(name, value)
-    if normalization not in INPUT_NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+    check_normalization(normalization)
 
 
 def _stage_widths(width):

@@ -19,7 +19,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import INPUT_NORMALIZATIONS, _input_normalization, check_int
+from .convmixer import _input_normalization, check_int, check_normalization, check_patch_size
 
 IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
@@ -61,9 +61,7 @@ def validate_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, norma
         check_int(name, value)
     if dim % heads:
         raise ValueError(f"heads must divide dim={dim} (each head gets dim / heads channels), got {heads!r}")
-    if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1 or IMAGE_SIZE % patch_size:
-        allowed = [d for d in range(1, IMAGE_SIZE + 1) if IMAGE_SIZE % d == 0]
-        raise ValueError(f"patch_size must divide the image size {IMAGE_SIZE}: allowed {allowed}, got {patch_size!r}")
+    check_patch_size(patch_size, IMAGE_SIZE)
     if (
         not isinstance(mlp_ratio, (int, float))
         or isinstance(mlp_ratio, bool)
@@ -71,8 +69,7 @@ def validate_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, norma
         or abs(mlp_ratio * dim - _mlp_dim(dim, mlp_ratio)) > 1e-9
     ):
         raise ValueError(f"mlp_ratio must be a number > 0 with mlp_ratio * dim a whole number, got {mlp_ratio!r}")
-    if normalization not in INPUT_NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {list(INPUT_NORMALIZATIONS)}, got {normalization!r}")
+    check_normalization(normalization)
 
 
 def count_vit_parameters(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, channels=3):
