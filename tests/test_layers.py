@@ -24,16 +24,18 @@ def _outputs_and_gradients(layer, x):
     return layer(x), tape.gradient(loss, [x] + layer.trainable_weights)
 
 
-@pytest.mark.parametrize("tokens", [8, 16])  # the swapped gradient, and TensorFlow's own above the threshold
-def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens):
+# the swapped kernel gradient (k >= 5), and TensorFlow's own at k = 3; the flipped-kernel input gradient in all
+@pytest.mark.parametrize("tokens,kernel", [(8, 9), (16, 9), (16, 5), (16, 3), (4, 3)])
+def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens, kernel):
     x = tf.random.stateless_normal((4, tokens, tokens, 12), seed=[1, 2])
-    plain = keras.layers.DepthwiseConv2D(9, padding="same")
-    fast = DepthwiseConv2D(9, padding="same")
+    plain = keras.layers.DepthwiseConv2D(kernel, padding="same")
+    fast = DepthwiseConv2D(kernel, padding="same")
     plain.build(x.shape)
     fast.build(x.shape)
     fast.set_weights([w + 0.1 for w in plain.get_weights()])  # a nonzero bias, so its gradient is exercised
     plain.set_weights(fast.get_weights())
-    assert fast._fast_path(x) == (tokens <= convmixer_layers.SWAPPED_GRADIENT_MAX_TOKENS)
+    assert fast._fast_path(x)
+    assert fast._swapped_kernel_gradient() == (kernel >= convmixer_layers.SWAPPED_GRADIENT_MIN_KERNEL)
     y_plain, g_plain = _outputs_and_gradients(plain, x)
     y_fast, g_fast = _outputs_and_gradients(fast, x)
     np.testing.assert_allclose(y_fast, y_plain, rtol=1e-5, atol=1e-5)
@@ -42,16 +44,18 @@ def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens):
 
 
 def test_records_saved_with_plain_keras_layers_load(tmp_path, monkeypatch):
-    # Records trained before this layer existed hold keras.layers.DepthwiseConv2D weights.
+    # Records trained before these layers existed hold plain Keras layers' weights.
     from convmixer.models.convmixer import build_convmixer
 
-    monkeypatch.setattr(convmixer_layers, "DepthwiseConv2D", keras.layers.DepthwiseConv2D)
+    for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D"):
+        monkeypatch.setattr(convmixer_layers, name, getattr(keras.layers, name))
     old = build_convmixer(8, 2, 4, 3)
     assert type(old.get_layer("block0_depthwise")) is keras.layers.DepthwiseConv2D
     old.save_weights(tmp_path / "old.weights.h5")
     monkeypatch.undo()
     new = build_convmixer(8, 2, 4, 3)
     assert type(new.get_layer("block0_depthwise")) is DepthwiseConv2D
+    assert type(new.get_layer("block0_pointwise_bn")) is convmixer_layers.BatchNormalization
     new.load_weights(tmp_path / "old.weights.h5")
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(new(x), old(x), rtol=1e-5, atol=1e-5)
@@ -65,3 +69,108 @@ def test_swapped_gradient_is_used_only_where_tensorflow_runs_on_the_cpu(monkeypa
     assert layer._fast_path(x)
     monkeypatch.setattr(convmixer_layers, "tensorflow_runs_on_cpu", lambda: False)  # e.g. a CUDA machine
     assert not layer._fast_path(x)
+
+
+def _same_weights(plain, fast, x):
+    plain.build(x.shape)
+    fast.build(x.shape)
+    rng = np.random.default_rng(3)
+    fast.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in plain.get_weights()])
+    plain.set_weights(fast.get_weights())
+
+
+@pytest.mark.parametrize("kernel,size,channels", [(1, 16, 12), (2, 32, 3), (4, 32, 3), (7, 28, 3)])
+def test_conv_as_matmul_matches_keras_conv(kernel, size, channels):
+    x = tf.random.stateless_normal((5, size, size, channels), seed=[4, kernel])
+    plain = keras.layers.Conv2D(8, kernel, strides=kernel)
+    fast = convmixer_layers.Conv2D(8, kernel, strides=kernel)
+    _same_weights(plain, fast, x)
+    assert fast._fast_path(x)
+    y_plain, g_plain = _outputs_and_gradients(plain, x)
+    y_fast, g_fast = _outputs_and_gradients(fast, x)
+    np.testing.assert_allclose(y_fast, y_plain, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_fast, g_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_keeps_keras_arithmetic_where_patches_overlap_or_pad():
+    x = tf.zeros((2, 10, 10, 3))
+    for layer in (convmixer_layers.Conv2D(4, 3), convmixer_layers.Conv2D(4, 2, strides=2, padding="same"),
+                  convmixer_layers.Conv2D(4, 4, strides=4)):  # 10 is not a multiple of 4
+        layer.build(x.shape)
+        assert not layer._fast_path(x)
+
+
+def test_fused_batch_norm_matches_keras_in_training_and_inference():
+    x = tf.random.stateless_normal((6, 8, 8, 5), seed=[5, 6]) * 3.0 + 1.0
+    plain = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9)
+    fast = convmixer_layers.BatchNormalization(epsilon=1e-5, momentum=0.9)
+    _same_weights(plain, fast, x)
+    assert fast._fast_path(x, True, None) and not fast._fast_path(x, False, None)
+    for _ in range(3):  # three updates of the moving statistics
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            losses = [tf.reduce_sum(tf.sin(layer(x, training=True))) for layer in (plain, fast)]
+        grads = [tape.gradient(loss, [x] + layer.trainable_weights) for loss, layer in zip(losses, (plain, fast))]
+        np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5, atol=1e-4)  # a sum of 1920 terms
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    for a, b in zip(plain.get_weights(), fast.get_weights()):  # gamma, beta, moving mean and variance
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast(x, training=False), plain(x, training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_gelu_with_written_gradient_matches_keras_exact_gelu():
+    x = tf.constant(np.linspace(-8, 8, 1001), tf.float32)
+    plain, fast = keras.layers.Activation("gelu"), convmixer_layers.Activation("gelu")
+    y_plain, (g_plain,) = _outputs_and_gradients(plain, x)
+    y_fast, (g_fast,) = _outputs_and_gradients(fast, x)
+    np.testing.assert_allclose(y_fast, y_plain, rtol=1e-6, atol=1e-7)  # XLA's erfc, to float32 rounding
+    np.testing.assert_allclose(g_fast, g_plain, rtol=1e-5, atol=1e-6)
+    relu = convmixer_layers.Activation("relu")
+    np.testing.assert_array_equal(relu(x), tf.nn.relu(x))
+
+
+def test_fast_paths_are_off_where_tensorflow_does_not_run_on_the_cpu(monkeypatch):
+    x = tf.zeros((2, 8, 8, 4))
+    conv, bn = convmixer_layers.Conv2D(4, 1), convmixer_layers.BatchNormalization()
+    conv.build(x.shape)
+    bn.build(x.shape)
+    assert conv._fast_path(x) and bn._fast_path(x, True, None)
+    monkeypatch.setattr(convmixer_layers, "tensorflow_runs_on_cpu", lambda: False)
+    assert not conv._fast_path(x) and not bn._fast_path(x, True, None)
+
+
+@pytest.mark.parametrize("patch,kernel", [(2, 9), (4, 5)])  # the 16x16 and 8x8 token grids
+def test_training_steps_match_a_convmixer_of_plain_keras_layers(monkeypatch, patch, kernel):
+    """Loss and every weight (BatchNorm statistics too) after a few steps of the project's step."""
+    from convmixer.models.convmixer import build_convmixer
+    from convmixer.training.steps import make_epoch_trainer
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (96, 32, 32, 3)).astype("uint8")
+    y = rng.integers(0, 10, 96)
+
+    def train(plain):
+        if plain:
+            for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D"):
+                monkeypatch.setattr(convmixer_layers, name, getattr(keras.layers, name))
+        keras.utils.set_random_seed(0)
+        model = build_convmixer(16, 2, patch, kernel)
+        monkeypatch.undo()
+        # Plain SGD: each weight moves by lr x its gradient, so a weight difference is a gradient
+        # difference (Adam divides tiny gradients by their own size, amplifying rounding).
+        optimizer = keras.optimizers.SGD(0.05)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        train_epoch = make_epoch_trainer(model, optimizer, loss_fn)
+        curve = [train_epoch(x, y, 32) for _ in range(2)]  # 6 steps
+        return model, curve
+
+    fast_model, fast_curve = train(plain=False)
+    plain_model, plain_curve = train(plain=True)
+    assert type(fast_model.get_layer("block0_pointwise")) is convmixer_layers.Conv2D
+    assert type(plain_model.get_layer("block0_pointwise")) is keras.layers.Conv2D
+    np.testing.assert_allclose(fast_curve, plain_curve, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast_model.get_weights(), plain_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fast_curve[1][0] < fast_curve[0][0]  # it learns

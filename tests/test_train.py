@@ -52,7 +52,10 @@ def test_run_writes_a_complete_record(finished_run):
     assert metrics["train_loop"] == "compiled custom step"
     # speed settings chosen for a CPU, and oneDNN on (the package turns it on before TensorFlow loads)
     assert metrics["speed"] == {"precision": "float32", "jit_compile": False, "device_kind": "CPU", "onednn": True,
-                                "requested": {"precision": "auto", "jit_compile": "auto"}}
+                                "requested": {"precision": "auto", "jit_compile": "auto"},
+                                "cpu_layers": ["depthwise gradients as forward depthwise convolutions",
+                                               "exact GELU with a written gradient, XLA-fused", "fused BatchNorm in training",
+                                               "patch and 1x1 convolutions as matmul"]}
     # the selected epoch is the one with the best validation accuracy
     assert metrics["best_val_accuracy"] == pytest.approx(history["val_accuracy"].max())
     assert history.loc[metrics["selected_epoch"] - 1, "val_accuracy"] == pytest.approx(history["val_accuracy"].max())
@@ -196,6 +199,7 @@ def test_jax_backend_trains_a_run_with_xla(tmp_path):
     assert metrics["status"] == "completed" and metrics["device"]["backend"] == "jax"
     assert metrics["train_loop"] == "model.fit"
     assert metrics["speed"]["jit_compile"] is True and metrics["speed"]["onednn"] is None
+    assert metrics["speed"]["cpu_layers"] == []  # the fast layers are TensorFlow code: plain Keras layers here
     assert metrics["test_accuracy"] > 0.15  # it learned something in 2 epochs (chance: 0.1)
 
 

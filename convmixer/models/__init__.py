@@ -1,7 +1,7 @@
 """The models: ConvMixer and claim 1's baselines, each built from Keras 3 layers only.
 
   convmixer   the ConvMixer builder (the official PyTorch definition, layer for layer) and its counts
-  layers      a DepthwiseConv2D with a faster kernel gradient on CPU
+  layers      Keras layers with faster CPU arithmetic (same weights, same results)
   resnet      a CIFAR pre-activation ResNet
   vit         a Vision Transformer
   mlp_mixer   an MLP-Mixer

@@ -122,23 +122,23 @@ def build_convmixer(
     import keras
     from keras import layers
 
-    from .layers import DepthwiseConv2D
+    # Keras' layers, with faster CPU arithmetic for the same weights and results (layers.py)
+    from .layers import Activation, BatchNormalization, Conv2D, DepthwiseConv2D
 
     def act_bn(x, prefix):
-        x = layers.Activation(activation, name=f"{prefix}_act")(x)
-        return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
+        x = Activation(activation, name=f"{prefix}_act")(x)
+        return BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = _input_normalization(normalization)(inputs)
-    x = layers.Conv2D(width, patch_size, strides=patch_size, name="stem_conv")(x)
+    x = Conv2D(width, patch_size, strides=patch_size, name="stem_conv")(x)
     x = act_bn(x, "stem")
     for i in range(depth):
         residual = x
-        # keras.layers.DepthwiseConv2D with a faster kernel gradient on small token grids (layers.py)
         x = DepthwiseConv2D(kernel_size, padding="same", use_bias=True, name=f"block{i}_depthwise")(x)
         x = act_bn(x, f"block{i}_depthwise")
         x = layers.Add(name=f"block{i}_residual")([x, residual])
-        x = layers.Conv2D(width, 1, name=f"block{i}_pointwise")(x)
+        x = Conv2D(width, 1, name=f"block{i}_pointwise")(x)
         x = act_bn(x, f"block{i}_pointwise")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     # float32 logits under a mixed-precision policy, so the softmax/loss stay accurate

@@ -1,28 +1,43 @@
-"""A DepthwiseConv2D whose kernel gradient is computed with TensorFlow's fast forward kernel.
+"""Keras layers with faster CPU arithmetic for ConvMixer's training step, same weights and results.
 
-On CPU, TensorFlow's ``DepthwiseConv2dNativeBackpropFilter`` is the slowest
-part of a ConvMixer training step by far: for ConvMixer-256/8 at patch 4,
-kernel 9, one layer's kernel gradient takes ~345 ms where the forward pass
-takes ~11 ms (python -m convmixer bench and benchmarks/bench_layers.py).
+Each class below has the name, weights and outputs of the Keras layer it
+extends, and takes its faster path only where TensorFlow runs on the CPU
+(``tensorflow_runs_on_cpu``); on a GPU, on other backends or with settings the
+fast path does not cover, it is the Keras layer unchanged. The fast paths are
+the same arithmetic in another order, so results agree with the plain layers to
+float32 rounding (tests/test_layers.py checks outputs, gradients and moving
+statistics; tests/test_steps.py a whole training step). Where a step's time
+went before and after: benchmarks/README.md (``benchmarks/profile_step.py``).
 
-The kernel gradient is itself a depthwise correlation, with the roles swapped::
+* ``DepthwiseConv2D``: the kernel gradient as one forward depthwise convolution.
+  TensorFlow's ``DepthwiseConv2dNativeBackpropFilter`` is the slowest op of a
+  CPU step. The kernel gradient is itself a depthwise correlation, with the
+  roles swapped::
 
-    dK[i, j, c] = sum_{n, h, w} x_padded[n, h + i, w + j, c] * dy[n, h, w, c]
+      dK[i, j, c] = sum_{n, h, w} x_padded[n, h + i, w + j, c] * dy[n, h, w, c]
 
-Folding the batch into the channels -- input ``x_padded`` as one image with
-N*C channels, ``dy`` as an (H, W) filter per channel -- turns it into one
-*forward* depthwise convolution with VALID padding (output K x K per channel),
-summed over the batch. It is the same arithmetic, so the result agrees with
-TensorFlow's own to float32 rounding (a test checks it), and it is 2-4x faster
-when the token grid is small (32 / patch <= 8). On larger grids the forward
-kernel's cost grows with the (H, W) "filter" and TensorFlow's own gradient is
-faster, so the layer keeps it there (``SWAPPED_GRADIENT_MAX_TOKENS``). The
-speed-up was measured on CPUs only, so on a machine where TensorFlow sees a GPU
-(or TPU) the layer uses TensorFlow's own gradient (``tensorflow_runs_on_cpu``).
-
-Weights, names and outputs are those of ``keras.layers.DepthwiseConv2D``; on
-other backends (or other strides, dilations, data formats) the layer is that
-class unchanged.
+  Folding the batch into the channels -- input ``x_padded`` as one image with
+  N*C channels, ``dy`` as an (H, W) filter per channel -- turns it into one
+  *forward* depthwise convolution with VALID padding (output K x K per
+  channel), summed over the batch. For kernels of 5 and more it is 1.1-2.6x
+  faster than TensorFlow's op on 4x4 to 32x32 token grids; TensorFlow's
+  specialised 3x3 kernel is faster, so it is kept there
+  (``SWAPPED_GRADIENT_MIN_KERNEL``). The input gradient is the forward
+  convolution of dy with the kernel turned by 180 degrees, 1.4-2x faster than
+  TensorFlow's ``DepthwiseConv2dNativeBackpropInput``.
+* ``Conv2D``: a convolution whose kernel equals its stride (the patch embedding,
+  and the 1x1 pointwise convolutions) reads non-overlapping patches, so it is
+  one matrix product of the flattened patches with the reshaped kernel. oneDNN's
+  convolution gradients are slower than the matmul's for these shapes.
+* ``BatchNormalization``: in training, TensorFlow's fused kernel
+  (``FusedBatchNormV3``: one pass for the statistics, one for the output, and a
+  fused gradient) instead of Keras' moments + normalise graph of ~10 separate
+  elementwise ops. The moving statistics are updated exactly as Keras does,
+  with the biased batch variance.
+* ``Activation``: the exact GELU with its gradient written out
+  (``Phi(x) + x * phi(x)``), forward and gradient each compiled by XLA into one
+  elementwise loop: TensorFlow differentiates its erfc formula op by op, a
+  dozen passes over memory.
 """
 
 from __future__ import annotations
@@ -31,9 +46,9 @@ import functools
 
 import keras
 
-# Token grids up to this side use the swapped kernel gradient: above it TensorFlow's own is faster
+# Kernels from this size up use the swapped kernel gradient: at 3x3 TensorFlow's own is faster
 # (benchmarks/README.md has the measurements).
-SWAPPED_GRADIENT_MAX_TOKENS = 8
+SWAPPED_GRADIENT_MIN_KERNEL = 5
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,6 +57,10 @@ def tensorflow_runs_on_cpu() -> bool:
     import tensorflow as tf
 
     return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def _tensorflow_on_cpu() -> bool:
+    return keras.backend.backend() == "tensorflow" and tensorflow_runs_on_cpu()
 
 
 def swapped_kernel_gradient(x, dy, kernel_size):
@@ -66,8 +85,7 @@ def swapped_kernel_gradient(x, dy, kernel_size):
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def _fast_path(self, inputs):
         return (
-            keras.backend.backend() == "tensorflow"
-            and tensorflow_runs_on_cpu()
+            _tensorflow_on_cpu()
             and self.data_format == "channels_last"
             and self.padding == "same"
             and self.strides == (1, 1)
@@ -76,8 +94,10 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
             and self.kernel_size[0] == self.kernel_size[1]
             and self.kernel_size[0] % 2 == 1
             and inputs.shape[1] is not None
-            and max(inputs.shape[1], inputs.shape[2]) <= SWAPPED_GRADIENT_MAX_TOKENS
         )
+
+    def _swapped_kernel_gradient(self):
+        return self.kernel_size[0] >= SWAPPED_GRADIENT_MIN_KERNEL
 
     def call(self, inputs):
         if not self._fast_path(inputs):
@@ -85,13 +105,21 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         import tensorflow as tf
 
         k = self.kernel_size[0]
+        swapped = self._swapped_kernel_gradient()
 
         @tf.custom_gradient
         def depthwise(x, kernel):
             def gradient(dy):
-                dx = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-                    input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")
-                return dx, tf.cast(swapped_kernel_gradient(x, dy, k), kernel.dtype)
+                # The input gradient of a stride-1 SAME correlation with an odd kernel is the same
+                # correlation of dy with the kernel turned by 180 degrees: the fast forward kernel.
+                dx = tf.nn.depthwise_conv2d(dy, tf.reverse(kernel, [0, 1]), [1, 1, 1, 1], "SAME")
+                if swapped:
+                    dkernel = tf.cast(swapped_kernel_gradient(x, dy, k), kernel.dtype)
+                else:
+                    dkernel = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+                        input=x, filter_sizes=tf.shape(kernel), out_backprop=dy, strides=[1, 1, 1, 1],
+                        padding="SAME")
+                return dx, dkernel
 
             return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME"), gradient
 
@@ -101,3 +129,124 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="convmixer")
+class Conv2D(keras.layers.Conv2D):
+    def _fast_path(self, inputs):
+        kh, kw = self.kernel_size
+        return (
+            _tensorflow_on_cpu()
+            and self.data_format == "channels_last"
+            and self.padding == "valid"
+            and tuple(self.strides) == (kh, kw)
+            and self.dilation_rate == (1, 1)
+            and self.groups == 1
+            and inputs.shape[1] is not None and inputs.shape[2] is not None
+            and inputs.shape[1] % kh == 0 and inputs.shape[2] % kw == 0
+        )
+
+    def call(self, inputs):
+        if not self._fast_path(inputs):
+            return super().call(inputs)
+        import tensorflow as tf
+
+        (kh, kw), (h, w, c) = self.kernel_size, inputs.shape[1:]
+        n = tf.shape(inputs)[0]
+        if (kh, kw) == (1, 1):
+            patches = tf.reshape(inputs, [-1, c])
+        else:  # (N, H, W, C) -> (N, H/kh, W/kw, kh, kw, C): the kernel's (kh, kw, C) order
+            patches = tf.reshape(inputs, [n, h // kh, kh, w // kw, kw, c])
+            patches = tf.reshape(tf.transpose(patches, [0, 1, 3, 2, 4, 5]), [-1, kh * kw * c])
+        kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [kh * kw * c, self.filters])
+        outputs = tf.reshape(tf.matmul(patches, kernel), [n, h // kh, w // kw, self.filters])
+        if self.use_bias:
+            outputs = outputs + tf.cast(self.bias, outputs.dtype)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="convmixer")
+class BatchNormalization(keras.layers.BatchNormalization):
+    def _fast_path(self, inputs, training, mask):
+        return (
+            training and self.trainable and mask is None
+            and _tensorflow_on_cpu()
+            and inputs.shape.rank == 4 and self.axis in (-1, 3)
+            and inputs.dtype == "float32" and self.scale and self.center
+            and not self.renorm and not self.synchronized
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fast_path(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        empty = tf.constant([], tf.float32)
+        outputs, mean, corrected_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
+            epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        # The kernel normalises with the biased variance but returns the Bessel-corrected one;
+        # Keras' moving variance averages the biased one.
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), tf.float32)
+        variance = corrected_variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return outputs
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_gelu():
+    """The exact GELU and its gradient, each compiled by XLA into one loop over memory.
+
+    XLA is slow for this model's convolutions on the CPU, but for elementwise
+    code it fuses what TensorFlow runs as 5 (forward) and 8 (gradient) separate
+    passes over memory: 2.3x faster at ConvMixer-256/8's size (benchmarks/README.md).
+    """
+    import tensorflow as tf
+
+    def cdf(x):  # Phi(x), as tf.nn.gelu computes it
+        return 0.5 * tf.math.erfc(-x * 0.7071067811865476)
+
+    forward = tf.function(lambda x: x * cdf(x), jit_compile=True)
+    # Phi(x) + x phi(x); recomputing Phi is cheaper than storing it and reading it back.
+    gradient = tf.function(lambda dy, x: dy * (cdf(x) + x * (0.3989422804014327 * tf.exp(-0.5 * x * x))),
+                           jit_compile=True)
+    return forward, gradient
+
+
+def _gelu_with_gradient(x):
+    import tensorflow as tf
+
+    forward, gradient = _compiled_gelu()
+
+    @tf.custom_gradient
+    def gelu(x):
+        return forward(x), lambda dy: gradient(dy, x)
+
+    return gelu(x)
+
+
+@keras.saving.register_keras_serializable(package="convmixer")
+class Activation(keras.layers.Activation):
+    def call(self, inputs):
+        if self.activation is keras.activations.gelu and inputs.dtype == "float32" and _tensorflow_on_cpu():
+            return _gelu_with_gradient(inputs)
+        return super().call(inputs)
+
+
+# What each layer class does faster on the CPU, for the run's record (metrics.json: speed.cpu_layers).
+FAST_PATHS = {
+    DepthwiseConv2D: "depthwise gradients as forward depthwise convolutions",
+    Conv2D: "patch and 1x1 convolutions as matmul",
+    BatchNormalization: "fused BatchNorm in training",
+    Activation: "exact GELU with a written gradient, XLA-fused",
+}
+
+
+def fast_paths_in(model) -> list[str]:
+    """The CPU fast paths ``model``'s layers take here (none off the CPU or on other backends)."""
+    if not _tensorflow_on_cpu():
+        return []
+    return sorted({FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS})

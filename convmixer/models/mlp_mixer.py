@@ -63,7 +63,9 @@ def build_mlp_mixer(
     tokens = (IMAGE_SIZE // patch_size) ** 2
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
     x = _input_normalization(normalization)(inputs)
-    x = layers.Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
+    from .layers import Conv2D  # Keras' Conv2D, as one matmul on the CPU (layers.py)
+
+    x = Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
     x = layers.Reshape((tokens, dim), name="tokens")(x)
     for i in range(depth):
         y = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"block{i}_token_norm")(x)

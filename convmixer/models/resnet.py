@@ -70,8 +70,10 @@ def build_resnet(width, blocks_per_stage, num_classes=10, normalization="rescale
             filters, size, strides=stride, padding="same", use_bias=False, kernel_initializer=init, name=name
         )
 
+    from .layers import BatchNormalization  # Keras' BatchNormalization, fused on the CPU (layers.py)
+
     def bn_relu(x, prefix):
-        x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
+        x = BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
         return layers.Activation("relu", name=f"{prefix}_relu")(x)
 
     inputs = keras.Input((32, 32, 3), name="image")

@@ -94,7 +94,9 @@ def build_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, normaliz
     tokens = (IMAGE_SIZE // patch_size) ** 2
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
     x = _input_normalization(normalization)(inputs)
-    x = layers.Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
+    from .layers import Conv2D  # Keras' Conv2D, as one matmul on the CPU (layers.py)
+
+    x = Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
     x = layers.Reshape((tokens, dim), name="tokens")(x)
     x = position_embedding_class()(name="position_embedding")(x)
     for i in range(depth):

@@ -178,6 +178,7 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
     import keras
 
     from ..models.convmixer import trainable_parameters
+    from ..models.layers import fast_paths_in
 
     history = progress["history"]
     # Steady-state speed excludes epochs that include graph tracing (the first one,
@@ -217,7 +218,8 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
         "keras_weight_decay": recipe.keras_weight_decay,
         "train_loop": session.train_epoch.kind,
         # The speed settings this run trained with (speed.py chooses them per device).
-        "speed": session.speed | {"onednn": onednn_enabled(keras.backend.backend())},
+        "speed": session.speed | {"onednn": onednn_enabled(keras.backend.backend()),
+                                  "cpu_layers": fast_paths_in(session.model)},
         # 1-minute load average when training started and ended: timings taken on a
         # busy machine (load above its core count) are slower than the hardware allows.
         "load_average": [load_at_start, load_average()],
