@@ -13,6 +13,7 @@ both. Needs only TensorFlow (the trace is parsed with its own protobufs).
 
 import argparse
 import collections
+import contextlib
 import glob
 import os
 import tempfile
@@ -76,18 +77,14 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(a.intra_op)
     if a.swapped_min_kernel is not None:
         layers.SWAPPED_GRADIENT_MIN_KERNEL = a.swapped_min_kernel
-    if a.plain_keras:
-        import keras
-
-        for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D"):
-            setattr(layers, name, getattr(keras.layers, name))
 
     from convmixer.bench import BenchSpec, _build, _random_data
     from convmixer.training.steps import make_epoch_trainer
 
     spec = BenchSpec(width=a.width, depth=a.depth, patch_size=a.patch_size, kernel_size=a.kernel_size,
                      batch_size=a.batch_size, recipe=a.recipe)
-    model, loss_fn = _build(spec, {"precision": "float32", "jit_compile": False})
+    with layers.plain_keras_layers() if a.plain_keras else contextlib.nullcontext():
+        model, loss_fn = _build(spec, {"precision": "float32", "jit_compile": False})
     train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn)
     x, y = _random_data(spec, a.batch_size)
     batches = [(tf.constant(x), tf.constant(y))] * a.steps

@@ -4,9 +4,10 @@ Each case runs in a fresh Python process, so one case's graphs, threads and
 memory never slow the next, and the baseline can start TensorFlow exactly as a
 user would:
 
-* ``fit``: the baseline. Plain ``model.fit`` of the same model with
-  TensorFlow's own defaults: TensorFlow is imported before ``convmixer``, so the
-  package's speed settings (oneDNN on) do not apply.
+* ``fit``: the baseline. Plain ``model.fit`` of the same model, built from
+  Keras' own layers, with TensorFlow's own defaults: TensorFlow is imported
+  before ``convmixer``, so the package's speed settings (oneDNN on) do not
+  apply, and neither do its faster CPU layers (``models/layers.py``).
 * ``project``: the real training path, the code ``train()`` and the notebook run:
   per-epoch inputs from ``train.epoch_inputs`` (the recipe's shuffle and
   augmentation) fed to ``steps.make_epoch_trainer`` with loss and accuracy
@@ -168,6 +169,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
 
     from . import records
     from .training.config import RunConfig
+    from .models.layers import fast_paths_in
     from .training.speed import onednn_enabled, settings_for_device
     from .training.steps import make_epoch_trainer
     from .training.session import epoch_inputs
@@ -177,7 +179,13 @@ def run_case(spec: BenchSpec, case: str) -> dict:
         settings = {"precision": "float32", "jit_compile": False}
     else:
         settings = settings_for_device(device["kind"], spec.precision, spec.jit_compile)
-    model, loss_fn = _build(spec, settings)
+    if case == BASELINE:  # and Keras' own layers, without this project's faster CPU arithmetic
+        from .models.layers import plain_keras_layers
+
+        with plain_keras_layers():
+            model, loss_fn = _build(spec, settings)
+    else:
+        model, loss_fn = _build(spec, settings)
     window_images = spec.window_batches * spec.batch_size
     x, y = _random_data(spec, window_images)
 
@@ -224,6 +232,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
         "precision": settings["precision"],
         "jit_compile": settings["jit_compile"],
         "onednn": onednn_enabled(keras.backend.backend()),
+        "cpu_layers": fast_paths_in(model),
         "device": device,
     }
 

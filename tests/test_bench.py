@@ -51,6 +51,8 @@ def test_bench_measures_every_case_against_the_plain_fit_baseline():
     assert rows["fit"]["loop"] == "model.fit" and rows["fit"]["vs_fit"] == 1.0
     assert rows["project"]["loop"] == "compiled custom step" and rows["project"]["onednn"] is True
     assert rows["memory"]["loop"] == "compiled custom step"
+    assert rows["fit"]["cpu_layers"] == []  # the baseline is built from Keras' own layers
+    assert "patch and 1x1 convolutions as matmul" in rows["project"]["cpu_layers"]
     for r in rows.values():
         assert r["min_images_per_second"] <= r["images_per_second"] <= r["max_images_per_second"]
         assert r["window_images"] == 32

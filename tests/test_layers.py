@@ -43,16 +43,15 @@ def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens, kernel)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_records_saved_with_plain_keras_layers_load(tmp_path, monkeypatch):
+def test_records_saved_with_plain_keras_layers_load(tmp_path):
     # Records trained before these layers existed hold plain Keras layers' weights.
     from convmixer.models.convmixer import build_convmixer
 
-    for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D"):
-        monkeypatch.setattr(convmixer_layers, name, getattr(keras.layers, name))
-    old = build_convmixer(8, 2, 4, 3)
+    with convmixer_layers.plain_keras_layers():
+        old = build_convmixer(8, 2, 4, 3)
     assert type(old.get_layer("block0_depthwise")) is keras.layers.DepthwiseConv2D
+    assert type(old.get_layer("stem_bn")) is keras.layers.BatchNormalization
     old.save_weights(tmp_path / "old.weights.h5")
-    monkeypatch.undo()
     new = build_convmixer(8, 2, 4, 3)
     assert type(new.get_layer("block0_depthwise")) is DepthwiseConv2D
     assert type(new.get_layer("block0_pointwise_bn")) is convmixer_layers.BatchNormalization
@@ -142,7 +141,7 @@ def test_fast_paths_are_off_where_tensorflow_does_not_run_on_the_cpu(monkeypatch
 
 
 @pytest.mark.parametrize("patch,kernel", [(2, 9), (4, 5)])  # the 16x16 and 8x8 token grids
-def test_training_steps_match_a_convmixer_of_plain_keras_layers(monkeypatch, patch, kernel):
+def test_training_steps_match_a_convmixer_of_plain_keras_layers(patch, kernel):
     """Loss and every weight (BatchNorm statistics too) after a few steps of the project's step."""
     from convmixer.models.convmixer import build_convmixer
     from convmixer.training.steps import make_epoch_trainer
@@ -152,12 +151,12 @@ def test_training_steps_match_a_convmixer_of_plain_keras_layers(monkeypatch, pat
     y = rng.integers(0, 10, 96)
 
     def train(plain):
-        if plain:
-            for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D"):
-                monkeypatch.setattr(convmixer_layers, name, getattr(keras.layers, name))
         keras.utils.set_random_seed(0)
-        model = build_convmixer(16, 2, patch, kernel)
-        monkeypatch.undo()
+        if plain:
+            with convmixer_layers.plain_keras_layers():
+                model = build_convmixer(16, 2, patch, kernel)
+        else:
+            model = build_convmixer(16, 2, patch, kernel)
         # Plain SGD: each weight moves by lr x its gradient, so a weight difference is a gradient
         # difference (Adam divides tiny gradients by their own size, amplifying rounding).
         optimizer = keras.optimizers.SGD(0.05)

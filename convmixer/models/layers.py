@@ -42,6 +42,7 @@ went before and after: benchmarks/README.md (``benchmarks/profile_step.py``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import keras
@@ -250,3 +251,14 @@ def fast_paths_in(model) -> list[str]:
     if not _tensorflow_on_cpu():
         return []
     return sorted({FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS})
+
+
+@contextlib.contextmanager
+def plain_keras_layers():
+    """Models built inside use Keras' own layers: the baseline that benchmarks and tests compare with."""
+    saved = {name: globals()[name] for name in ("Activation", "BatchNormalization", "Conv2D", "DepthwiseConv2D")}
+    globals().update({name: getattr(keras.layers, name) for name in saved})
+    try:
+        yield
+    finally:
+        globals().update(saved)
