@@ -2,7 +2,7 @@
 
 Usage (PyTorch is not a dependency of this project; install it in any environment):
     python benchmarks/bench_torch.py --width 64 --depth 4 --patch-size 2 --kernel-size 9 --batch-size 128
-    python benchmarks/bench_torch.py ... --channels-last
+    python benchmarks/bench_torch.py ... --channels-last [--compile]
 
 The model is the paper's ConvMixer (Conv2d patch embedding, GELU, BatchNorm;
 blocks of a residual depthwise convolution and a 1x1 convolution, each followed
@@ -48,6 +48,7 @@ def main():
     p.add_argument("--window-batches", type=int, default=4)
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (Inductor, C++ on the CPU)")
     a = p.parse_args()
 
     import torch
@@ -57,6 +58,7 @@ def main():
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.01)
+    forward = torch.compile(model) if a.compile else model
     loss_fn = torch.nn.CrossEntropyLoss()
     x = (torch.rand(a.batch_size, 3, 32, 32) * 255).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (a.batch_size,))
@@ -64,7 +66,7 @@ def main():
     def window():
         for _ in range(a.window_batches):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x / 255.0), y)
+            loss = loss_fn(forward(x / 255.0), y)
             loss.backward()
             optimizer.step()
 
@@ -74,7 +76,7 @@ def main():
         start = time.perf_counter()
         window()
         rates.append(a.window_batches * a.batch_size / (time.perf_counter() - start))
-    layout = "channels_last" if a.channels_last else "contiguous (NCHW)"
+    layout = ("channels_last" if a.channels_last else "contiguous (NCHW)") + (", torch.compile" if a.compile else "")
     print(f"| PyTorch {torch.__version__} {layout}, {torch.get_num_threads()} threads | "
           f"{statistics.median(rates):.1f} | {min(rates):.1f}-{max(rates):.1f} |")
 
