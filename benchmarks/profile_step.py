@@ -8,7 +8,10 @@ case of ``python -m convmixer bench``: batches already in memory) with
 ``tf.profiler``, reads the trace's host plane and prints, per TensorFlow op type,
 the milliseconds per step and the share of all op time. Op time can exceed wall
 time when the two inter-op threads run ops side by side; the last lines print
-both. Needs only TensorFlow (the trace is parsed with its own protobufs).
+both. Code that XLA compiled (the GELU of ``convmixer/models/layers.py``) runs
+on Eigen's threads and leaves no op events in the trace, so it is missing from
+the table (``--plain-keras`` shows Keras' own GELU ops). Needs only TensorFlow
+(the trace is parsed with its own protobufs).
 """
 
 import argparse
