@@ -122,6 +122,7 @@ def test_fused_batch_norm_matches_keras_in_training_and_inference():
 def test_gelu_with_written_gradient_matches_keras_exact_gelu():
     x = tf.constant(np.linspace(-8, 8, 1001), tf.float32)
     plain, fast = keras.layers.Activation("gelu"), convmixer_layers.Activation("gelu")
+    assert fast._fast_path(x)
     y_plain, (g_plain,) = _outputs_and_gradients(plain, x)
     y_fast, (g_fast,) = _outputs_and_gradients(fast, x)
     np.testing.assert_allclose(y_fast, y_plain, rtol=1e-6, atol=1e-7)  # XLA's erfc, to float32 rounding
@@ -173,3 +174,31 @@ def test_training_steps_match_a_convmixer_of_plain_keras_layers(patch, kernel):
     for a, b in zip(fast_model.get_weights(), plain_model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert fast_curve[1][0] < fast_curve[0][0]  # it learns
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_bias_gradient_under_mixed_precision_is_keras_own(policy):
+    # Keras adds a bias with bias_add; its gradient's reduction (BiasAddGrad) decides 16-bit rounding.
+    x = tf.random.stateless_normal((8, 16, 16, 8), seed=[8, 9])
+    keras.config.set_dtype_policy(policy)
+    try:
+        for plain, fast in [(keras.layers.DepthwiseConv2D(9, padding="same"), DepthwiseConv2D(9, padding="same")),
+                            (keras.layers.Conv2D(8, 1), convmixer_layers.Conv2D(8, 1))]:
+            _same_weights(plain, fast, x)
+            assert fast._fast_path(x)
+            (_, g_plain), (_, g_fast) = _outputs_and_gradients(plain, x), _outputs_and_gradients(fast, x)
+            np.testing.assert_array_equal(np.asarray(g_fast[-1], "float32"), np.asarray(g_plain[-1], "float32"))
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_fast_paths_listed_for_a_run_are_the_ones_taken():
+    from convmixer.models.convmixer import build_convmixer
+
+    assert convmixer_layers.fast_paths_in(build_convmixer(8, 1, 4, 3)) == sorted(convmixer_layers.FAST_PATHS.values())
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:  # 16-bit inputs: BatchNorm and GELU take Keras' own code
+        assert convmixer_layers.fast_paths_in(build_convmixer(8, 1, 4, 3)) == [
+            "depthwise gradients as forward depthwise convolutions", "patch and 1x1 convolutions as matmul"]
+    finally:
+        keras.config.set_dtype_policy("float32")

@@ -126,7 +126,8 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
         outputs = depthwise(inputs, tf.cast(self.kernel, inputs.dtype))
         if self.use_bias:
-            outputs = outputs + tf.cast(self.bias, outputs.dtype)
+            # bias_add, as Keras adds it: its gradient is BiasAddGrad's reduction, which matters in float16
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -162,7 +163,8 @@ class Conv2D(keras.layers.Conv2D):
         kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [kh * kw * c, self.filters])
         outputs = tf.reshape(tf.matmul(patches, kernel), [n, h // kh, w // kw, self.filters])
         if self.use_bias:
-            outputs = outputs + tf.cast(self.bias, outputs.dtype)
+            # bias_add, as Keras adds it: its gradient is BiasAddGrad's reduction, which matters in float16
+            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -231,8 +233,11 @@ def _gelu_with_gradient(x):
 
 @keras.saving.register_keras_serializable(package="convmixer")
 class Activation(keras.layers.Activation):
+    def _fast_path(self, inputs):
+        return self.activation is keras.activations.gelu and inputs.dtype == "float32" and _tensorflow_on_cpu()
+
     def call(self, inputs):
-        if self.activation is keras.activations.gelu and inputs.dtype == "float32" and _tensorflow_on_cpu():
+        if self._fast_path(inputs):
             return _gelu_with_gradient(inputs)
         return super().call(inputs)
 
@@ -250,7 +255,10 @@ def fast_paths_in(model) -> list[str]:
     """The CPU fast paths ``model``'s layers take here (none off the CPU or on other backends)."""
     if not _tensorflow_on_cpu():
         return []
-    return sorted({FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS})
+    # BatchNorm's and GELU's fast paths are float32 code: under a mixed policy their inputs are 16-bit
+    float32_only = (BatchNormalization, Activation)
+    return sorted({FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS
+                   and (type(layer) not in float32_only or layer.compute_dtype == "float32")})
 
 
 @contextlib.contextmanager
