@@ -291,3 +291,16 @@ def test_making_a_notebook_portable_never_touches_an_embedded_image(tmp_path):
     assert out["cells"][0]["outputs"][0]["data"]["text/plain"] == ["saved in results/runs/a-run"]
     assert out["cells"][0]["source"] == "x = a /b/c\n"  # "/b" is no directory here: code is left alone
     assert out["metadata"]["papermill"]["output_path"] == "results/runs/a-run/train.ipynb"
+
+
+def test_cpu_vector_extension_is_the_widest_one_the_cpu_lists(tmp_path):
+    from convmixer.records.provenance import cpu_vector_extension
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse avx fma avx2 avx512f avx512bw\n")
+    assert cpu_vector_extension(cpuinfo) == "avx512f"
+    cpuinfo.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse avx fma\n")
+    assert cpu_vector_extension(cpuinfo) == "avx"
+    cpuinfo.write_text("model name\t: ARM\nFeatures\t: neon\n")
+    assert cpu_vector_extension(cpuinfo) is None
+    assert cpu_vector_extension(tmp_path / "missing") is None

@@ -49,6 +49,7 @@ def test_run_writes_a_complete_record(finished_run):
     assert metrics["train_images"] == 540 and metrics["val_images"] == 60 and metrics["test_images"] == 100
     assert metrics["dataset"]["fingerprint"].startswith("sha256:")
     assert metrics["device"]["kind"] == "CPU"
+    assert metrics["device"]["cpu_vector_extension"] == records.provenance.cpu_vector_extension()
     assert metrics["train_loop"] == "compiled custom step"
     # speed settings chosen for a CPU, and oneDNN on (the package turns it on before TensorFlow loads)
     assert metrics["speed"] == {"precision": "float32", "jit_compile": False, "device_kind": "CPU", "onednn": True,

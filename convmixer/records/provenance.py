@@ -79,8 +79,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# Widest vector instruction set first: CPUs sold under one name ("AMD EPYC") differ here, and
+# it changes CPU timings (TensorFlow turns oneDNN on by itself only with AVX-512).
+VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx")
+
+
+def cpu_vector_extension(cpuinfo_path="/proc/cpuinfo"):
+    """The CPU's widest vector extension from ``VECTOR_EXTENSIONS``, or None where unknown."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return next((ext for ext in VECTOR_EXTENSIONS if ext in flags), None)
+    except OSError:
+        pass
+    return None
+
+
 def device_description() -> dict:
-    """What trained the run: kind (CPU/GPU/TPU), a name, and the CPU cores Keras could use."""
+    """What trained the run: kind (CPU/GPU/TPU), a name, the CPU's vector extension and cores."""
     import keras
 
     kind, name = "CPU", cpu_name()
@@ -106,4 +124,5 @@ def device_description() -> dict:
 
         if torch.cuda.is_available():
             kind, name = "GPU", torch.cuda.get_device_name(0)
-    return {"kind": kind, "name": name, "cpu_count": os.cpu_count(), "backend": backend}
+    return {"kind": kind, "name": name, "cpu_vector_extension": cpu_vector_extension(),
+            "cpu_count": os.cpu_count(), "backend": backend}
