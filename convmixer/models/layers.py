@@ -64,6 +64,18 @@ def _tensorflow_on_cpu() -> bool:
     return keras.backend.backend() == "tensorflow" and tensorflow_runs_on_cpu()
 
 
+def _bias_and_activation(layer, outputs):
+    """The end of a Keras convolution's call: its bias and activation."""
+    import tensorflow as tf
+
+    if layer.use_bias:
+        # bias_add, as Keras adds it: its gradient is BiasAddGrad's reduction, which matters in float16
+        outputs = tf.nn.bias_add(outputs, tf.cast(layer.bias, outputs.dtype))
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
+
+
 def swapped_kernel_gradient(x, dy, kernel_size):
     """dK of a stride-1, SAME-padded depthwise convolution, as one forward depthwise convolution."""
     import tensorflow as tf
@@ -124,13 +136,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
             return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME"), gradient
 
-        outputs = depthwise(inputs, tf.cast(self.kernel, inputs.dtype))
-        if self.use_bias:
-            # bias_add, as Keras adds it: its gradient is BiasAddGrad's reduction, which matters in float16
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return _bias_and_activation(self, depthwise(inputs, tf.cast(self.kernel, inputs.dtype)))
 
 
 @keras.saving.register_keras_serializable(package="convmixer")
@@ -161,13 +167,7 @@ class Conv2D(keras.layers.Conv2D):
             patches = tf.reshape(inputs, [n, h // kh, kh, w // kw, kw, c])
             patches = tf.reshape(tf.transpose(patches, [0, 1, 3, 2, 4, 5]), [-1, kh * kw * c])
         kernel = tf.reshape(tf.cast(self.kernel, inputs.dtype), [kh * kw * c, self.filters])
-        outputs = tf.reshape(tf.matmul(patches, kernel), [n, h // kh, w // kw, self.filters])
-        if self.use_bias:
-            # bias_add, as Keras adds it: its gradient is BiasAddGrad's reduction, which matters in float16
-            outputs = tf.nn.bias_add(outputs, tf.cast(self.bias, outputs.dtype))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
+        return _bias_and_activation(self, tf.reshape(tf.matmul(patches, kernel), [n, h // kh, w // kw, self.filters]))
 
 
 @keras.saving.register_keras_serializable(package="convmixer")
