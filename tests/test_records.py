@@ -228,6 +228,37 @@ def test_an_exited_unreaped_process_and_an_orphaned_kernel_do_not_hold_a_lock_fo
     assert not records.lock_orphaned(owner)
 
 
+def test_an_orphaned_kernel_is_ended_but_a_live_sweeps_kernel_or_a_reused_pid_is_not():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = records._hostname()
+
+    def entry(proc, start=None):
+        return {"pid": proc.pid, "start": start or records._process_start(proc.pid)}
+
+    taker, kernel = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.2)
+        # the sweep that took the lock is alive: its kernel is not an orphan
+        assert records.end_orphans({"host": host, "pids": [entry(taker), entry(kernel)]}) == []
+        # a pid now used by another process (the start time differs) is never hit
+        assert records.end_orphans({"host": host, "pids": [{"pid": gone.pid, "start": "1"},
+                                                           entry(kernel, start="1")]}) == []
+        # another host's lock is never touched
+        assert records.end_orphans({"host": host + "-other", "pids": [{"pid": gone.pid, "start": "1"},
+                                                                       entry(kernel)]}) == []
+        assert kernel.poll() is None and taker.poll() is None
+        # the taker died: its kernel is ended
+        orphan = {"host": host, "pids": [{"pid": gone.pid, "start": "1"}, entry(kernel)]}
+        assert records.end_orphans(orphan) == [kernel.pid]
+        assert kernel.wait(timeout=10) == -9
+        assert not records.lock_orphaned(orphan)
+    finally:
+        for proc in (taker, kernel):
+            proc.kill()
+            proc.wait()
+
+
 def test_records_are_made_portable_without_touching_urls_or_arithmetic(tmp_path):
     import json as _json
 

@@ -306,6 +306,38 @@ def test_a_run_locked_by_another_live_process_is_skipped_as_running_elsewhere(tm
     assert plan([config], tmp_path)[0].state == "todo"  # its holder is gone: the stale lock does not count
 
 
+def test_a_kernel_left_by_a_killed_sweep_that_does_not_end_is_ended_and_the_run_resumed(tmp_path, monkeypatch):
+    import papermill
+
+    from convmixer.sweep import execute
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    monkeypatch.setattr(execute, "ORPHAN_GRACE", 0.5)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda i, o, **k: Path(o).write_text("{}"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    # a "kernel" that, unlike ipykernel, never notices that its parent died
+    kernel = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                               "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+    try:
+        time.sleep(0.3)
+        lock = records.lock_path(run_dir)
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps({"host": records._hostname(),
+                                    "pids": [{"pid": gone.pid, "start": "1"},
+                                             {"pid": kernel.pid, "start": records._process_start(kernel.pid)}]}))
+        assert plan([config], tmp_path)[0].state == "todo"  # an orphan is waited for, then run
+        began = time.monotonic()
+        status, _, _ = execute_run(config, run_dir)
+        assert kernel.wait(timeout=10) == -9
+        assert status == "failed"  # the fake notebook writes no record: what matters is that it ran
+        assert time.monotonic() - began < 30
+    finally:
+        kernel.kill()
+        kernel.wait()
+
+
 def test_a_run_completed_meanwhile_by_another_sweep_is_not_trained_again(tmp_path, monkeypatch):
     import papermill
 

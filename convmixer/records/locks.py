@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -130,12 +131,36 @@ def lock_orphaned(owner: dict | None) -> bool:
     """A lock on this host whose taker (its first process) has died while a process that joined it lives.
 
     That is a notebook kernel whose sweep was killed: ipykernel ends such a
-    kernel within seconds, so it is worth waiting for rather than skipping.
+    kernel within seconds, and ``end_orphans`` ends it if it does not, so it is
+    worth waiting for rather than skipping.
     """
     if not owner or owner.get("host") != _hostname():
         return False
     pids = [p for p in owner.get("pids", []) if isinstance(p, dict)]
     return len(pids) > 1 and not _alive(pids[0]) and any(_alive(p) for p in pids[1:])
+
+
+def end_orphans(owner: dict | None) -> list[int]:
+    """SIGKILL the live joiners of an orphaned lock (see ``lock_orphaned``); returns their pids.
+
+    ipykernel ends a kernel whose parent died from a polling thread, which needs
+    the GIL and a time slice: on a saturated machine that has taken over a
+    minute. Nobody reads an orphaned kernel's output, and a run is resumable
+    after SIGKILL at any point (its checkpoint is written atomically), so ending
+    it explicitly loses at most the epoch in progress. A joiner is only killed
+    when its pid and start time both match, so a reused pid is never hit.
+    """
+    if not lock_orphaned(owner):
+        return []
+    killed = []
+    for entry in [p for p in owner.get("pids", []) if isinstance(p, dict)][1:]:
+        if _alive(entry) and entry.get("start") is not None and entry.get("pid") != os.getpid():
+            try:
+                os.kill(entry["pid"], signal.SIGKILL)
+                killed.append(entry["pid"])
+            except OSError:  # gone meanwhile, or not ours to end
+                pass
+    return killed
 
 
 def _me() -> dict:

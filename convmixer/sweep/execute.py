@@ -24,6 +24,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "train.ipynb"
 
 
 ORPHAN_WAIT = 60.0  # seconds to wait for a killed sweep's leftover kernel to end (see records.lock_orphaned)
+ORPHAN_GRACE = 5.0  # seconds it gets to end itself (ipykernel polls its parent each second) before it is killed
 def notebook_parameters(config: RunConfig, run_dir: Path, lock_token: str | None = None) -> dict:
     return config.to_dict() | {"out_dir": str(run_dir), "run_lock": lock_token}
 
@@ -92,14 +93,18 @@ def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=T
     attempt fails. A run another live process holds is not touched ('elsewhere');
     one completed meanwhile (by another sweep) is 'skipped'.
     """
-    deadline = time.monotonic() + ORPHAN_WAIT
+    started = time.monotonic()
     while True:
         try:
             lock = records.acquire_lock(run_dir, what="sweep")
             break
         except records.RunLocked as exc:
-            # A kernel left by a killed sweep still holds it: ipykernel ends it within seconds.
-            if records.lock_orphaned(exc.owner) and time.monotonic() < deadline:
+            # A kernel left by a killed sweep still holds it: ipykernel usually ends it within
+            # seconds; past the grace it is ended here (records.end_orphans says why that is safe).
+            waited = time.monotonic() - started
+            if records.lock_orphaned(exc.owner) and waited < ORPHAN_WAIT:
+                if waited > ORPHAN_GRACE:
+                    records.end_orphans(exc.owner)
                 time.sleep(0.5)
                 continue
             return Outcome("elsewhere", run_dir, str(exc))
