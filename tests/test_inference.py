@@ -170,9 +170,39 @@ def test_claims_json_keeps_tiny_p_values():
 def test_claim_1_compares_with_one_convmixer_even_when_the_regime_has_others():
     rng = np.random.default_rng(10)
     runs = architecture_runs(rng, advantage=2.0)
-    bigger = synthetic_runs([(9, 2)], rng)  # a ConvMixer-256/8 in the same regime: not a baseline
+    bigger = synthetic_runs([(9, 1)], rng)  # a ConvMixer-256/8 p1 in the same regime: smaller patch, not the size
     bigger["architecture"], bigger["hyperparameters"], bigger["width"], bigger["depth"] = "convmixer", "{}", 256, 8
     bigger["run_id"] = bigger["path"] = [f"/nowhere/big{s}" for s in range(len(bigger))]
     (regime,) = verdicts.architecture_regimes(pd.concat([runs, bigger], ignore_index=True))
     assert regime["reference"] == "ConvMixer-64/4 p2 k9"  # the size the baselines match
     assert not any("ConvMixer" in t["baseline"] for t in regime["tests"])
+
+
+def test_claim_1_gives_no_contrast_to_a_model_with_one_run_and_says_how_many_seeds_each_has():
+    runs = architecture_runs(np.random.default_rng(11), advantage=8.0)
+    vit = runs.index[runs["architecture"] == "vit"]
+    runs = runs.drop(vit[1:])  # the ViT has one seed: its spread is unknown
+    (regime,) = verdicts.architecture_regimes(runs)
+    assert "seeds: ConvMixer 3, MLP-Mixer 3, ResNet 3, ViT 1" in regime["regime"]
+    tests = {t["baseline"].split("-")[0]: t for t in regime["tests"]}
+    assert tests["ViT"]["result"] is None and tests["ViT"]["verdict"] == stats.INCONCLUSIVE
+    assert tests["ViT"]["n_runs"] == 1
+    assert tests["ResNet"]["verdict"] == stats.CONSISTENT and tests["MLP"]["verdict"] == stats.CONSISTENT
+    assert tests["ResNet"]["result"]["df"] == 9 - 3 - 2  # 9 runs, 3 models, 2 seed-block terms: no ViT run in the fit
+    row = verdicts.verdicts(runs).set_index("id").loc["architectures"]
+    assert row["verdict"] == stats.INCONCLUSIVE  # ConvMixer must beat every baseline
+    assert "not estimable (1 run of it; a contrast needs at least 2 seeds of each model)" in row["evidence"]
+
+
+def test_claim_1_table_shows_how_well_each_model_fits_its_training_images(tmp_path):
+    runs = architecture_runs(np.random.default_rng(12), advantage=2.0)
+    resnet = runs.index[runs["architecture"] == "resnet"]
+    for i, run in enumerate(resnet):
+        folder = tmp_path / f"resnet{i}"
+        folder.mkdir()
+        pd.DataFrame({"epoch": [1, 2], "accuracy": [0.3, 0.6 + 0.1 * i], "lr": [0.01, 0.0]}).to_csv(
+            folder / "history.csv", index=False)
+        runs.loc[run, "path"] = str(folder)
+    table = tables.architectures_table(runs).set_index("model")
+    assert table.loc["ResNet-20 (width 6)", "last-epoch train accuracy (%)"] == "70.0"  # mean of 60, 70, 80
+    assert table.loc["ConvMixer-64/4 p2 k9", "last-epoch train accuracy (%)"] == "—"  # no history recorded

@@ -88,7 +88,10 @@ def architectures_section(runs: pd.DataFrame) -> str:
     parts = [table(architectures_table(runs), table_id="architectures-table", caption=(
         "Models compared for claim 1. Baselines were matched to the ConvMixer's parameter count within ±15% by "
         "convmixer/models/baselines.py (one fixed family per architecture, one size knob, no per-architecture tuning); "
-        "every model trains with the same recipe, budget, data, seeds and training loop."))]
+        "every model trains with the same recipe, budget, data, seeds and training loop. Seconds per epoch is the "
+        "fastest of a model's runs, timed while other work shared the machine (each record keeps its load average). "
+        "The last column is the accuracy on the augmented training images in the last epoch: how far each model "
+        "is from fitting its training data at this budget."))]
     for regime in regimes:
         cells = regime["runs"]
         names = {j: cell_name(r) for j, r in cells.iterrows()}

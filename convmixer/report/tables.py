@@ -16,7 +16,7 @@ import pandas as pd
 from ..models.convmixer import count_parameters
 from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, parameter_count
 from .stats import binomial_se_pct
-from .runs import AXES, comparable_groups, other_axis, prepare, short_axis
+from .runs import AXES, comparable_groups, history, other_axis, prepare, short_axis
 from .verdicts import architecture_regimes
 
 
@@ -212,7 +212,7 @@ def paper_points(setup_runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
 def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Claim 1's models side by side: hyperparameters, parameters (computed here), speed and accuracy."""
     columns = ["model", "architecture", "hyperparameters", "parameters (computed here)", "epochs", "recipe",
-               "seconds per epoch", "our accuracy (%)", "n", "test-set SE (%)"]
+               "seconds per epoch", "our accuracy (%)", "n", "test-set SE (%)", "last-epoch train accuracy (%)"]
     rows = []
     for regime in architecture_regimes(runs):
         for name, sub in regime["runs"].groupby(regime["runs"].apply(cell_name, axis=1), sort=False):
@@ -228,8 +228,16 @@ def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "epochs": first["epochs"], "recipe": first["recipe"],
                          "seconds per epoch": round(pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").min(), 1),
                          "our accuracy (%)": format_mean_std(stats), "n": stats["n"],
-                         "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}"})
+                         "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}",
+                         "last-epoch train accuracy (%)": _last_train_accuracy(sub["path"])})
     return pd.DataFrame(rows, columns=columns)
+
+
+def _last_train_accuracy(paths) -> str:
+    """Mean over runs of the last epoch's accuracy on the (augmented) training images, from history.csv:
+    far below the test accuracy a model could reach means it is still underfitting at this budget."""
+    last = [float(h["accuracy"].iloc[-1]) for h in map(history, paths) if h is not None and "accuracy" in h and len(h)]
+    return f"{100 * np.mean(last):.1f}" if last else "—"
 
 
 def skipped(runs: pd.DataFrame) -> pd.DataFrame:
