@@ -184,6 +184,7 @@ def test_claim_1_gives_no_contrast_to_a_model_with_one_run_and_says_how_many_see
     runs = runs.drop(vit[1:])  # the ViT has one seed: its spread is unknown
     (regime,) = verdicts.architecture_regimes(runs)
     assert "seeds: ConvMixer 3, MLP-Mixer 3, ResNet 3, ViT 1" in regime["regime"]
+    assert runs["lossy_jpeg"].dtype == bool and "on the JPEG copy of CIFAR-10" in regime["regime"]
     tests = {t["baseline"].split("-")[0]: t for t in regime["tests"]}
     assert tests["ViT"]["result"] is None and tests["ViT"]["verdict"] == stats.INCONCLUSIVE
     assert tests["ViT"]["n_runs"] == 1

@@ -222,8 +222,10 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
             "seed"].nunique()
         seeds_text = (f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] != 1 else ''} each" if seeds.nunique() == 1 else
                       "seeds: " + ", ".join(f"{arch} {n}" for arch, n in seeds.items()))
+        # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
+        jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
         regime = (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
-                  f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if first['lossy_jpeg'] is True else 'CIFAR-10'} "
+                  f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
                   f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
         out.append({"reference": reference, "regime": regime, "tests": tests, "runs": cells,
                     "converged": ref_converged and all(t["converged"] for t in tests), "budget": _budget_size(ref_runs),
