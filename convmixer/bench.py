@@ -19,9 +19,13 @@ user would:
 
 A case times ``windows`` windows of ``window_batches`` batches each after
 ``warmup_windows`` untimed ones (the first traces the graph) and reports the
-median and the spread. The arithmetic of one training image is counted from
-the architecture (``training_flops_per_image``) to show the fraction of the
-machine's fp32 peak that a case reaches.
+median and the spread. The arithmetic of one ConvMixer training image is
+counted from the architecture (``training_flops_per_image``) to show the
+fraction of the machine's fp32 peak that a case reaches.
+
+``--architecture`` with ``--hyperparameters`` times a baseline of claim 1 the
+same way (its arithmetic is not counted), so the models compared there can be
+timed one after another on an idle machine, not only while a grid trains.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 CASES = ("fit", "project", "memory", "inference")
 BASELINE = "fit"
@@ -42,10 +46,16 @@ TRAINING_CASES = ("fit", "project", "memory")
 
 @dataclass
 class BenchSpec:
-    width: int = 256
-    depth: int = 8
-    patch_size: int = 2
-    kernel_size: int = 5
+    # The model, exactly as a run configuration names it (RunConfig checks it): a ConvMixer's
+    # size fields (None: RunConfig's defaults, ConvMixer-256/8 p2 k5), or a baseline's
+    # ``hyperparameters`` (and ``patch_size`` for ViT and MLP-Mixer), so the models of claim 1
+    # can be timed side by side on an idle machine.
+    architecture: str = "convmixer"
+    width: int | None = None
+    depth: int | None = None
+    patch_size: int | None = None
+    kernel_size: int | None = None
+    hyperparameters: dict = field(default_factory=dict)
     batch_size: int = 128
     backend: str = "tensorflow"
     precision: str = "auto"
@@ -55,23 +65,47 @@ class BenchSpec:
     windows: int = 3
     window_batches: int = 4
 
-    def validate(self):
-        """ValueError naming the parameter and the allowed values, before any process starts."""
-        from .training.config import BACKENDS
-        from .models.convmixer import validate_architecture
-        from .training.recipes import get_recipe
-        from .training.speed import validate_speed_options
+    def run_config(self):
+        """The ``RunConfig`` of the timed model: it checks the model, recipe, backend and speed options."""
+        from .training.config import RunConfig
 
-        validate_architecture(self.width, self.depth, self.patch_size, self.kernel_size)
-        validate_speed_options(self.precision, self.jit_compile)
-        get_recipe(self.recipe)
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
-        for name in ("batch_size", "windows", "window_batches"):
+        return RunConfig(architecture=self.architecture, width=self.width, depth=self.depth,
+                         patch_size=self.patch_size, kernel_size=self.kernel_size,
+                         hyperparameters=dict(self.hyperparameters), recipe=self.recipe, batch_size=self.batch_size,
+                         backend=self.backend, precision=self.precision, jit_compile=self.jit_compile)
+
+    def validate(self):
+        """ValueError naming the parameter and the allowed values, before any process starts.
+
+        Fills a ConvMixer's size defaults in place, so the children and the printed spec name them.
+        """
+        try:
+            config = self.run_config()
+        except TypeError as exc:  # a wrong type is bad input here too: one line, like the other values
+            raise ValueError(str(exc)) from None
+        for name in ("width", "depth", "patch_size", "kernel_size"):
+            setattr(self, name, getattr(config, name))
+        for name in ("windows", "window_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.warmup_windows < 0:
             raise ValueError(f"warmup_windows must be an integer >= 0, got {self.warmup_windows!r}")
+
+
+def model_label(spec: BenchSpec) -> str:
+    """The timed model as the report names it: ConvMixer-64/4 p2 k9, ResNet-20 (width 6), ..."""
+    from .report.names import cell_name
+
+    return cell_name({"architecture": spec.architecture, "width": spec.width, "depth": spec.depth,
+                      "patch_size": spec.patch_size, "kernel_size": spec.kernel_size,
+                      "hyperparameters": spec.hyperparameters})
+
+
+def spec_flops_per_image(spec: BenchSpec):
+    """Training FLOPs of one image of a ConvMixer spec; None for the baselines (not counted)."""
+    if spec.architecture != "convmixer":
+        return None
+    return training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
 
 
 def training_flops_per_image(width, depth, patch_size, kernel_size, image_size=32, num_classes=10, channels=3):
@@ -136,15 +170,14 @@ def _random_data(spec, n):
 def _build(spec, settings):
     import keras
 
-    from .models.convmixer import build_convmixer
-    from .training.recipes import get_recipe
+    from .models.baselines import build_model
     from .training.optim import make_optimizer
 
     keras.config.set_dtype_policy(settings["precision"])
     keras.utils.set_random_seed(0)
-    recipe = get_recipe(spec.recipe)
-    model = build_convmixer(spec.width, spec.depth, spec.patch_size, spec.kernel_size,
-                            normalization=recipe.normalization)
+    config = spec.run_config()
+    recipe = config.recipe_obj
+    model = build_model(config.architecture, config.model_hyperparameters, normalization=recipe.normalization)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     optimizer = make_optimizer(recipe, recipe.lr)  # the training path's optimizer (clipping included)
     model.compile(optimizer=optimizer, loss=loss_fn, metrics=["accuracy"], jit_compile=settings["jit_compile"])
@@ -168,7 +201,6 @@ def run_case(spec: BenchSpec, case: str) -> dict:
     import keras
 
     from . import records
-    from .training.config import RunConfig
     from .models.layers import fast_paths_in
     from .training.speed import onednn_enabled, settings_for_device
     from .training.steps import make_epoch_trainer
@@ -207,8 +239,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
         use_fit = True if case == BASELINE else None  # None: the project's choice per backend
         train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn, jit_compile=settings["jit_compile"],
                                          use_fit=use_fit)
-        config = RunConfig(width=spec.width, depth=spec.depth, patch_size=spec.patch_size,
-                           kernel_size=spec.kernel_size, recipe=spec.recipe, batch_size=spec.batch_size)
+        config = spec.run_config()
         recipe = config.recipe_obj
 
         def run_window(window):
@@ -274,14 +305,13 @@ def measure(spec: BenchSpec, case: str, timeout=3600) -> dict:
 
 def summarize(spec: BenchSpec, results: list[dict], peak=None) -> list[dict]:
     """Add the ratio to the baseline and the fraction of peak to each result."""
-    flops = training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
+    flops = spec_flops_per_image(spec)
     baseline = next((r["images_per_second"] for r in results if r["case"] == BASELINE), None)
     rows = []
     for r in results:
-        row = dict(r, model=f"ConvMixer-{spec.width}/{spec.depth} p{spec.patch_size} k{spec.kernel_size}",
-                   batch_size=spec.batch_size)
+        row = dict(r, model=model_label(spec), batch_size=spec.batch_size)
         row["vs_fit"] = r["images_per_second"] / baseline if baseline else None
-        if r["case"] in TRAINING_CASES:
+        if r["case"] in TRAINING_CASES and flops is not None:
             row["gflops_per_second"] = r["images_per_second"] * flops / 1e9
             row["fraction_of_peak"] = row["gflops_per_second"] / peak if peak and r["device"]["kind"] == "CPU" else None
         rows.append(row)
@@ -304,14 +334,30 @@ def format_table(rows) -> str:
 
 def add_arguments(p):
     d = BenchSpec.__dataclass_fields__
-    for name in ("width", "depth", "patch_size", "kernel_size", "batch_size", "warmup_windows", "windows",
-                 "window_batches"):
+    p.add_argument("--architecture", default=d["architecture"].default,
+                   help="convmixer, resnet, vit or mlp_mixer (a baseline's size goes in --hyperparameters)")
+    p.add_argument("--hyperparameters", type=_json_object, default={},
+                   help='a baseline\'s size as JSON, e.g. \'{"width": 6, "blocks_per_stage": 3}\' for resnet')
+    for name in ("width", "depth", "patch_size", "kernel_size"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=None,
+                       help="ConvMixer size (default: ConvMixer-256/8 p2 k5); --patch-size also for vit, mlp_mixer")
+    for name in ("batch_size", "warmup_windows", "windows", "window_batches"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
     for name in ("backend", "precision", "jit_compile", "recipe"):
         p.add_argument("--" + name.replace("_", "-"), default=d[name].default)
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     p.add_argument("--peak-gflops", type=float, default=None,
                    help="the CPU's fp32 peak (default: estimated from /proc/cpuinfo)")
+
+
+def _json_object(text):
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, e.g. '{{\"dim\": 32}}', got {text!r}")
+    return value
 
 
 def main_bench(args, out=sys.stdout) -> int:
@@ -323,9 +369,9 @@ def main_bench(args, out=sys.stdout) -> int:
     if unknown or not cases:
         raise ValueError(f"cases must be a comma-separated list from {list(CASES)}, got {args.cases!r}")
     peak, how = (args.peak_gflops, "given with --peak-gflops") if args.peak_gflops else cpu_peak_gflops()
-    flops = training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
-    print(f"# {json.dumps(asdict(spec))}", file=out)
-    print(f"# one training image = {flops / 1e9:.3f} GFLOP; CPU fp32 peak "
+    flops = spec_flops_per_image(spec)
+    print(f"# {model_label(spec)}: {json.dumps(asdict(spec))}", file=out)
+    print(f"# one training image = {'not counted' if flops is None else f'{flops / 1e9:.3f} GFLOP'}; CPU fp32 peak "
           f"{'unknown' if peak is None else f'{peak:.0f} GFLOP/s'} ({how})", file=out, flush=True)
     results = []
     for case in cases:

@@ -30,6 +30,12 @@ def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
     (["--cases", "fit,fastest"], "cases must be a comma-separated list from ['fit', 'project', 'memory', 'inference']"),
     (["--windows", "0"], "windows must be an integer >= 1"),
     (["--backend", "mxnet"], "backend must be one of ['tensorflow', 'jax', 'torch']"),
+    (["--architecture", "transformer"], "architecture must be one of ['convmixer', 'resnet', 'vit', 'mlp_mixer']"),
+    (["--architecture", "resnet", "--kernel-size", "5", "--hyperparameters", '{"width": 6, "blocks_per_stage": 3}'],
+     "kernel_size does not apply to resnet"),
+    (["--architecture", "resnet", "--hyperparameters", '{"width": 6}'], "resnet needs blocks_per_stage"),
+    (["--architecture", "vit", "--hyperparameters", "[32]"], "argument --hyperparameters: must be a JSON object"),
+    (["--hyperparameters", '{"dim": 8}'], "hyperparameters apply to the baselines only"),
 ])
 def test_bad_values_fail_in_one_line_before_measuring(args, needle):
     proc = subprocess.run([sys.executable, "-m", "convmixer", "bench", *args], capture_output=True, text=True,
@@ -60,3 +66,18 @@ def test_bench_measures_every_case_against_the_plain_fit_baseline():
         rows["project"]["images_per_second"] * training_flops_per_image(8, 1, 4, 3) / 1e9)
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 4  # header and one row per case
+
+
+@pytest.mark.slow
+def test_bench_times_a_baseline_of_claim_1_without_counting_its_arithmetic():
+    proc = subprocess.run(
+        [sys.executable, "-m", "convmixer", "bench", "--architecture", "vit", "--patch-size", "8",
+         "--hyperparameters", '{"dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 2}', "--batch-size", "16",
+         "--window-batches", "2", "--windows", "1", "--cases", "project"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("# ViT-8/1 (1 heads, MLP ratio 2, patch 8): ")
+    [row] = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert row["model"] == "ViT-8/1 (1 heads, MLP ratio 2, patch 8)" and row["case"] == "project"
+    assert row["loop"] == "compiled custom step" and row["images_per_second"] > 0
+    assert "gflops_per_second" not in row  # a baseline's FLOPs are not counted, so no made-up fraction of peak
