@@ -172,7 +172,9 @@ CLAIM1_SCOPE = (
     "This is CIFAR-10 at about 40k parameters and a CPU budget; the paper's claim 1 is mainly about "
     "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
     "The shared recipe is the ConvMixer code's own (locuslab/convmixer-cifar10's defaults), chosen for ConvMixer "
-    "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their own.")
+    "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their own. "
+    "Size means parameters, as in the paper, not compute: the models are not matched in arithmetic per image, and "
+    "the claim-1 figure shows what each costs per epoch on this machine.")
 
 
 def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
