@@ -148,7 +148,13 @@ def test_claim_1_compares_each_baseline_with_the_pre_chosen_convmixer():
     assert table.set_index("model").loc["ResNet-20 (width 6)", "parameters (computed here)"] == "38,872"
     claim = verdicts.claims_json(runs)["claims"][0]
     assert claim["verdict"] == stats.CONSISTENT and len(claim["tests"]) == 3
-    assert "ImageNet" in verdicts.verdicts(runs).iloc[0]["evidence"]
+    evidence = verdicts.verdicts(runs).iloc[0]["evidence"]
+    assert "ImageNet" in evidence
+    # the summary line (the README shows only it) carries each baseline's margin with its interval
+    summary = evidence.splitlines()[0]
+    for t in regimes[0]["tests"]:
+        r = t["result"]
+        assert f"{t['baseline']} {r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f})" in summary
 
 
 def test_claim_1_section_shows_the_models_their_sizes_and_a_figure():
@@ -193,6 +199,7 @@ def test_claim_1_gives_no_contrast_to_a_model_with_one_run_and_says_how_many_see
     row = verdicts.verdicts(runs).set_index("id").loc["architectures"]
     assert row["verdict"] == stats.INCONCLUSIVE  # ConvMixer must beat every baseline
     assert "not estimable (1 run of it; a contrast needs at least 2 seeds of each model)" in row["evidence"]
+    assert "ViT-32/4 (4 heads, MLP ratio 2, patch 4) not estimable" in row["evidence"].splitlines()[0]
 
 
 def test_claim_1_table_shows_how_well_each_model_fits_its_training_images(tmp_path):

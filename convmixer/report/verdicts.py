@@ -286,8 +286,14 @@ def _architecture_verdict(runs: pd.DataFrame) -> dict:
             f"{t['p_holm']:.2g}; {r['df']:.0f} residual df): {t['verdict']}" if r else
             f"not estimable ({t['n_runs']} run{'s' if t['n_runs'] != 1 else ''} of it; a contrast needs at least "
             f"{MIN_RUNS_PER_MODEL} seeds of each model): {t['verdict']}"))
-    head = (f"{verdict} for {lead['regime']}: ConvMixer must beat every baseline for the claim to hold here. "
-            + CLAIM1_SCOPE)
+    # The first line is the summary the README shows, so it carries every contrast (the lines below add
+    # the Holm p-values and degrees of freedom).
+    margins = "; ".join(
+        f"{t['baseline']} {t['result']['effect']:+.2f} points (95% CI {t['result']['ci_low']:+.2f} to "
+        f"{t['result']['ci_high']:+.2f})" if t["result"] else f"{t['baseline']} not estimable"
+        for t in lead["tests"])
+    head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. ConvMixer must beat every "
+            "baseline for the claim to hold here. " + CLAIM1_SCOPE)
     tests = [{"setup": t["baseline"], "regime": lead["regime"], "converged": t["converged"], "low": t["baseline"],
               "high": lead["reference"], "result": t["result"], "p_holm": t["p_holm"], "verdict": t["verdict"],
               "n_runs": t["n_runs"]} for t in lead["tests"]]
