@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..models.baselines import MATCH_TOLERANCE
 from . import stats
 from .names import ARCHITECTURE_NAMES, cell_name, parameter_count, regime
 from .runs import SETUP_FIELDS, clean, comparable_groups, history, other_axis, prepare, short_axis
@@ -166,7 +167,6 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
 # Fields that say which model a run trained; every other setup field is its training regime.
 MODEL_FIELDS = ["architecture", "hyperparameters", "width", "depth", "patch_size", "kernel_size", "activation"]
 REGIME_FIELDS = [f for f in SETUP_FIELDS if f not in MODEL_FIELDS]
-SIZE_MATCH = 0.15  # the baselines' parameter counts are within 15% of the ConvMixer they are compared with
 MIN_RUNS_PER_MODEL = 2  # seeds a model needs before its own run-to-run spread enters a contrast
 CLAIM1_SCOPE = (
     "This is CIFAR-10 at about 40k parameters and a CPU budget; the paper's claim 1 is mainly about "
@@ -215,7 +215,7 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
         tests = []
         for name, p_holm in zip(baselines, adjusted):
             r = contrasts.get(name)
-            model_runs = base[[n == name for n in names[len(ref_runs):]]]
+            model_runs = cells[[n == name for n in names]]
             tests.append({"baseline": name, "result": r, "p_holm": p_holm, "n_runs": int(counts.get(name, 0)),
                           "converged": ref_converged and _model_converged(model_runs),
                           "verdict": stats.verdict_word(r["effect"], p_holm, +1) if r else stats.INCONCLUSIVE})
@@ -238,7 +238,7 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
 
 def _reference_convmixer(conv: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     """The runs of the one ConvMixer the baselines are compared with, chosen without looking at accuracy:
-    among the ConvMixers within SIZE_MATCH of the baselines' median parameter count (the size they were
+    among the ConvMixers within MATCH_TOLERANCE (15%) of the baselines' median parameter count (the size they were
     matched to; any ConvMixer when none is), the smallest patch, then the largest kernel, then the closest
     size. A bigger ConvMixer trained in the same regime therefore never becomes the reference; other
     ConvMixers of the regime take no part in claim 1."""
@@ -248,7 +248,7 @@ def _reference_convmixer(conv: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame
 
     def rank(row):
         size = parameter_count(row) or 0
-        return (abs(size - target) > SIZE_MATCH * target, row["patch_size"], -row["kernel_size"],
+        return (abs(size - target) > MATCH_TOLERANCE * target, row["patch_size"], -row["kernel_size"],
                 abs(size - target), row["width"], row["depth"], str(row["activation"]))
 
     best = min((r for _, r in cells.iterrows()), key=rank)
