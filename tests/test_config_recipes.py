@@ -152,6 +152,17 @@ def test_overrides_apply_and_are_validated():
         get_recipe("official", {"randaugment_n": 1.5})
 
 
+def test_weight_decay_convention_can_be_overridden_for_the_keras_io_row():
+    # keras-io's Keras 3 example: keras.optimizers.AdamW(weight_decay=1e-4), decay multiplied by lr.
+    keras3 = get_recipe("seed", {"weight_decay_scaled_by_lr": True})
+    assert keras3.keras_weight_decay == 1e-4
+    assert get_recipe("seed").keras_weight_decay == pytest.approx(0.1)  # TF Addons' 1e-4 at lr 1e-3
+    with pytest.raises(ValueError, match="recipe_overrides.weight_decay_scaled_by_lr must be a bool"):
+        get_recipe("seed", {"weight_decay_scaled_by_lr": 1})
+    with pytest.raises(ValueError, match="recipe_overrides.lr must be a float"):
+        get_recipe("seed", {"lr": True})
+
+
 def test_readme_differences_table_matches_the_recipes():
     from pathlib import Path
 

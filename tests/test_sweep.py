@@ -42,6 +42,32 @@ def test_every_shipped_grid_expands_and_validates():
     assert "cpu-trends" in sizes and "cpu-timing" not in sizes  # superseded grids are not shipped
     assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 3
     assert sizes["cpu-converged"] == 18 and sizes["cpu-architectures"] == 9
+    assert sizes["cpu-paper-scale"] == 12
+
+
+def test_paper_scale_grid_runs_each_published_anchor_like_for_like_in_order_of_value():
+    from convmixer.report import load_reference
+
+    configs = load_grid(ROOT / "grids" / "cpu-paper-scale.yaml")
+    reference = load_reference()
+    anchors = {}
+    for _, row in reference["logged"].iterrows():
+        anchors[(row["recipe"], yaml.safe_dump(row["recipe_overrides"]), row["epochs"], row["patch_size"],
+                 row["kernel_size"])] = row["source"]
+    five_epoch = reference["accuracy"].query("reference_epochs == 5 and patch_size == 1")
+    for _, row in five_epoch.iterrows():
+        patch, kernel = int(row["patch_size"]), int(row["kernel_size"])
+        anchors[("seed", yaml.safe_dump({}), 5, patch, kernel)] = f"p{patch} k{kernel}"
+
+    def anchor(c):
+        assert (c.width, c.depth) == (256, 8) and c.train_subset is None and c.test_subset is None
+        return anchors[(c.recipe, yaml.safe_dump(c.recipe_overrides), c.epochs, c.patch_size, c.kernel_size)]
+
+    order = [(anchor(c), c.seed) for c in configs]
+    assert order[:4] == [("keras_io", 0), ("official_logged", 0), ("p1 k5", 0), ("p1 k9", 0)]
+    assert order[4:6] == [("official_logged", 1), ("official_logged", 2)]
+    assert sorted(order) == sorted((a, s) for a in set(anchors.values()) for s in (0, 1, 2))
+    assert all(c.batch_size == (512 if c.recipe == "official-logged" else 128) for c in configs)
 
 
 def test_seed_grid_is_the_reference_reports_table():

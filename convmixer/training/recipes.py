@@ -98,6 +98,9 @@ RECIPES["official-logged"] = dataclasses.replace(
 OVERRIDABLE = {
     "lr": float,
     "weight_decay": float,
+    # true: Keras 3 / PyTorch AdamW semantics for the weight_decay given (the keras-io
+    # example's Keras 3 run); false: TF Addons' (the reference report's).
+    "weight_decay_scaled_by_lr": bool,
     "schedule": str,
     "augmentation": str,
     "val_fraction": float,
@@ -127,7 +130,7 @@ def normalize_overrides(overrides: dict | None) -> dict:
         if wanted is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not (value is None and key == "clipnorm"):
-            if not isinstance(value, wanted) or isinstance(value, bool):
+            if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
                 raise ValueError(f"recipe_overrides.{key} must be a {wanted.__name__}, got {value!r}")
             if key in CHOICES and value not in CHOICES[key]:
                 raise ValueError(f"recipe_overrides.{key} must be one of {list(CHOICES[key])}, got {value!r}")
