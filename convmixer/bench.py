@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 CASES = ("fit", "project", "memory", "inference")
 BASELINE = "fit"
@@ -348,6 +349,9 @@ def add_arguments(p):
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     p.add_argument("--peak-gflops", type=float, default=None,
                    help="the CPU's fp32 peak (default: estimated from /proc/cpuinfo)")
+    p.add_argument("--record", metavar="DIR", default=None,
+                   help="also write the measurement as a JSON record into DIR (e.g. results/bench), where the "
+                        "report reads the cost of settings it has not run")
 
 
 def _json_object(text):
@@ -368,14 +372,51 @@ def main_bench(args, out=sys.stdout) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         raise ValueError(f"cases must be a comma-separated list from {list(CASES)}, got {args.cases!r}")
+    if getattr(args, "record", None):  # an unwritable folder fails here, before the minutes of timing
+        try:
+            Path(args.record).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--record: cannot create the folder {args.record}: {exc.strerror or exc}") from None
     peak, how = (args.peak_gflops, "given with --peak-gflops") if args.peak_gflops else cpu_peak_gflops()
     flops = spec_flops_per_image(spec)
     print(f"# {model_label(spec)}: {json.dumps(asdict(spec))}", file=out)
     print(f"# one training image = {'not counted' if flops is None else f'{flops / 1e9:.3f} GFLOP'}; CPU fp32 peak "
           f"{'unknown' if peak is None else f'{peak:.0f} GFLOP/s'} ({how})", file=out, flush=True)
+    started, load_at_start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), _load()
     results = []
     for case in cases:
         results.append(measure(spec, case))
         print(json.dumps(summarize(spec, results, peak)[-1]), file=out, flush=True)
     print(format_table(summarize(spec, results, peak)), file=out, flush=True)
+    if getattr(args, "record", None):
+        path = write_record(args.record, spec, summarize(spec, results, peak), started, load_at_start)
+        print(f"# recorded in {path}", file=out)
     return 0
+
+
+def write_record(folder, spec: BenchSpec, rows: list[dict], started: str, load_at_start=None) -> Path:
+    """One measurement as ``FOLDER/<start time>_<model>_<recipe>_b<batch>.json``, written atomically.
+
+    It holds what a reader needs to trust a cost taken from it: the spec, every
+    case's result (with the machine and its vector extension), when it ran, the
+    load average at the start and the end, and the code's commit.
+    """
+    import re
+
+    from .records import atomic_write_json
+    from .records.provenance import git_commit
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{model_label(spec)}_{spec.recipe}_b{spec.batch_size}").strip("-")
+    path = folder / f"{started.replace(':', '')}_{slug}.json"
+    atomic_write_json(path, {"kind": "bench", "measured": started, "load_average": [load_at_start, _load()],
+                             "git_commit": git_commit(), "spec": asdict(spec), "results": rows})
+    return path
+
+
+def _load():
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return None

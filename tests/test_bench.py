@@ -36,6 +36,7 @@ def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
     (["--architecture", "resnet", "--hyperparameters", '{"width": 6}'], "resnet needs blocks_per_stage"),
     (["--architecture", "vit", "--hyperparameters", "[32]"], "argument --hyperparameters: must be a JSON object"),
     (["--hyperparameters", '{"dim": 8}'], "hyperparameters apply to the baselines only"),
+    (["--record", "/proc/no-such-folder"], "--record: cannot create the folder /proc/no-such-folder"),
 ])
 def test_bad_values_fail_in_one_line_before_measuring(args, needle):
     proc = subprocess.run([sys.executable, "-m", "convmixer", "bench", *args], capture_output=True, text=True,
@@ -69,11 +70,11 @@ def test_bench_measures_every_case_against_the_plain_fit_baseline():
 
 
 @pytest.mark.slow
-def test_bench_times_a_baseline_of_claim_1_without_counting_its_arithmetic():
+def test_bench_times_a_baseline_of_claim_1_without_counting_its_arithmetic(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "convmixer", "bench", "--architecture", "vit", "--patch-size", "8",
          "--hyperparameters", '{"dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 2}', "--batch-size", "16",
-         "--window-batches", "2", "--windows", "1", "--cases", "project"],
+         "--window-batches", "2", "--windows", "1", "--cases", "project", "--record", str(tmp_path / "bench")],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("# ViT-8/1 (1 heads, MLP ratio 2, patch 8): ")
@@ -81,3 +82,8 @@ def test_bench_times_a_baseline_of_claim_1_without_counting_its_arithmetic():
     assert row["model"] == "ViT-8/1 (1 heads, MLP ratio 2, patch 8)" and row["case"] == "project"
     assert row["loop"] == "compiled custom step" and row["images_per_second"] > 0
     assert "gflops_per_second" not in row  # a baseline's FLOPs are not counted, so no made-up fraction of peak
+    [record] = (tmp_path / "bench").glob("*.json")  # --record keeps the same measurement, with its machine
+    saved = json.loads(record.read_text())
+    assert saved["kind"] == "bench" and saved["results"] == [row] and saved["spec"]["batch_size"] == 16
+    assert saved["results"][0]["device"]["cpu_vector_extension"] and saved["measured"].endswith("Z")
+    assert str(record) in proc.stdout
