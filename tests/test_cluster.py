@@ -165,6 +165,70 @@ def test_probe_failure_stops_before_any_run_naming_worker_and_path(tmp_path, gpu
     assert not any(p.run_dir.exists() for p in planned)  # nothing ran
 
 
+# --- two sweeps of one grid into two results folders, on one scheduler (seconds) ----------------
+
+_STARTED: list[str] = []  # the run folders the stand-in task below was started for
+_STARTED_LOCK = threading.Lock()
+
+
+def _stand_in_task(config, run_dir, replace, env, topic):
+    """``run_task`` without training: waits until six tasks run at once (both sweeps' three), or 20 s,
+    so the two sweeps' tasks are on the scheduler together, then writes a completed record in ``run_dir``."""
+    from convmixer.sweep.tasks import RunResult
+
+    with _STARTED_LOCK:
+        _STARTED.append(run_dir)
+    deadline = time.monotonic() + 20
+    while len(_STARTED) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run_dir = Path(run_dir)
+    records.atomic_write_json(run_dir / records.PARAMS, {"run_id": config.run_id, "config_hash": config.config_hash})
+    records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5,
+                                                          "run_id": config.run_id})
+    (run_dir / records.HISTORY).write_text("epoch\n1\n")
+    (run_dir / records.WEIGHTS).write_bytes(b"w")
+    return RunResult("completed", run_dir, "", config.run_id, "host", "worker")
+
+
+def test_two_sweeps_into_two_results_folders_on_one_scheduler_each_get_their_own_records(tmp_path, monkeypatch):
+    from convmixer.sweep import cluster
+
+    monkeypatch.setattr(cluster, "run_task", _stand_in_task)
+    _STARTED.clear()
+    folders = [tmp_path / "first", tmp_path / "second"]
+    got = {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=6, processes=False, dashboard_address=None) as local:
+        def sweep(results):
+            got[results] = run_on_dask(plan(load_grid(SMOKE), results), scheduler=local.scheduler_address,
+                                       results_dir=results, progress=False, stream=io.StringIO())
+
+        threads = [threading.Thread(target=sweep, args=(results,)) for results in folders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert sorted(_STARTED) == sorted(str(p.run_dir) for results in folders for p in plan(load_grid(SMOKE), results))
+    for results in folders:
+        assert [r.status for r in got[results]] == ["completed"] * 3, got[results]
+        assert all(r.where.parent.parent == results for r in got[results])
+        assert all(p.state == "done" for p in plan(load_grid(SMOKE), results))
+
+
+def test_a_task_reporting_a_record_this_sweep_cannot_see_counts_as_failed(tmp_path):
+    from convmixer.sweep.cluster import seen_here
+    from convmixer.sweep.tasks import RunResult
+
+    here, there = plan(load_grid(SMOKE), tmp_path / "here")[0], plan(load_grid(SMOKE), tmp_path / "there")[0]
+    fake_completed_record(there.run_dir)
+    elsewhere = RunResult("completed", there.run_dir, "", there.config.run_id)
+    result = seen_here(elsewhere, here)
+    assert result.status == "failed" and str(here.run_dir) in result.note and str(there.run_dir) in result.note
+    fake_completed_record(here.run_dir)
+    records.atomic_write_json(here.run_dir / records.PARAMS, {"run_id": here.config.run_id,
+                                                              "config_hash": here.config.config_hash})
+    assert seen_here(RunResult("completed", here.run_dir, "", here.config.run_id), here).status == "completed"
+
+
 # --- end to end (slow) ---------------------------------------------------------------------------
 
 @pytest.mark.slow

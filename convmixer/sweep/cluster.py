@@ -254,15 +254,33 @@ def _submit_and_wait(client, planned, forced, env, log_output, progress, stream)
                 client.unsubscribe_topic(topic)
 
 
+def task_key(run_id: str, run_dir: str) -> str:
+    """The Dask key of a run's task: its run id and its folder. Two sweeps of one grid into one results
+    folder share a run's task instead of queueing it twice; into two results folders they must not, or
+    the second would be answered with the first's record, written in the first's folder."""
+    return f"{run_id}@{run_dir}"
+
+
+def seen_here(result: RunResult, p) -> RunResult:
+    """``result``, unless it claims a record this sweep cannot see: a run counts as completed (or skipped
+    as done) only when ``p.run_dir``, in this sweep's results folder, holds its completed record."""
+    if result.status not in ("completed", "skipped"):
+        return result
+    if records.validate_record(p.run_dir, p.config.config_hash).state == "completed":
+        return result
+    return result._replace(status="failed", note=f"the task reported {result.status} in {result.where}, but "
+                                                 f"{p.run_dir} holds no completed record of this run")
+
+
 def _wait(client, planned, forced, env, topic, resources, bar, stream) -> list[RunResult]:
     from distributed import as_completed
 
     futures = {}
     for i, p in enumerate(planned):
         run_dir = str(Path(os.path.abspath(p.run_dir)))
-        # The key is the run id: two sweeps on one scheduler share a run's task instead of queueing it twice.
         future = client.submit(run_task, p.config, run_dir, p.config.run_id in forced, env, topic,
-                               key=p.config.run_id, retries=RETRIES, pure=False, resources=resources)
+                               key=task_key(p.config.run_id, run_dir), retries=RETRIES, pure=False,
+                               resources=resources)
         futures[future] = i
     results: list[RunResult | None] = [None] * len(planned)
     failed = 0
@@ -273,6 +291,7 @@ def _wait(client, planned, forced, env, topic, resources, bar, stream) -> list[R
             result = future.result()
         except Exception as exc:  # KilledWorker (its worker died too often), or the task itself raised
             result = RunResult("failed", Path(p.run_dir), _one_line(exc), p.config.run_id)
+        result = seen_here(result, p)
         results[futures[future]] = result
         failed += result.status == "failed"
         bar.update(1)
