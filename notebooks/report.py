@@ -23,11 +23,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are embedded by html.figure, never shown by the inline backend
 
-from convmixer.report import html, sections, tables, text, verdicts
+from pathlib import Path
+
+from convmixer.report import anchors, html, sections, tables, text, verdicts
+from convmixer.report.provenance import GRIDS_DIR
 from convmixer.report.runs import load_reference, load_runs
 
 runs = load_runs(results_dir)
 reference = load_reference()
+# Every published single run, like for like; costs of the unrun ones from bench records (results/bench).
+published_runs = anchors.like_for_like(runs, reference, Path(results_dir) / "bench", anchors.planned_settings(GRIDS_DIR))
 show, table, note, missing, bullets = html.show, html.table, html.note, html.missing, html.bullets
 
 # %% [markdown]
@@ -37,6 +42,9 @@ show, table, note, missing, bullets = html.show, html.table, html.note, html.mis
 
 # %%
 show(
+    "<p>At the paper's scale (ConvMixer-256/8), like for like with the published logged runs "
+    '(<a href="#like-for-like">table</a>):</p>',
+    bullets(anchors.summary_sentences(published_runs)),
     note(text.scope(runs, results_dir)),
     "<p>What each setup trained: budget per run, data and device.</p>",
     bullets([f"Setup {label}: {facts}" for label, facts in text.setup_facts(runs)]),
@@ -48,7 +56,7 @@ show(
     note(verdicts.VERDICT_RULE + " Each verdict links to the figure or table that carries it; "
          "the same verdicts are in claims.json beside this page."),
     "<p>Like-for-like rows with the reference report (same model, patch, kernel, epochs and recipe):</p>",
-    bullets(text.reproduction_sentences(runs, reference)
+    bullets(text.reproduction_sentences(published_runs)
             or ["No completed run matches a reference-report row like for like."]),
     "<p>What the reference report's own published numbers show:</p>",
     bullets(text.reference_report_observations(reference)),
@@ -59,10 +67,19 @@ show(
 #
 # ## 2. Original versus reproduction
 #
-# One row per configuration this project ran, plus the published configurations it did not run (marked *not run*). *Parameters* are computed from the architecture; *paper count* is ✓ when they equal the paper's count, — where the paper lists no count. Our accuracy is the mean ± standard deviation over seeds, in percent, with n seeds. Runs are grouped into *setups* (same budget and recipe); only runs of one setup are compared with each other.
+# First every published single run (the reference report's five rows, the official script's log and the keras-io example's log) set beside ours like for like; then one row per configuration this project ran, plus the published configurations it did not run (marked *not run*). *Parameters* are computed from the architecture; *paper count* is ✓ when they equal the paper's count, — where the paper lists no count. Our accuracy is the mean ± standard deviation over seeds, in percent, with n seeds. Runs are grouped into *setups* (same budget and recipe); only runs of one setup are compared with each other.
 
 # %%
 show(
+    '<a id="like-for-like"></a>',
+    "<p>Like for like with every published single run: the same model, recipe, epochs, batch size and full "
+    "data. Each published value is one run, so the verdict asks whether our seeds could have produced it: "
+    f"<em>{anchors.REPRODUCED}</em> when it lies inside our 95% prediction interval for one run, "
+    f"<em>{anchors.APPROXIMATELY}</em> when outside it but within {anchors.APPROXIMATE_POINTS} points of our "
+    f"mean, <em>{anchors.NOT_REPRODUCED}</em> otherwise; one seed gives no interval. A setting not run here "
+    "shows its training cost on this project's CPU, measured by <code>python -m convmixer bench --record "
+    "results/bench</code>.</p>",
+    table(tables.like_for_like_table(published_runs), table_id="like-for-like-table"),
     bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),
     table(tables.setups_table(runs), table_id="setups-table", caption="Setups (budgets) of the completed runs.",
           empty="No completed runs, so there are no setups yet."),

@@ -21,7 +21,8 @@ import pandas as pd
 from .. import records
 from .readme import START, results_markdown, update_readme
 from .runs import load_reference, load_runs
-from .verdicts import claims_json, reproductions
+from .anchors import like_for_like
+from .verdicts import claims_json
 
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "report.ipynb"
@@ -153,8 +154,10 @@ def claims_payload(runs: pd.DataFrame) -> dict:
         return float(f"{float(v):.6g}") if isinstance(v, (int, float)) and math.isfinite(v) else None
 
     payload = claims_json(runs)
-    payload["reproductions"] = [{k: (finite(v) if isinstance(v, float) else v) for k, v in r.items()}
-                                for r in reproductions(runs, load_reference())]
+    # Every published single run, like for like (anchors.like_for_like); a cost is not a claim, so it stays out.
+    payload["reproductions"] = [{k: (finite(v) if isinstance(v, float) else v) for k, v in r.items()
+                                 if k not in ("cost", "planned")}
+                                for r in like_for_like(runs, load_reference())]
     return payload
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 from .. import records
 from .runs import prepare
 from .tables import comparison_table
+from .anchors import like_for_like, planned_settings, summary_sentences
+from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts
 from .verdicts import verdicts
 
@@ -73,7 +75,10 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
             lines.append(f"{i}. {v.claim} **{v.verdict}**{head[len(v.verdict):]}")
         else:
             lines.append(f"{i}. {v.claim} **{v.verdict}**: {head.removeprefix('Not tested: ')}")
-    reproduced = reproduction_sentences(runs, reference)
+    rows = like_for_like(runs, reference, planned=planned_settings(GRIDS_DIR))
+    lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
+    lines += [f"- {s}" for s in summary_sentences(rows)]
+    reproduced = reproduction_sentences(rows)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
     lines += ["", f"Figures, per-comparison evidence, cost and provenance: {REPORT_LINK}."]

@@ -152,6 +152,32 @@ def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images,
     }
 
 
+def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
+    """``anchors.like_for_like`` as the report shows it: the published run, ours, the verdict (or the cost)."""
+    out = []
+    for r in rows:
+        verdict = r["verdict"]
+        if r["n"] == 0:
+            cost = r["cost"]
+            verdict += (f": about {cost['hours']:.1f} CPU-hours here ({cost['images_per_second']:.1f} training "
+                        f"images/s measured by bench on a {cost['isa'] or 'CPU'} CPU, {cost['measured']})"
+                        if cost else ": cost not yet measured here")
+            if r["planned"]:
+                verdict += "; planned in " + ", ".join(f"grids/{g}" for g in r["planned"])
+        elif r["n"] > 1:
+            verdict += f" ({r['difference']:+.2f} points)"
+        ours = "—" if r["n"] == 0 else (f"{r['mean']:.2f}" + (f" ± {r['sd']:.2f}" if r["n"] > 1 else ""))
+        out.append({
+            "published run": f"{r['source_name']}: {r['published']:.2f}",
+            "setting": r["setting"], "setup": r["setup"] or "—",
+            "ours (%)": ours + (" (JPEG copy)" if r["jpeg"] else ""), "n": r["n"],
+            "95% PI, one run (%)": f"{r['pi_low']:.2f}-{r['pi_high']:.2f}" if r["n"] > 1 else "—",
+            "verdict": verdict,
+        })
+    return pd.DataFrame(out, columns=["published run", "setting", "setup", "ours (%)", "n", "95% PI, one run (%)",
+                                      "verdict"])
+
+
 TREND_COLUMNS = ["setup", "other_axis", "other_value", "axis", "value", "n", "mean_pct", "std_pct", "sem_pct",
                  "binomial_se_pct"]
 

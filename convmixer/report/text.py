@@ -15,7 +15,6 @@ from ..records import portable_path
 from ..training.recipes import RECIPES
 from .cost import was_busy
 from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
-from .verdicts import reproductions
 
 
 def scope(runs: pd.DataFrame, results_dir=None) -> str:
@@ -102,14 +101,14 @@ def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
     return text
 
 
-def reproduction_sentences(runs: pd.DataFrame, reference: dict) -> list[str]:
-    return [f"ConvMixer-{r['model'].split('-')[1]} p{r['patch_size']} k{r['kernel_size']}, {r['epochs']} epochs of "
-            f"the seed recipe (setup {r['setup']}" + (", on the JPEG copy of CIFAR-10" if r.get("jpeg") else "")
+def reproduction_sentences(rows: list[dict]) -> list[str]:
+    """The reference report's rows that ran here, one sentence each (``anchors.like_for_like`` rows)."""
+    return [f"{r['setting']} (setup {r['setup']}" + (", on the JPEG copy of CIFAR-10" if r["jpeg"] else "")
             + f"): {r['verdict']}. Ours {r['mean']:.2f}% over {r['n']} "
             f"seed{'s' if r['n'] != 1 else ''}" + (f" (95% prediction interval for one run {r['pi_low']:.2f}-"
                                                   f"{r['pi_high']:.2f}%)" if r["n"] > 1 else "")
-            + f"; the reference report's single run {r['reference']:.2f}%."
-            for r in reproductions(runs, reference)]
+            + f"; the reference report's single run {r['published']:.2f}%."
+            for r in rows if r["source"] == "reference_report" and r["n"] > 0]
 
 
 def reference_report_observations(reference: dict) -> list[str]:

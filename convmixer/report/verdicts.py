@@ -3,8 +3,8 @@
 An axis claim (kernel, patch) is tested in every setup that varies its axis
 (``stats.axis_test``), Holm-adjusted across setups, and takes the verdict of its
 lead setup (``VERDICT_RULE``). Claim 1 contrasts a pre-chosen ConvMixer with
-size-matched baselines trained in the same regime. ``reproductions`` checks the
-rows that match the reference report like for like. Every function accepts an
+size-matched baselines trained in the same regime (rows that match a published
+run like for like are ``anchors``'). Every function accepts an
 empty or partial ``load_runs`` frame and returns "not tested" rather than raising.
 """
 
@@ -341,49 +341,3 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
                         "ci_high": lead.get("ci_high"), "p": lead.get("p_holm"),
                         "n_runs": lead.get("n_runs", 0), "tests": tests})
     return {"rule": VERDICT_RULE, "claims": entries}
-
-
-REPRODUCED, NOT_REPRODUCED, NOT_TESTED_ONE_SEED = "approximately reproduced", "not reproduced", "not tested (one seed)"
-
-
-def reproductions(runs: pd.DataFrame, reference: dict) -> list[dict]:
-    """Like-for-like rows with the reference report: same model, patch, kernel and epochs, its (seed) recipe.
-
-    The reference report published one run per row, so its value is one draw:
-    the row is "approximately reproduced" when that value lies inside the 95%
-    prediction interval for one more run from our seeds (scipy's t quantile),
-    "not reproduced" when outside, and not tested with fewer than two seeds.
-    """
-    done = prepare(runs)
-    published = pd.DataFrame(reference.get("accuracy", []))
-    if done.empty or published.empty:
-        return []
-    out = []
-    cells = done[done["recipe"] == "seed"].groupby(["setup", "width", "depth", "patch_size", "kernel_size", "epochs"])
-    for (label, w, d, p, k, e), sub in cells:
-        hit = published[(published["width"] == w) & (published["depth"] == d) & (published["patch_size"] == p)
-                        & (published["kernel_size"] == k) & (published["reference_epochs"] == e)]
-        if hit.empty or not _like_the_reference_report(sub):
-            continue
-        values = 100 * pd.to_numeric(sub["test_accuracy"], errors="coerce").dropna()
-        low, high = stats.prediction_interval(values)
-        ref = float(hit["reference_accuracy"].iloc[0])
-        verdict = NOT_TESTED_ONE_SEED if len(values) < 2 else (REPRODUCED if low <= ref <= high else NOT_REPRODUCED)
-        out.append({"setup": label, "model": f"ConvMixer-{w}/{d}", "patch_size": p, "kernel_size": k, "epochs": e,
-                    "n": len(values), "mean": float(values.mean()), "pi_low": low, "pi_high": high,
-                    "reference": ref, "verdict": verdict,
-                    "jpeg": bool(sub["lossy_jpeg"].map(lambda v: v is True).all())})
-    return out
-
-
-def _like_the_reference_report(runs: pd.DataFrame) -> bool:
-    """Trained as the reference report trained: the seed recipe unchanged (no overrides, its batch size),
-    GELU, the full training and test sets. The data may be the JPEG copy; the sentence then says so."""
-    from ..training.recipes import RECIPES
-
-    return bool((runs["recipe_overrides"].fillna("{}").isin(["{}", ""])).all()
-                and (runs["activation"].fillna("gelu") == "gelu").all()
-                and (runs["batch_size"] == RECIPES["seed"].batch_size).all()
-                and runs["train_subset"].isna().all() and runs["test_subset"].isna().all())
-
-

@@ -1,0 +1,236 @@
+"""Like for like with every published single run: the reference report's five rows and the two logged runs.
+
+Each published accuracy in ``reference.yaml`` names one training setting: the
+reference report's rows (ConvMixer-256/8, the ``seed`` recipe, 5 or 40 epochs),
+the official script's logged run and the keras-io example's logged run. A run
+here matches a published one only when it trained that setting: the same
+model, recipe and recipe overrides, epochs, the recipe's own batch size, GELU,
+and the full training and test sets (the data may be the JPEG copy; the row
+says so). Every published value is a single run, so it is one draw; the verdict
+asks whether our seeds could have produced it:
+
+* ``reproduced``: it lies inside the 95% prediction interval for one more run
+  from our seeds (``stats.prediction_interval``; at least 2 seeds). If both come
+  from one distribution, this misses 5% of the time (a test checks it).
+* ``approximately reproduced``: outside that interval, but our mean is within
+  ``APPROXIMATE_POINTS`` of it: a difference a reader may not care about, though
+  one our seeds say is real.
+* ``not reproduced``: neither.
+* one seed gives no interval, so no verdict; no seed gives the cost of running it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..training.recipes import get_recipe
+from . import stats
+from .runs import prepare
+
+REPRODUCED, APPROXIMATELY, NOT_REPRODUCED = "reproduced", "approximately reproduced", "not reproduced"
+ONE_SEED, NOT_RUN = "not tested (one seed)", "not run"
+# Points between our mean and a published run that still read as "approximately": about the
+# test-set noise of two runs (2 x 0.3 at 90% on 10,000 images) plus the seed spread seen here.
+APPROXIMATE_POINTS = 1.5
+CIFAR10_TRAIN_IMAGES = 50_000
+
+SOURCE_NAMES = {"reference_report": "the reference report", "official_logged": "the official script's log",
+                "keras_io": "the keras-io example's log"}
+
+
+def published_runs(reference: dict) -> list[dict]:
+    """Every published single run with the setting it trained, in the order the table shows them."""
+    rows = []
+    for _, r in reference["accuracy"].iterrows():
+        rows.append({"source": "reference_report", "width": int(r["width"]), "depth": int(r["depth"]),
+                     "patch_size": int(r["patch_size"]), "kernel_size": int(r["kernel_size"]), "recipe": "seed",
+                     "recipe_overrides": {}, "epochs": int(r["reference_epochs"]),
+                     "published": float(r["reference_accuracy"])})
+    for _, r in reference["logged"].iterrows():
+        overrides = r.get("recipe_overrides")
+        rows.append({"source": str(r["source"]), "width": int(r["width"]), "depth": int(r["depth"]),
+                     "patch_size": int(r["patch_size"]), "kernel_size": int(r["kernel_size"]),
+                     "recipe": str(r["recipe"]), "recipe_overrides": overrides if isinstance(overrides, dict) else {},
+                     "epochs": int(r["epochs"]), "published": float(r["accuracy"])})
+    for row in rows:
+        recipe = get_recipe(row["recipe"], row["recipe_overrides"])
+        row["batch_size"] = recipe.batch_size
+        row["train_images"] = round(CIFAR10_TRAIN_IMAGES * (1 - recipe.val_fraction))
+    return rows
+
+
+# How the table names an override; others read "key=value".
+OVERRIDE_WORDS = {("weight_decay_scaled_by_lr", True): "weight decay times lr, as Keras 3's AdamW"}
+
+
+def setting_name(row: dict) -> str:
+    overrides = ", ".join(OVERRIDE_WORDS.get((k, v), f"{k}={v}") for k, v in sorted(row["recipe_overrides"].items()))
+    return (f"ConvMixer-{row['width']}/{row['depth']} p{row['patch_size']} k{row['kernel_size']}, {row['recipe']} "
+            f"recipe{f' ({overrides})' if overrides else ''}, {row['epochs']} epochs")
+
+
+def matching_runs(done: pd.DataFrame, row: dict) -> pd.DataFrame:
+    """The completed runs that trained exactly the published setting (see the module docstring)."""
+    if done.empty:
+        return done
+    overrides = json.dumps(row["recipe_overrides"], sort_keys=True)
+    same = ((done["architecture"] == "convmixer") & (done["width"] == row["width"]) & (done["depth"] == row["depth"])
+            & (done["patch_size"] == row["patch_size"]) & (done["kernel_size"] == row["kernel_size"])
+            & (done["recipe"] == row["recipe"]) & (done["epochs"] == row["epochs"])
+            & (done["recipe_overrides"].fillna("{}").replace("", "{}") == overrides)
+            & (done["batch_size"] == row["batch_size"]) & (done["activation"].fillna("gelu") == "gelu")
+            & done["train_subset"].isna() & done["test_subset"].isna())
+    return done[same]
+
+
+def verdict(values_pct, published: float) -> tuple[str, float, float]:
+    """(verdict, prediction-interval low, high) for a published single run against our seeds' accuracies."""
+    values = np.asarray(list(values_pct), dtype=float)
+    if len(values) == 0:
+        return NOT_RUN, float("nan"), float("nan")
+    if len(values) == 1:
+        return ONE_SEED, float("nan"), float("nan")
+    low, high = stats.prediction_interval(values)
+    if low <= published <= high:
+        return REPRODUCED, low, high
+    if abs(values.mean() - published) <= APPROXIMATE_POINTS:
+        return APPROXIMATELY, low, high
+    return NOT_REPRODUCED, low, high
+
+
+def bench_records(folder) -> list[dict]:
+    """The ``bench --record`` measurements in ``folder`` (unreadable files are skipped: a cost is a hint)."""
+    out = []
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("kind") == "bench":
+            out.append(record)
+    return out
+
+
+def training_cost(row: dict, records: list[dict]) -> dict | None:
+    """CPU-hours to train the published setting once, from the latest matching ``bench`` record.
+
+    Training images per epoch times epochs over the measured training images/s
+    (the ``project`` case: the real training path); evaluation is not counted.
+    """
+    best = None
+    for record in records:
+        spec = record.get("spec") or {}
+        if any(spec.get(k) != row[k] for k in ("width", "depth", "patch_size", "kernel_size", "batch_size")):
+            continue
+        if spec.get("architecture", "convmixer") != "convmixer" or spec.get("recipe") != row["recipe"]:
+            continue
+        for result in record.get("results") or []:
+            if result.get("case") == "project" and result.get("device", {}).get("kind") == "CPU":
+                if best is None or record["measured"] > best[0]["measured"]:
+                    best = (record, result)
+    if best is None:
+        return None
+    record, result = best
+    seconds = row["epochs"] * row["train_images"] / result["images_per_second"]
+    return {"hours": seconds / 3600, "images_per_second": result["images_per_second"],
+            "isa": result["device"].get("cpu_vector_extension"), "measured": record["measured"][:10]}
+
+
+def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planned: dict | None = None) -> list[dict]:
+    """One row per published run (and per setup of ours that matches it): ours, theirs, the verdict.
+
+    ``planned``: ``planned_settings``, so a row not run yet names the grids that list it.
+    """
+    done = prepare(runs)
+    records = bench_records(bench_folder) if bench_folder else []
+    out = []
+    for row in published_runs(reference):
+        matches = matching_runs(done, row)
+        groups = list(matches.groupby("setup", sort=True)) if not matches.empty else [(None, matches)]
+        for setup, sub in groups:
+            values = 100 * pd.to_numeric(sub["test_accuracy"], errors="coerce").dropna()
+            word, low, high = verdict(values, row["published"])
+            out.append({
+                **row, "setting": setting_name(row), "source_name": SOURCE_NAMES.get(row["source"], row["source"]),
+                "setup": setup, "n": int(len(values)),
+                "mean": float(values.mean()) if len(values) else float("nan"),
+                "sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                "pi_low": low, "pi_high": high, "verdict": word,
+                "difference": float(values.mean() - row["published"]) if len(values) else float("nan"),
+                "jpeg": bool(len(sub)) and bool(sub["lossy_jpeg"].map(lambda v: v is True).all()),
+                "cost": training_cost(row, records) if word == NOT_RUN else None,
+                "planned": sorted((planned or {}).get(setting_name(row), [])),
+            })
+    return out
+
+
+def planned_settings(grids_dir) -> dict[str, list[str]]:
+    """``setting_name`` -> the shipped grids (file names) that list it, for full-data ConvMixer runs."""
+    from ..sweep import SweepError, load_grid
+
+    names: dict[str, list[str]] = {}
+    for path in sorted(Path(grids_dir).glob("*.yaml")) if Path(grids_dir).is_dir() else []:
+        try:
+            configs = load_grid(path)
+        except (SweepError, OSError):
+            continue
+        for c in configs:
+            if c.architecture == "convmixer" and c.train_subset is None and c.test_subset is None:
+                name = setting_name({"width": c.width, "depth": c.depth, "patch_size": c.patch_size,
+                                     "kernel_size": c.kernel_size, "recipe": c.recipe,
+                                     "recipe_overrides": c.recipe_overrides, "epochs": c.epochs})
+                if path.name not in names.setdefault(name, []):
+                    names[name].append(path.name)
+    return names
+
+
+def summary_sentences(rows: list[dict]) -> list[str]:
+    """What the like-for-like rows show at the paper's scale, led by the official log, in plain words.
+
+    Claims only what the rows carry: a verdict needs 2 seeds, and what a verdict
+    implies about the reference report's gap is said only when both logs have one.
+    """
+    def find(source):
+        return [r for r in rows if r["source"] == source]
+
+    def ours(r):
+        spread = f" ± {r['sd']:.2f}" if r["n"] > 1 else ""
+        data = " on the JPEG copy" if r["jpeg"] else ""
+        return f"{r['mean']:.2f}%{spread} over {r['n']} seed{'s' if r['n'] != 1 else ''}{data}"
+
+    out = []
+    for source in ("official_logged", "keras_io"):
+        for r in find(source):
+            if r["n"] == 0:
+                out.append(f"{r['source_name'].capitalize()} ({r['setting']}, {r['published']:.2f}%): no run here "
+                           "yet" + (f" (planned in grids/{', grids/'.join(r['planned'])})" if r["planned"] else "")
+                           + ".")
+                continue
+            out.append(f"{r['source_name'].capitalize()} ({r['setting']}, {r['published']:.2f}%): "
+                       f"{r['verdict']}; ours {ours(r)}, {r['difference']:+.2f} points"
+                       + (f", 95% prediction interval for one run {r['pi_low']:.2f}-{r['pi_high']:.2f}%"
+                          if r["n"] > 1 else "") + ".")
+    official = [r for r in find("official_logged") if r["n"] > 1]
+    reference_rows = [r for r in find("reference_report") if r["n"] > 1]
+    if official:
+        hit = all(r["verdict"] in (REPRODUCED, APPROXIMATELY) for r in official)
+        if hit:
+            out.append("So this port, trained on a CPU with the official script's logged recipe, reaches the "
+                       "official log's level: the port itself (model, optimiser, schedule, augmentation, "
+                       "initialisation) does not explain the reference report's 10-22 point gap to the paper; "
+                       "its short budgets (5 and 40 epochs) and its recipe (the Keras example's) remain the "
+                       "candidates" + (", and its own rows are reproduced here with that recipe" if reference_rows
+                                       and all(r["verdict"] in (REPRODUCED, APPROXIMATELY) for r in reference_rows)
+                                       else "") + ".")
+        else:
+            out.append("So this port does not reach the official log's level with its logged recipe: part of the "
+                       "reference report's gap to the paper may lie in the port (or in the data copy), not only in "
+                       "its budget and recipe.")
+        if any(r["jpeg"] for r in official):
+            out.append("These runs used the lossy JPEG copy of CIFAR-10; how much that costs at this accuracy is "
+                       "not measured here, so it is unknown.")
+    return out

@@ -1,0 +1,109 @@
+"""Like for like with the published single runs: which runs match, the verdict's error rate, costs, summary."""
+
+import json
+
+import numpy as np
+import pytest
+
+from convmixer.report import anchors
+from convmixer.report.runs import load_reference
+from tests.test_report import fake_runs
+
+PAPER = dict(width=256, depth=8)
+CHEAPEST = dict(PAPER, patch_size=4, kernel_size=9, epochs=5, batch_size=128)
+OFFICIAL = dict(PAPER, patch_size=2, kernel_size=5, epochs=25, batch_size=512, recipe="official-logged")
+KERAS_IO = dict(PAPER, patch_size=2, kernel_size=5, epochs=10, batch_size=128,
+                recipe_overrides='{"weight_decay_scaled_by_lr": true}')
+
+
+def seeds(setting, accuracies, **extra):
+    return [{**setting, **extra, "seed": s, "test_accuracy": a} for s, a in enumerate(accuracies)]
+
+
+def row_of(rows, source, patch=None, kernel=None):
+    [row] = [r for r in rows if r["source"] == source and (patch is None or r["patch_size"] == patch)
+             and (kernel is None or r["kernel_size"] == kernel)]
+    return row
+
+
+def test_every_published_run_gets_a_row_even_with_no_runs():
+    rows = anchors.like_for_like(fake_runs([]), load_reference())
+    assert [r["source"] for r in rows] == ["reference_report"] * 5 + ["official_logged", "keras_io"]
+    assert {r["verdict"] for r in rows} == {anchors.NOT_RUN}
+    assert row_of(rows, "official_logged")["published"] == 92.60 and row_of(rows, "keras_io")["published"] == 83.69
+    assert row_of(rows, "keras_io")["train_images"] == 45_000 and row_of(rows, "official_logged")["train_images"] == 50_000
+
+
+def test_a_run_matches_only_the_setting_it_trained():
+    ref = load_reference()
+    runs = fake_runs(seeds(CHEAPEST, [0.70, 0.71, 0.705]) + seeds(OFFICIAL, [0.92, 0.925])
+                     + seeds(KERAS_IO, [0.83]))
+    rows = anchors.like_for_like(runs, ref)
+    assert row_of(rows, "reference_report", 4, 9)["verdict"] == anchors.REPRODUCED
+    assert row_of(rows, "official_logged")["n"] == 2 and row_of(rows, "keras_io")["n"] == 1
+    assert row_of(rows, "keras_io")["verdict"] == anchors.ONE_SEED
+    # Not the published setting: an lr override, a test subset, another batch size, no override for keras-io.
+    for changed in (fake_runs(seeds(CHEAPEST, [0.7, 0.71], recipe_overrides='{"lr": 0.002}')),
+                    fake_runs(seeds(CHEAPEST, [0.7, 0.71], test_subset=1000)),
+                    fake_runs(seeds({**OFFICIAL, "batch_size": 128}, [0.92, 0.93])),
+                    fake_runs(seeds({**KERAS_IO, "recipe_overrides": "{}"}, [0.83, 0.84], epochs=10))):
+        assert all(r["n"] == 0 for r in anchors.like_for_like(changed, ref)
+                   if r["source"] in ("reference_report", "official_logged", "keras_io") and r["patch_size"] != 1)
+
+
+@pytest.mark.parametrize("ours,published,word", [
+    ([92.0, 92.5, 93.0], 92.6, anchors.REPRODUCED),
+    ([91.0, 91.1, 91.2], 92.6, anchors.APPROXIMATELY),  # 1.5 points off, outside the narrow interval
+    ([80.0, 80.5, 81.0], 92.6, anchors.NOT_REPRODUCED),
+    ([92.0], 92.6, anchors.ONE_SEED),
+    ([], 92.6, anchors.NOT_RUN),
+])
+def test_verdict_words(ours, published, word):
+    assert anchors.verdict(ours, published)[0] == word
+
+
+def test_a_published_run_from_our_own_distribution_is_called_reproduced_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    misses = sum(anchors.verdict(draws[:3], draws[3])[0] != anchors.REPRODUCED
+                 for draws in rng.normal(90.0, 0.4, size=(2000, 4)))
+    assert 0.035 <= misses / 2000 <= 0.065  # the prediction interval's own 5%, within sampling error
+    # Its power is modest with 3 seeds (the interval is about +-5 seed SDs wide): a run 10 SDs away is
+    # caught most of the time, one 3 SDs away mostly is not. The table prints the interval so readers see it.
+    caught = [np.mean([anchors.verdict(d[:3], d[3] + shift)[0] != anchors.REPRODUCED
+                       for d in rng.normal(90.0, 0.4, size=(500, 4))]) for shift in (1.2, 4.0)]
+    assert caught[0] < 0.5 < 0.8 < caught[1]
+
+
+def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
+    def record(name, measured, ips, recipe="seed", batch=128, patch=1, kernel=9):
+        spec = {"architecture": "convmixer", "width": 256, "depth": 8, "patch_size": patch, "kernel_size": kernel,
+                "batch_size": batch, "recipe": recipe}
+        result = {"case": "project", "images_per_second": ips,
+                  "device": {"kind": "CPU", "cpu_vector_extension": "avx2"}}
+        (tmp_path / name).write_text(json.dumps({"kind": "bench", "measured": measured, "spec": spec,
+                                                 "results": [result]}))
+
+    record("a.json", "2026-12-01T00:00:00Z", 10.0)
+    record("b.json", "2026-12-06T00:00:00Z", 5.0)  # the latest wins
+    record("c.json", "2026-12-07T00:00:00Z", 99.0, recipe="official")  # another recipe's pipeline
+    (tmp_path / "broken.json").write_text("{")
+    rows = anchors.like_for_like(fake_runs([]), load_reference(), bench_folder=tmp_path)
+    cost = row_of(rows, "reference_report", 1, 9)["cost"]
+    assert cost["hours"] == pytest.approx(5 * 45_000 / 5.0 / 3600) and cost["isa"] == "avx2"
+    assert cost["measured"] == "2026-12-06"
+    assert row_of(rows, "reference_report", 1, 5)["cost"] is None  # no record: no made-up cost
+
+
+def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_rows():
+    ref = load_reference()
+    assert "no run here yet" in anchors.summary_sentences(anchors.like_for_like(fake_runs([]), ref))[0]
+    close = fake_runs(seeds(OFFICIAL, [0.921, 0.926, 0.930], lossy_jpeg=True))
+    lines = anchors.summary_sentences(anchors.like_for_like(close, ref))
+    assert lines[0].startswith("The official script's log") and "reproduced" in lines[0]
+    assert any("does not explain the reference report" in s for s in lines)
+    assert any("unknown" in s for s in lines)  # the JPEG copy's cost at this level is not measured
+    far = fake_runs(seeds(OFFICIAL, [0.85, 0.851, 0.852]))
+    lines = anchors.summary_sentences(anchors.like_for_like(far, ref))
+    assert "not reproduced" in lines[0] and any("does not reach the official log" in s for s in lines)
+    one = fake_runs(seeds(OFFICIAL, [0.92]))
+    assert not any("So this port" in s for s in anchors.summary_sentences(anchors.like_for_like(one, ref)))
