@@ -221,6 +221,54 @@ def test_load_runs_reports_incomplete_and_corrupt_folders(tmp_path):
     assert load_runs(tmp_path / "nowhere").empty
 
 
+def _completed_run(results, kernel, seed, accuracy):
+    """A completed record as training leaves it, in small (no weights worth loading)."""
+    from convmixer.training.config import RunConfig
+
+    config = RunConfig(width=16, depth=1, patch_size=2, kernel_size=kernel, epochs=2, batch_size=64, seed=seed,
+                       data="synthetic:200:100")
+    run_dir = results / "runs" / config.run_id
+    records.atomic_write_json(run_dir / records.PARAMS, config.to_dict() | {"run_id": config.run_id,
+                                                                            "config_hash": config.config_hash})
+    records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "accuracy": accuracy}])
+    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"weights")
+    records.atomic_write_json(run_dir / records.METRICS, {
+        "status": "completed", "run_id": config.run_id, "test_accuracy": accuracy, "train_images": 180,
+        "test_images": 100, "device": {"kind": "CPU"}, "dataset": {"fingerprint": "sha256:x", "lossy_jpeg": False}})
+    return run_dir
+
+
+def test_a_copied_run_folder_counts_once_in_the_report_and_claims(tmp_path):
+    from convmixer.report.runs import duplicate_lines
+    from convmixer.report.verdicts import claims_json
+
+    results = tmp_path / "results"
+    for kernel, accuracies in {3: [0.50, 0.53], 9: [0.60, 0.62]}.items():
+        folders = [_completed_run(results, kernel, seed, a) for seed, a in enumerate(accuracies)]
+    honest = claims_json(load_runs(results))
+    original = folders[0]
+    shutil.copytree(original, original.with_name(original.name + ".bak"))  # cp -r X X.bak
+    shutil.copytree(original, results / "runs" / "a-copy")  # sorts before the original: still not the one kept
+    renamed = results / "runs" / "renamed"  # same configuration under another run id
+    shutil.copytree(original, renamed)
+    params = json.loads((renamed / records.PARAMS).read_text())
+    records.atomic_write_json(renamed / records.PARAMS, params | {"run_id": "renamed"})
+    records.atomic_write_json(renamed / records.METRICS, json.loads((renamed / records.METRICS).read_text())
+                              | {"run_id": "renamed", "test_accuracy": 0.99})
+
+    runs = load_runs(results)
+    assert claims_json(runs) == honest  # same n_runs, effects, intervals and p-values as without the copies
+    assert sorted(runs.loc[runs["status"] == "completed", "path"].map(lambda p: Path(p).name)) == \
+        sorted(p.name for p in (results / "runs").iterdir() if p.name.startswith("convmixer") and "." not in p.name)
+    copies = runs[runs["status"] == "duplicate"].set_index(runs[runs["status"] == "duplicate"]["path"].map(
+        lambda p: Path(p).name))
+    assert sorted(copies.index) == sorted(["a-copy", original.name + ".bak", "renamed"])
+    assert f"same run id {original.name} as runs/{original.name}" in copies.loc["a-copy", "problem"]
+    assert f"same configuration {params['config_hash']} as runs/{original.name}" in copies.loc["renamed", "problem"]
+    lines = duplicate_lines(runs)
+    assert len(lines) == 3 and all("\n" not in line and "not counted" in line for line in lines)
+
+
 def test_plan_marks_done_resume_and_todo(tmp_path):
     configs = load_grid(SMOKE)
     a, b, c = configs

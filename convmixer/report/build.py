@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 
 from .. import records
 from .readme import START, results_markdown, update_readme
-from .runs import load_reference, load_runs
+from .runs import duplicate_lines, load_reference, load_runs
 from .anchors import like_for_like
 from .verdicts import claims_json
 
@@ -145,6 +146,23 @@ def render_html(notebook_path) -> str:
 
 
 CLAIMS_FILE = "claims.json"
+REPORT_FILE = "index.html"
+
+
+def report_path(results, out=None) -> Path:
+    """Where a report on ``results`` goes: ``out`` (a folder gets ``index.html`` inside it), else the
+    committed ``report/index.html`` for the repository's own ``results/`` and ``RESULTS/report/index.html``
+    for any other results folder, so a scratch or downloaded folder never overwrites the committed
+    report and claims.json, which README.md quotes."""
+    if out is None:
+        results = Path(results).resolve()
+        if results == (records.REPOSITORY / "results").resolve():
+            return records.REPOSITORY / "report" / REPORT_FILE
+        return results / "report" / REPORT_FILE
+    out = Path(out)
+    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
+        out = out / REPORT_FILE
+    return out.resolve()
 
 
 def claims_payload(runs: pd.DataFrame) -> dict:
@@ -161,13 +179,16 @@ def claims_payload(runs: pd.DataFrame) -> dict:
     return payload
 
 
-def build_report(results="results", out="report/index.html", *, notebook=None, executed_copy=False,
-                 readme=None) -> Path:
-    """Execute the report notebook on ``results`` and write the HTML report to ``out``.
+def build_report(results="results", out=None, *, notebook=None, executed_copy=False,
+                 readme=None, log=None) -> Path:
+    """Execute the report notebook on ``results`` and write the HTML report to ``report_path(results, out)``.
 
     ``claims.json`` (``verdicts.claims_json``: the verdicts as data) is written
-    next to ``out``. The executed notebook is kept as ``report.ipynb`` next to
-    ``out`` only when ``executed_copy`` (it is not committed). If execution or rendering fails, ``out`` and the previous
+    next to the HTML; the HTML's path is returned. The executed notebook is
+    kept as ``report.ipynb`` beside them only when ``executed_copy`` (it is not
+    committed). A record left out as a copy of another
+    (``runs.mark_duplicates``) is named on ``log`` (default stderr), one line
+    each. If execution or rendering fails, the HTML and the previous
     executed copy are left untouched; the failed notebook is kept as
     ``report.failed.ipynb`` for inspection, and ReportError says where.
 
@@ -191,8 +212,10 @@ def build_report(results="results", out="report/index.html", *, notebook=None, e
     # Loaded now, just before the notebook loads the same folder, so both see the same runs
     # (a run finishing in between is picked up by the next build).
     runs = load_runs(results)
+    for line in duplicate_lines(runs):
+        print(line, file=log or sys.stderr)
     claims = claims_payload(runs)
-    out = Path(out).resolve()
+    out = report_path(results, out)
     nb_path = Path(notebook).resolve() if notebook else NOTEBOOK
     if not nb_path.exists():
         raise ReportError(f"report notebook {nb_path} not found (write it from notebooks/report.py: python tools/sync_notebooks.py)")

@@ -3,7 +3,9 @@
 ``load_runs`` reads every folder under ``RESULTS/runs/``. A folder that is
 incomplete (still running, interrupted, failed) or corrupt becomes a row with
 that ``status`` and a ``problem`` saying why, never an exception, so the report
-can list it as skipped.
+can list it as skipped. A completed record of a run another folder already
+records (a copy such as ``runs/X.bak``) becomes a "duplicate" row: one run is
+one seed, however many folders hold it (``mark_duplicates``).
 
 ``prepare`` turns such a frame into the completed runs with integer fields as
 ints and a ``setup`` label. Only runs of one *setup* are compared with each
@@ -37,7 +39,7 @@ METRIC_COLUMNS = [
     "total_train_seconds", "git_commit", "started", "finished",
 ]
 COLUMNS = (
-    ["run_id", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
+    ["run_id", "config_hash", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
     + ["device_kind", "device_name", "backend_used", "train_loop", "dataset_description", "dataset_fingerprint",
        "lossy_jpeg", "versions"]
 )
@@ -53,6 +55,7 @@ def read_run(run_dir) -> dict:
     params = check.params if isinstance(check.params, dict) else {}
     row.update({k: params.get(k) for k in PARAMETER_NAMES})
     row["run_id"] = params.get("run_id", run_dir.name)
+    row["config_hash"] = params.get("config_hash")
     row["architecture"] = row["architecture"] or "convmixer"  # records from before the field existed
     for key in ("recipe_overrides", "hyperparameters"):
         row[key] = json.dumps(row[key] or {}, sort_keys=True) if isinstance(row[key], (dict, type(None))) else row[key]
@@ -82,7 +85,54 @@ def load_runs(results_dir="results") -> pd.DataFrame:
     runs_dir = Path(results_dir) / "runs"
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     frame = pd.DataFrame([read_run(p) for p in folders], columns=COLUMNS)
-    return frame.sort_values("run_id", kind="stable").reset_index(drop=True)
+    return mark_duplicates(frame.sort_values("run_id", kind="stable").reset_index(drop=True))
+
+
+DUPLICATE = "duplicate"
+
+
+def _keep_first(row) -> tuple:
+    """Which of several records of one run counts: the one in the folder named after its run id, which is
+    the folder the sweep plans, resumes and replaces with --force (a copy lives under another name, so
+    it can go stale without the sweep noticing); among the rest, the first folder by name, so the
+    choice never depends on the order the file system lists folders in."""
+    return (Path(str(row["path"])).name != row["run_id"], str(row["path"]))
+
+
+def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every completed record whose run id or configuration hash an earlier one has
+    (``_keep_first``'s order) marked ``status="duplicate"``, its ``problem`` naming the record that counts.
+
+    Two folders of one run are one measurement: counting both would double its
+    seed, shrink the spread and the intervals, and inflate ``n_runs``.
+    """
+    done = frame[frame["status"] == "completed"]
+    if done.empty:
+        return frame
+    frame = frame.copy()
+    kept: dict[tuple[str, object], str] = {}  # ("run id" | "configuration", value) -> the folder that counts
+    # Folders are named relative to the results folder: the reason is shown in the report, which must
+    # not depend on where the results lie on this machine.
+    for index in sorted(done.index, key=lambda i: _keep_first(frame.loc[i])):
+        row = frame.loc[index]
+        keys = [("run id", row["run_id"])]
+        if isinstance(row["config_hash"], str):
+            keys.append(("configuration", row["config_hash"]))
+        clash = next(((what, value) for what, value in keys if (what, value) in kept), None)
+        if clash is None:
+            kept.update({key: f"runs/{Path(str(row['path'])).name}" for key in keys})
+            continue
+        what, value = clash
+        frame.loc[index, "status"] = DUPLICATE
+        frame.loc[index, "problem"] = (f"same {what} {value} as {kept[clash]}, which is counted instead "
+                                       "(a copy of a run is not another seed)")
+    return frame
+
+
+def duplicate_lines(frame: pd.DataFrame) -> list[str]:
+    """One line per record ``mark_duplicates`` left out, for the command line."""
+    rows = frame[frame["status"] == DUPLICATE]
+    return [f"warning: {path}: not counted: {problem}" for path, problem in zip(rows["path"], rows["problem"])]
 
 
 # --------------------------------------------------------------------------- published values
