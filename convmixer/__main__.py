@@ -84,8 +84,11 @@ def build_parser():
                    help="run even though the code has uncommitted changes (each record notes it)")
 
     r = sub.add_parser("report", help="execute the aggregation notebook and render the HTML report")
-    r.add_argument("--results", default="results")
-    r.add_argument("--out", default="report/index.html")
+    r.add_argument("--results", default="results", help="results folder to report on (RESULTS/runs/<run id>/)")
+    r.add_argument("--out", default=None, metavar="FILE.html|FOLDER",
+                   help="where to write the HTML report (a folder gets index.html); claims.json goes beside it. "
+                        "Default: report/index.html for the repository's own results/, RESULTS/report/index.html "
+                        "for any other results folder, so the committed report is never overwritten by another's")
     r.add_argument("--update-readme", action="store_true",
                    help="refresh README.md's Results block from these results (done anyway for the "
                         "repository's own results/)")
@@ -156,14 +159,16 @@ def main(argv=None):
             what = "is not a folder" if Path(args.results).exists() else "does not exist"
             _fail("report", f"--results {args.results} {what}: give the results folder (RESULTS/runs/<run id>/)")
         from .report import ReportError, build_report
+        from .report.build import CLAIMS_FILE
 
         try:
-            build_report(results=args.results, out=args.out,
-                         readme=readme_to_update(args.results, args.update_readme))
+            html = build_report(results=args.results, out=args.out,
+                                readme=readme_to_update(args.results, args.update_readme))
         except ReportError as exc:
             _fail("report", exc, status=1)
         except OSError as exc:
             _fail("report", exc, status=1)
+        print(f"wrote {html} and {html.parent / CLAIMS_FILE}")
         return 0
     if args.command == "bench":
         from .bench import main_bench

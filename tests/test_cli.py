@@ -10,6 +10,7 @@ import pytest
 
 from convmixer import records
 from convmixer.__main__ import main, readme_to_update
+from convmixer.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--width", "8", "--depth", "1", "--patch-size", "4", "--kernel-size", "3", "--epochs", "1",
@@ -37,12 +38,62 @@ def test_report_cli_passes_that_choice_to_build_report(tmp_path, monkeypatch):
     from convmixer import report
 
     seen = []
-    monkeypatch.setattr(report, "build_report", lambda **kwargs: seen.append(kwargs["readme"]))
+    monkeypatch.setattr(report, "build_report", lambda **kwargs: seen.append(kwargs["readme"]) or Path(kwargs["out"]))
     (tmp_path / "runs").mkdir()
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html")]) == 0
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html"),
                  "--update-readme"]) == 0
     assert seen == [None, ROOT / "README.md"]
+
+
+def test_a_report_on_other_results_never_overwrites_the_committed_report(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import nbformat
+    import papermill
+
+    from convmixer.report import build
+
+    repository = tmp_path / "repo"  # stands in for the checkout, whose report/ is the committed one
+    (repository / "report").mkdir(parents=True)
+    monkeypatch.setattr(records, "REPOSITORY", repository)
+    monkeypatch.chdir(repository)
+    stand_in = tmp_path / "report.ipynb"  # the page's content does not matter here, only where it goes
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("a report")]), stand_in)
+    monkeypatch.setattr(build, "NOTEBOOK", stand_in)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda source, target, **kwargs: shutil.copy(source, target))
+    other = tmp_path / "downloaded"
+    config = RunConfig(width=8, depth=1, patch_size=4, kernel_size=3, epochs=1, data="synthetic:200:50")
+    run = other / "runs" / config.run_id
+    records.atomic_write_json(run / records.PARAMS, config.to_dict() | {"run_id": config.run_id,
+                                                                        "config_hash": config.config_hash})
+    records.atomic_write_csv(run / records.HISTORY, [{"epoch": 1}])
+    records.atomic_write_bytes(run / records.WEIGHTS, b"w")
+    records.atomic_write_json(run / records.METRICS, {"status": "completed", "test_accuracy": 0.5,
+                                                      "train_images": 200, "test_images": 50})
+    copy = run.with_name(run.name + ".bak")
+    shutil.copytree(run, copy)
+
+    assert main(["report", "--results", str(other)]) == 0
+    assert list((repository / "report").iterdir()) == []
+    captured = capsys.readouterr()
+    where = other / "report"
+    assert captured.out.splitlines() == [f"wrote {where / 'index.html'} and {where / 'claims.json'}"]
+    assert (where / "index.html").is_file() and (where / "claims.json").is_file()
+    assert captured.err.splitlines() == [f"warning: {copy}: not counted: same run id {run.name} as runs/{run.name}, "
+                                         "which is counted instead (a copy of a run is not another seed)"]
+    # --out takes a folder (existing or not) or a file
+    for out, html in ((tmp_path / "pages", tmp_path / "pages" / "index.html"),
+                      (tmp_path / "site" / "cifar.html", tmp_path / "site" / "cifar.html")):
+        assert main(["report", "--results", str(other), "--out", str(out)]) == 0
+        assert capsys.readouterr().out.splitlines() == [f"wrote {html} and {html.parent / 'claims.json'}"]
+        assert html.is_file() and (html.parent / "claims.json").is_file()
+    assert list((repository / "report").iterdir()) == []
+    # the repository's own results/ writes the committed report, from any working directory
+    (repository / "results" / "runs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--results", str(repository / "results")]) == 0
+    assert sorted(p.name for p in (repository / "report").iterdir()) == ["claims.json", "index.html"]
 
 
 def test_report_on_a_missing_folder_is_one_line_and_nonzero(tmp_path):
