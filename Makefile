@@ -7,10 +7,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # The grids this machine can afford (see README); e.g. make all GRID=grids/kernel-patch.yaml on a GPU.
-# cpu-converged (claims 2 and 3 at convergence) and cpu-architectures (claim 1) lead; the others
+# cpu-one-cycle (claims 2 and 3 at the end of a one-cycle schedule) and cpu-architectures (claim 1) lead; the others
 # add a like-for-like row and the 4-epoch early-training grids; cpu-paper-scale (ConvMixer-256/8 against
 # the published logs, tens of CPU-hours) comes last (each grid is described in its own header).
-GRID ?= grids/cpu-converged.yaml grids/cpu-architectures.yaml grids/cpu-reference-row.yaml \
+GRID ?= grids/cpu-one-cycle.yaml grids/cpu-architectures.yaml grids/cpu-reference-row.yaml \
         grids/cpu-full.yaml grids/cpu-trends.yaml grids/cpu-paper-scale.yaml
 JOBS ?= 1
 

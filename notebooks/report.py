@@ -136,14 +136,14 @@ show(sections.published_trends_section(runs, reference))
 # ### 3.4 Effects against training budget
 
 # %%
-show(sections.effect_by_budget_section(runs))
+show(sections.effect_by_budget_section(runs, reference))
 
 # %% [markdown]
 # <a id="learning-curves"></a>
 #
 # ## 4. Learning curves
 #
-# One figure per setup, a panel per configuration: held-out (validation, or test for recipes without a validation split) and training accuracy per epoch, one colour per seed, and whether the setup's training converged.
+# One figure per setup, a panel per configuration: held-out (validation, or test for recipes without a validation split) and training accuracy per epoch, one colour per seed, and how the setup's training ended: whether the learning rate was annealed to 0, and the last epoch's training accuracy (on augmented images) beside the test accuracy (below it: the models still underfit).
 
 # %%
 show(sections.learning_curves_section(runs))

@@ -13,9 +13,9 @@ import pytest
 from convmixer.report import stats, tables, verdicts
 from convmixer.report.runs import COLUMNS, prepare
 
-# (kernel, patch) cells: the converged grid's design and the 4-epoch full-data 2 x 2 design.
+# (kernel, patch) cells: the one-cycle grid's design and the 4-epoch full-data 2 x 2 design.
 SHAPES = {
-    "converged": [(3, 2), (9, 2), (9, 4)],
+    "one-cycle": [(3, 2), (9, 2), (9, 4)],
     "two-by-two": [(3, 2), (9, 2), (3, 4), (9, 4)],
 }
 TABLES = 200

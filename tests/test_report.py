@@ -513,7 +513,34 @@ def test_runs_from_a_dirty_tree_are_flagged():
     assert "+dirty" in sections.provenance_section(runs)
 
 
-def test_regime_names_unequal_seed_counts_and_whether_training_converged():
+def test_regime_names_unequal_seed_counts_and_how_training_ended():
     runs = kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71]})
     verdict, evidence, _ = verdict_of(runs, "kernel")
-    assert "(2-3 seeds per configuration), not trained to convergence" in evidence.splitlines()[0]
+    assert "(2-3 seeds per configuration), stopped mid-schedule (learning rate above 0)" in evidence.splitlines()[0]
+
+
+def _with_histories(tmp_path, runs, lr_end, train_end, test_curve_end):
+    """Give every fake run a history.csv: 5 epochs, the given last lr, training and test accuracy."""
+    paths = []
+    for i, run_id in enumerate(runs["run_id"]):
+        folder = tmp_path / run_id
+        folder.mkdir(parents=True)
+        rows = ["epoch,loss,accuracy,test_loss,test_accuracy,lr"]
+        rows += [f"{e},1.0,{train_end - 0.1 * (5 - e)},1.0,{test_curve_end},{0.01 if e < 5 else lr_end}"
+                 for e in range(1, 6)]
+        (folder / "history.csv").write_text("\n".join(rows) + "\n")
+        paths.append(str(folder))
+    return runs.assign(path=paths)
+
+
+def test_how_training_ended_comes_from_the_schedule_and_training_accuracy_never_the_test_curve(tmp_path):
+    runs = kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}, epochs=5)
+    annealed = verdicts.schedule_end(_with_histories(tmp_path / "a", runs, 0.0, 0.55, 0.9))
+    assert annealed["annealed"] and annealed["underfit"]  # training 55% against 61% test
+    assert "end of a one-cycle schedule at a fixed budget of 5 epochs" in annealed["text"]
+    assert "55.0% against 61.0% test: the models still underfit" in annealed["text"]
+    # The test curve (here flat at 10% or at 90%) changes nothing: the schedule and training accuracy decide.
+    flat = verdicts.schedule_end(_with_histories(tmp_path / "b", runs, 0.0, 0.55, 0.1))
+    assert flat == annealed
+    constant = verdicts.schedule_end(_with_histories(tmp_path / "c", runs, 0.001, 0.95, 0.9))
+    assert not constant["annealed"] and not constant["underfit"] and "not annealed" in constant["text"]

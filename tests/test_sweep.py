@@ -41,7 +41,7 @@ def test_every_shipped_grid_expands_and_validates():
     assert sizes["smoke"] == 3
     assert "cpu-trends" in sizes and "cpu-timing" not in sizes  # superseded grids are not shipped
     assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 3
-    assert sizes["cpu-converged"] == 18 and sizes["cpu-architectures"] == 9
+    assert sizes["cpu-one-cycle"] == 18 and sizes["cpu-architectures"] == 9
     assert sizes["cpu-paper-scale"] == 12
 
 

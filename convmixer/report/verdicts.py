@@ -42,40 +42,39 @@ VERDICT_RULE = (
     "model's residual degrees of freedom; the p-values of one claim's setups are Holm-adjusted together. A setup is "
     "consistent with the claim (or contradicts it) when its adjusted p < 0.05 and the effect has the claimed (or "
     "the opposite) sign, and inconclusive otherwise. A claim's verdict is that of its lead setup: the longest "
-    "training that converged (learning rate ended at 0 and the mean test-accuracy curve moved less than 1 point "
-    "over the last 20% of epochs), else the longest training. On synthetic tables of this grid's shape with no "
+    "training whose learning rate was annealed to 0 (the end of a one-cycle schedule at a fixed budget), else the "
+    "longest training; the lead is chosen from the recipe and budget alone, never from accuracy. On synthetic "
+    "tables of this grid's shape with no "
     "effect, the rule calls a claim consistent in under 5% of draws (tests/test_inference.py)."
 )
-CONVERGENCE_WINDOW, CONVERGENCE_POINTS, CONVERGENCE_MIN_EPOCHS = 0.2, 1.0, 5
 
 
-def convergence(setup_runs: pd.DataFrame) -> dict:
-    """Whether a setup's training finished: the learning rate ended at 0 and, in every cell, the mean (over
-    seeds) held-out accuracy moved less than CONVERGENCE_POINTS over the last CONVERGENCE_WINDOW of epochs."""
-    moves, lr_zero = [], True
-    for _, cell in setup_runs.groupby(["patch_size", "kernel_size"]):
-        curves = []
-        for path in cell["path"]:
-            h = history(path)
-            column = next((c for c in ("test_accuracy", "val_accuracy") if h is not None and c in h), None)
-            if column is None:
-                return {"converged": False, "lr_ends_at_zero": None, "last_move_points": None,
-                        "text": "no learning curve recorded"}
-            curves.append(100 * h[column].to_numpy(dtype=float))
-            lr_zero &= bool(abs(float(h["lr"].iloc[-1])) < 1e-6) if "lr" in h else False
-        length = min(len(c) for c in curves)
-        mean = np.mean([c[:length] for c in curves], axis=0)
-        window = mean[length - 1 - max(1, math.ceil(CONVERGENCE_WINDOW * length)):] if length > 1 else mean
-        moves.append(float(window.max() - window.min()))
-    move = max(moves) if moves else float("nan")
+def schedule_end(setup_runs: pd.DataFrame) -> dict:
+    """How a setup's training ended, read from the records and never from the test curve.
+
+    ``annealed``: every run's learning rate ended at 0, i.e. the setup is the end of a
+    one-cycle schedule at its fixed budget (a constant-rate recipe stops mid-training).
+    That is a property of the recipe and budget, not a sign that accuracy stopped
+    rising. ``train_pct`` (the last epoch's accuracy on the augmented training
+    images, mean over runs) beside ``test_pct`` says whether the models still
+    underfit: below the test accuracy means they do not yet fit their own training data.
+    """
+    lr_zero, train = True, []
+    for path in setup_runs["path"]:
+        h = history(path)
+        lr_zero &= h is not None and "lr" in h and bool(abs(float(h["lr"].iloc[-1])) < 1e-6)
+        if h is not None and "accuracy" in h and len(h):
+            train.append(100 * float(h["accuracy"].iloc[-1]))
     epochs = int(setup_runs["epochs"].min()) if len(setup_runs) else 0
-    # With very few epochs the last 20% is one point and cannot show a plateau.
-    converged = lr_zero and move < CONVERGENCE_POINTS and epochs >= CONVERGENCE_MIN_EPOCHS
-    text = (f"learning rate {'ended at 0' if lr_zero else 'did not end at 0'}; mean held-out accuracy moved "
-            f"{move:.2f} points over the last {CONVERGENCE_WINDOW:.0%} of epochs (largest over cells)"
-            + (f"; fewer than {CONVERGENCE_MIN_EPOCHS} epochs" if epochs < CONVERGENCE_MIN_EPOCHS else ""))
-    return {"converged": converged, "lr_ends_at_zero": lr_zero, "last_move_points": move,
-            "text": ("converged: " if converged else "not converged: ") + text}
+    train_pct = float(np.mean(train)) if train else float("nan")
+    test_pct = float(100 * pd.to_numeric(setup_runs["test_accuracy"], errors="coerce").mean())
+    underfit = bool(train) and train_pct < test_pct
+    text = (f"the end of a one-cycle schedule at a fixed budget of {epochs} epochs (learning rate annealed to 0)"
+            if lr_zero else f"stopped after {epochs} epochs with the learning rate above 0 (not annealed)")
+    if train:
+        text += (f"; last-epoch training accuracy on augmented images {train_pct:.1f}% against {test_pct:.1f}% test"
+                 + (": the models still underfit" if underfit else ""))
+    return {"annealed": lr_zero, "train_pct": train_pct, "test_pct": test_pct, "underfit": underfit, "text": text}
 
 
 def _inference_frame(setup_runs: pd.DataFrame) -> pd.DataFrame:
@@ -108,23 +107,23 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
         if frame.empty or frame[axis].nunique() < 2:
             continue
         result = stats.axis_test(frame, axis, other)
-        conv = convergence(sub)
-        tests.append({"setup": label, "regime": regime(sub), "n_runs": len(frame), "converged": conv["converged"],
-                      "convergence": conv["text"], "budget": _budget_size(sub), "result": result,
+        end = schedule_end(sub)
+        tests.append({"setup": label, "regime": regime(sub), "n_runs": len(frame), "annealed": end["annealed"],
+                      "schedule_end": end["text"], "budget": _budget_size(sub), "result": result,
                       "low": min(frame[axis]), "high": max(frame[axis])})
     adjusted = stats.holm([t["result"]["p"] if t["result"] else float("nan") for t in tests])
     for t, p_holm in zip(tests, adjusted):
         r = t["result"]
         t["p_holm"] = p_holm
         t["verdict"] = stats.verdict_word(r["effect"], p_holm, claim["sign"]) if r else stats.INCONCLUSIVE
-    # The lead: a setup that can test the claim at all, then converged, then the longest training.
-    tests.sort(key=lambda t: (t["result"] is None, not t["converged"], -t["budget"], t["setup"]))
+    # The lead: a setup that can test the claim at all, then an annealed schedule, then the longest training.
+    tests.sort(key=lambda t: (t["result"] is None, not t["annealed"], -t["budget"], t["setup"]))
     return tests
 
 
 def _test_line(t: dict, axis: str) -> str:
     r = t["result"]
-    head = f"setup {t['setup']} ({t['regime']}; {t['convergence']}): "
+    head = f"setup {t['setup']} ({t['regime']}; {t['schedule_end']}): "
     if r is None:
         return head + (f"{short_axis(axis)} {t['low']} → {t['high']}: not estimable (no seed replicates, so the "
                        f"noise is unknown, or the design changes {short_axis(other_axis(axis))} together with it): "
@@ -150,7 +149,8 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
                 "regime": None, "setups": [], "tests": []}
     lead = tests[0]
     r = lead["result"] or {}
-    trained = "trained to convergence" if lead["converged"] else "not trained to convergence"
+    trained = ("at the end of its one-cycle schedule" if lead["annealed"]
+               else "stopped mid-schedule (learning rate above 0)")
     summary = f"{lead['verdict']} for {lead['regime']}, {trained}"
     if r:
         summary += (f": {short_axis(claim['axis'])} {r['low']} → {r['high']} changes accuracy by "
@@ -211,13 +211,13 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
             counts.get(reference, 0) >= MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
         baselines = sorted(set(names) - {reference})
         adjusted = stats.holm([contrasts[b]["p"] if b in contrasts else float("nan") for b in baselines])
-        ref_converged = convergence(ref_runs)["converged"]
+        ref_annealed = schedule_end(ref_runs)["annealed"]
         tests = []
         for name, p_holm in zip(baselines, adjusted):
             r = contrasts.get(name)
             model_runs = cells[[n == name for n in names]]
             tests.append({"baseline": name, "result": r, "p_holm": p_holm, "n_runs": int(counts.get(name, 0)),
-                          "converged": ref_converged and _model_converged(model_runs),
+                          "annealed": ref_annealed and schedule_end(model_runs)["annealed"],
                           "verdict": stats.verdict_word(r["effect"], p_holm, +1) if r else stats.INCONCLUSIVE})
         first = ref_runs.iloc[0]
         seeds = cells.groupby(cells["architecture"].map(lambda a: ARCHITECTURE_NAMES.get(a, a)), sort=False)[
@@ -230,9 +230,9 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
                   f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
                   f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
         out.append({"reference": reference, "regime": regime, "tests": tests, "runs": cells,
-                    "converged": ref_converged and all(t["converged"] for t in tests), "budget": _budget_size(ref_runs),
+                    "annealed": ref_annealed and all(t["annealed"] for t in tests), "budget": _budget_size(ref_runs),
                     "n_runs": len(frame)})
-    out.sort(key=lambda r: (not r["converged"], -r["budget"]))
+    out.sort(key=lambda r: (not r["annealed"], -r["budget"]))
     return out
 
 
@@ -253,12 +253,6 @@ def _reference_convmixer(conv: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame
 
     best = min((r for _, r in cells.iterrows()), key=rank)
     return conv[(conv[key] == best[key]).all(axis=1)]
-
-
-def _model_converged(model_runs: pd.DataFrame) -> bool:
-    """``convergence`` for one model's runs (a baseline has no kernel, a ResNet no patch: one cell)."""
-    return convergence(model_runs.assign(patch_size=model_runs["patch_size"].fillna(0),
-                                         kernel_size=model_runs["kernel_size"].fillna(0)))["converged"]
 
 
 def _architecture_verdict(runs: pd.DataFrame) -> dict:
@@ -294,7 +288,7 @@ def _architecture_verdict(runs: pd.DataFrame) -> dict:
         for t in lead["tests"])
     head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. ConvMixer must beat every "
             "baseline for the claim to hold here. " + CLAIM1_SCOPE)
-    tests = [{"setup": t["baseline"], "regime": lead["regime"], "converged": t["converged"], "low": t["baseline"],
+    tests = [{"setup": t["baseline"], "regime": lead["regime"], "annealed": t["annealed"], "low": t["baseline"],
               "high": lead["reference"], "result": t["result"], "p_holm": t["p_holm"], "verdict": t["verdict"],
               "n_runs": t["n_runs"]} for t in lead["tests"]]
     return {"verdict": verdict, "evidence": "\n".join([head, *lines]), "regime": lead["regime"],
@@ -329,7 +323,7 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
         for t in row.tests:
             r = t["result"] or {}
             tests.append({"setup": t["setup"], "regime": t["regime"], "verdict": t["verdict"],
-                          "converged": bool(t["converged"]), "low": clean(t["low"]), "high": clean(t["high"]),
+                          "lr_annealed": bool(t["annealed"]), "low": clean(t["low"]), "high": clean(t["high"]),
                           "effect": _json_number(r.get("effect")), "ci_low": _json_number(r.get("ci_low")),
                           "ci_high": _json_number(r.get("ci_high")), "p": _json_number(r.get("p")),
                           "p_holm": _json_number(t["p_holm"]), "df": _json_number(r.get("df")),
