@@ -7,6 +7,7 @@ touches the network, the home directory or the full 60,000-image dataset.
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import pickle
 import shutil
@@ -719,3 +720,90 @@ def test_protocol_2_pickles_load_and_codecs_stays_narrow(tmp_path, arrays, cache
         fh.write(evil)
     with pytest.raises(DataError, match=r"refuses _codecs.encode"):
         load_cifar10(src, cache_dir=tmp_path / "other-cache")
+
+
+# --------------------------------------------------------------------------
+# Archive bombs (issue 26): every member bounded by what a CIFAR-10 file can be
+# --------------------------------------------------------------------------
+
+class _Zeros:
+    """A file object of ``n`` zero bytes that never holds them all (how a bomb is built cheaply)."""
+
+    def __init__(self, n):
+        self.left = n
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)
+
+
+def _archive(dest, files: dict, bombs: dict):
+    """A .zip or .tar.gz of ``files`` (name -> bytes) and ``bombs`` (name -> a number of zero bytes)."""
+    if dest.suffix == ".zip":
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, blob in files.items():
+                zf.writestr(name, blob)
+            for name, size in bombs.items():
+                with zf.open(name, "w", force_zip64=True) as fh:
+                    zeros = _Zeros(size)
+                    while chunk := zeros.read(1 << 22):
+                        fh.write(chunk)
+    else:
+        with tarfile.open(dest, "w:gz", compresslevel=1) as tar:
+            for name, blob in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+            for name, size in bombs.items():
+                info = tarfile.TarInfo(name)
+                info.size = size
+                tar.addfile(info, _Zeros(size))
+    return dest
+
+
+def _files_of(folder, prefix=""):
+    return {prefix + os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/"):
+            open(os.path.join(root, f), "rb").read() for root, _, names in os.walk(folder) for f in names}
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.gz"])
+@pytest.mark.parametrize("layout", ["python", "images"])
+def test_archive_bombs_are_refused_before_a_member_is_decompressed(tmp_path, arrays, cache, suffix, layout):
+    import tracemalloc
+
+    from convmixer.data.formats import BATCH_MEMBER_LIMIT, IMAGE_MEMBER_LIMIT
+
+    if layout == "python":
+        files = _files_of(write_python(tmp_path / "src", arrays), "cifar-10-batches-py/")
+        bomb, size, what = "cifar-10-batches-py/data_batch_1", BATCH_MEMBER_LIMIT + 1, "python-format batch file"
+    else:
+        files = _files_of(write_images(tmp_path / "src", arrays))
+        bomb, size, what = sorted(n for n in files if n.startswith("train/"))[0], 16 * IMAGE_MEMBER_LIMIT, "32x32 image"
+    del files[bomb]
+    archive = _archive(tmp_path / f"bomb{suffix}", files, {bomb: size})
+    assert os.path.getsize(archive) < size // 10  # the whole archive is a fraction of what one member expands to
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            load_cifar10(str(archive), cache_dir=cache)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{archive}:{bomb} is {size:,} bytes, more than any CIFAR-10 "
+                                                      f"{what} can be")
+    assert peak < size // 2  # the member was never held in memory (the cache key hashes the archive in 1 MiB reads)
+
+
+def test_an_archive_with_more_entries_than_cifar10_has_is_refused_while_listing(tmp_path, arrays, monkeypatch, cache):
+    from convmixer.data import archives
+
+    files = _files_of(write_python(tmp_path / "src", arrays), "cifar-10-batches-py/")
+    for suffix in (".zip", ".tar.gz"):
+        archive = _archive(tmp_path / f"many{suffix}", files | {f"pad/{i}": b"" for i in range(5)}, {})
+        assert load_cifar10(str(archive), cache_dir=cache).x_train.shape[0] == N_TRAIN
+        monkeypatch.setattr(archives, "MAX_MEMBERS", len(files) + 4)  # one entry too many
+        with pytest.raises(DataError, match=rf"^{archive} has .*more than any copy of CIFAR-10"):
+            load_cifar10(str(archive), cache_dir=tmp_path / "other")
+        monkeypatch.undo()

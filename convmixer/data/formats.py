@@ -32,6 +32,16 @@ _BIN_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 _BIN_MEMBERS = _BIN_TRAIN + ("test_batch.bin", "batches.meta.txt")
 _BIN_RECORD = 1 + 3 * IMAGE_SIZE * IMAGE_SIZE  # label byte + R, G, B planes
 
+# The most bytes a member may hold, so that a forged archive cannot make the reader decompress
+# gigabytes (archives.py refuses a larger member before reading it).
+# A batch file: the largest in CIFAR-10 is a python batch, 31,035,704 bytes (10,000 x 3,072 pixel
+# bytes plus labels and file names); re-pickled at protocol 2, Python 3 stores those bytes as latin-1
+# text in UTF-8, up to twice as long: 64 MiB holds that, and a binary batch (30,730,000 bytes) too.
+BATCH_MEMBER_LIMIT = 64 * 2**20
+# An image: 32 x 32 pixels are at most 8 KiB even as uncompressed 16-bit RGBA; 1 MiB leaves room for
+# the metadata an export tool may add (colour profiles, EXIF thumbnails).
+IMAGE_MEMBER_LIMIT = 2**20
+
 
 def _is_jpeg(name: str) -> bool:
     return name.lower().endswith(_JPEG_EXTS)
@@ -90,7 +100,7 @@ def _read_required(members: _Members, layout: _Layout, required) -> dict[str, by
     if missing:
         where = members.where(layout.prefix) if layout.prefix else members.path
         raise DataError(f"{where}: {layout.kind}-format CIFAR-10 is missing {', '.join(missing)}")
-    blobs = members.read([layout.prefix + r for r in required])
+    blobs = members.read([layout.prefix + r for r in required], BATCH_MEMBER_LIMIT, f"{layout.kind}-format batch file")
     return {r: blobs[layout.prefix + r] for r in required}
 
 
@@ -191,9 +201,10 @@ def _decode_images(members: _Members, layout: _Layout):
     out = []
     for split in ("train", "test"):
         files = [(f, label) for label, cls in enumerate(names) for f in tree[split][cls]]
-        blobs = members.read([f for f, _ in files])
+        row = {f: i for i, (f, _) in enumerate(files)}
         x = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-        for i, (f, _) in enumerate(files):
-            x[i] = _decode_image(blobs.pop(f), members.where(f))  # pop: free bytes as we go
+        # One member in memory at a time, in the order the container reads fastest.
+        for f, blob in members.iter_read(list(row), IMAGE_MEMBER_LIMIT, "32x32 image"):
+            x[row[f]] = _decode_image(blob, members.where(f))
         out += [x, np.array([label for _, label in files], dtype=np.int64)]
     return (*out, names)
