@@ -807,3 +807,49 @@ def test_an_archive_with_more_entries_than_cifar10_has_is_refused_while_listing(
         with pytest.raises(DataError, match=rf"^{archive} has .*more than any copy of CIFAR-10"):
             load_cifar10(str(archive), cache_dir=tmp_path / "other")
         monkeypatch.undo()
+
+
+# --------------------------------------------------------------------------
+# Arrays without their bytes (issue 26): numpy would hand back uninitialised memory
+# --------------------------------------------------------------------------
+
+class _Called:
+    """Pickles as a call ``func(*args)`` (and then ``__setstate__(state)`` when a state is given)."""
+
+    def __init__(self, func, args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+_RECONSTRUCT = unpickle._numpy_attr(unpickle._MULTIARRAY, "_reconstruct")
+
+
+@pytest.mark.parametrize("case,match", [
+    # numpy.ndarray(shape, dtype): the 123-byte pickle that trained on 10,000 images of leftover memory
+    ("ndarray called", r"refuses to call numpy.ndarray from .*data_batch_1: it makes an array without its bytes"),
+    # _reconstruct alone, in a file padded to hold the array it declares
+    ("declared, never filled", r"declares an array of shape \(100, 3072\) without its bytes"),
+    # _reconstruct then a state whose bytes are fewer than the shape needs
+    ("bytes short", r"an array of shape \(100, 3072\) uint8 needs 307,200 bytes, the pickle sends 10"),
+])
+def test_an_array_is_accepted_only_with_its_bytes(tmp_path, arrays, cache, case, match):
+    rows = 100
+    if case == "ndarray called":
+        batch = {b"data": _Called(np.ndarray, ((10_000, 3072), "u1")), b"labels": _Called(np.ndarray, ((10_000,), "i8"))}
+    elif case == "declared, never filled":
+        batch = {b"data": _Called(_RECONSTRUCT, (np.ndarray, (rows, 3072), b"B")), b"labels": [0] * rows,
+                 b"padding": bytes(rows * 3072 + 1000)}
+    else:
+        state = (1, (rows, 3072), np.dtype(np.uint8), False, bytes(10))
+        batch = {b"data": _Called(_RECONSTRUCT, (np.ndarray, (0,), b"b"), state), b"labels": [0] * rows}
+    blob = pickle.dumps(batch, protocol=3)
+    if case == "ndarray called":
+        assert len(blob) < 200 and pickle.loads(blob)[b"data"].shape == (10_000, 3072)  # what numpy alone accepts
+    src = write_python(tmp_path / "cifar-10-batches-py", arrays)
+    with open(os.path.join(src, "data_batch_1"), "wb") as fh:
+        fh.write(blob)
+    with pytest.raises(DataError, match=match) as info:
+        load_cifar10(src, cache_dir=cache)
+    assert "data_batch_1" in str(info.value) and "\n" not in str(info.value)

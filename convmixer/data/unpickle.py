@@ -5,7 +5,9 @@ The python release is a pickle, so a data file could execute code if read with
 helpers (and ``_codecs.encode`` for latin-1 text, how Python 3 writes bytes at
 pickle protocol 2).  Every array a pickle declares is bounded by the file's own
 length before it is allocated, and each batch by CIFAR-10's (at most 10,000
-rows of 3,072 uint8 values).
+rows of 3,072 uint8 values).  An array is accepted only with its bytes: numpy
+allocates a declared array uninitialised, so one declared without them would
+be whatever memory held before, trained on as if it were images.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ _PICKLE_ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"): (_MULTIARRAY, "_reconstruct"),
     ("numpy.core.numeric", "_frombuffer"): (_NUMERIC, "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"): (_NUMERIC, "_frombuffer"),
-    ("numpy", "ndarray"): (("numpy",), "ndarray"),
     ("numpy", "dtype"): (("numpy",), "dtype"),
 }
 
@@ -58,21 +59,67 @@ def _latin1_bytes(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+class _NdarrayName:
+    """What ``numpy.ndarray`` means inside a pickle: the type ``_reconstruct`` is asked to rebuild.
+
+    Never the class itself: ``numpy.ndarray(shape, dtype)`` allocates an
+    uninitialised array, so a pickle that calls it gets memory, not data.
+    """
+
+    label = "a pickle"  # each unpickler names its file in a subclass
+
+    def __new__(cls, *args, **kwargs):
+        raise DataError(f"refuses to call numpy.ndarray from {cls.label}: it makes an array without its bytes "
+                        "(not a plain CIFAR-10 pickle)")
+
+
+class _DeclaredArray:
+    """An array ``_reconstruct`` declared: it becomes one when the pickle sends its bytes (``__setstate__``,
+    the BUILD that follows in every real pickle of an array); ``array`` stays None until then."""
+
+    def __init__(self, label: str, shape: tuple, limit: int):
+        self.label, self.shape, self.limit = label, shape, limit
+        self.array = None
+
+    def __setstate__(self, state):
+        # numpy's ndarray state: ([version,] shape, dtype, is_fortran, raw bytes)
+        body = state[1:] if isinstance(state, tuple) and len(state) == 5 else state
+        if not isinstance(body, tuple) or len(body) != 4:
+            raise DataError(f"{self.label}: unreadable array state: not a plain CIFAR-10 pickle")
+        shape, dtype, _, raw = body
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(raw, (bytes, bytearray)):
+            raise DataError(f"{self.label}: an array's bytes must be raw bytes of a plain dtype, got "
+                            f"{type(raw).__name__} of {dtype!r}")
+        try:
+            nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{self.label}: unreadable array shape {shape!r} ({err})") from err
+        if nbytes != len(raw) or nbytes > self.limit:
+            raise DataError(f"{self.label}: an array of shape {tuple(shape)} {dtype} needs {nbytes:,} bytes, "
+                            f"the pickle sends {len(raw):,} (truncated or forged)")
+        array = _numpy_attr(_MULTIARRAY, "_reconstruct")(np.ndarray, (0,), b"b")
+        array.__setstate__(state)
+        self.array = array
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickler that can rebuild numpy arrays and nothing else executable.
 
-    ``_reconstruct`` allocates the shape it is given before any data arrives, so
-    a few forged bytes could ask for gigabytes (or yield an all-zero array):
-    every declared array must fit in the pickle's own ``limit`` bytes.
+    numpy's ``_reconstruct`` would allocate the shape it is given before any
+    data arrives, so a few forged bytes could ask for gigabytes: every declared
+    array must fit in the pickle's own ``limit`` bytes, and stays a
+    ``_DeclaredArray`` until its bytes arrive (``declared`` lists them all).
     """
 
     def __init__(self, file, label: str, limit: int):
         super().__init__(file, encoding="bytes")  # originals are Python 2 pickles
         self._label = label
         self._limit = limit
+        self.declared: list[_DeclaredArray] = []
+        self._ndarray = type("ndarray", (_NdarrayName,), {"label": label})
 
     def _bounded_reconstruct(self, subtype, shape, dtype):
-        if subtype is not np.ndarray:
+        if subtype is not self._ndarray:
             raise DataError(f"refuses to rebuild {subtype!r} from {self._label}: not a plain CIFAR-10 pickle")
         try:
             dims = [int(d) for d in (shape if isinstance(shape, (tuple, list)) else (shape,))]
@@ -82,11 +129,15 @@ class _CifarUnpickler(pickle.Unpickler):
         if min(dims, default=0) < 0 or nbytes > self._limit:
             raise DataError(f"{self._label}: declares an array of shape {tuple(dims)} ({nbytes:,} bytes) in a "
                             f"{self._limit:,}-byte file (truncated or forged)")
-        return _numpy_attr(_MULTIARRAY, "_reconstruct")(subtype, tuple(dims), dtype)
+        declared = _DeclaredArray(self._label, tuple(dims), self._limit)
+        self.declared.append(declared)
+        return declared
 
     def find_class(self, module, name):
         if (module, name) == ("_codecs", "encode"):
             return _latin1_bytes
+        if (module, name) == ("numpy", "ndarray"):
+            return self._ndarray
         entry = _PICKLE_ALLOWED.get((module, name))
         if entry is None:
             raise DataError(f"refuses to load {module}.{name} from {self._label}: not a plain CIFAR-10 pickle")
@@ -99,15 +150,22 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _safe_unpickle(blob: bytes, label: str) -> dict:
+    unpickler = _CifarUnpickler(io.BytesIO(blob), label, len(blob))
     try:
-        obj = _CifarUnpickler(io.BytesIO(blob), label, len(blob)).load()
+        obj = unpickler.load()
     except DataError:
         raise
     except Exception as err:  # pickle/numpy raise many types on corrupt input
         raise DataError(f"cannot unpickle {label}: {_why(err)} (truncated or corrupt?)") from err
+    for declared in unpickler.declared:
+        if declared.array is None:
+            raise DataError(f"{label}: declares an array of shape {declared.shape} without its bytes "
+                            "(it would be uninitialised memory): not a plain CIFAR-10 pickle")
     if not isinstance(obj, dict):
         raise DataError(f"{label}: expected a dict in a CIFAR-10 pickle, got {type(obj).__name__}")
-    return obj
+    # The arrays a CIFAR-10 pickle holds are its dict's values; any other place is refused by the checks
+    # of what each value must be.
+    return {k: v.array if isinstance(v, _DeclaredArray) else v for k, v in obj.items()}
 
 
 def _get_key(obj: dict, key: str, label: str):
