@@ -5,7 +5,7 @@
   resnet      a CIFAR pre-activation ResNet
   vit         a Vision Transformer
   mlp_mixer   an MLP-Mixer
-  baselines   one registry: build or count any architecture, and size-match a baseline to a ConvMixer
+  baselines   one registry: build or count (parameters, multiply-adds) any architecture, and size-match a baseline to a ConvMixer
 
 Every model takes pixels in [0, 255] and normalises them itself. Keras is
 imported only when a model is built.
@@ -16,6 +16,7 @@ from .baselines import (
     BASELINES,
     HYPERPARAMETERS,
     build_model,
+    count_model_macs,
     count_model_parameters,
     matched_hyperparameters,
 )
@@ -24,6 +25,7 @@ from .convmixer import (
     CIFAR10_STD,
     PAPER_PARAM_COUNTS,
     build_convmixer,
+    count_macs,
     count_parameters,
     trainable_parameters,
     validate_architecture,
@@ -34,12 +36,14 @@ __all__ = [
     "BASELINES",
     "HYPERPARAMETERS",
     "build_model",
+    "count_model_macs",
     "count_model_parameters",
     "matched_hyperparameters",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "PAPER_PARAM_COUNTS",
     "build_convmixer",
+    "count_macs",
     "count_parameters",
     "trainable_parameters",
     "validate_architecture",

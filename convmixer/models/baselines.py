@@ -1,6 +1,7 @@
 """The architectures of claim 1, and baselines matched to a ConvMixer's parameter count.
 
-``build_model`` and ``count_model_parameters`` dispatch on the architecture name
+``build_model``, ``count_model_parameters`` and ``count_model_macs`` (multiply-adds per image) dispatch
+on the architecture name
 and a dict of its hyperparameters (``HYPERPARAMETERS`` lists each one's names).
 
 ``matched_hyperparameters(architecture, target_params, patch_size)`` picks, from
@@ -72,6 +73,21 @@ def count_model_parameters(architecture, hyperparameters, num_classes=10):
         "resnet": resnet.count_resnet_parameters,
         "vit": vit.count_vit_parameters,
         "mlp_mixer": mlp_mixer.count_mlp_mixer_parameters,
+    }[architecture]
+    return counter(**hp, num_classes=num_classes)
+
+
+def count_model_macs(architecture, hyperparameters, num_classes=10):
+    """Multiply-adds per image in the forward pass (convmixer.MACS_COVER), computed without building it."""
+    hp = _complete(architecture, hyperparameters)
+    if architecture == "convmixer":
+        model.validate_architecture(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"],
+                                    num_classes=num_classes, activation=hp["activation"])
+        return model.count_macs(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"], num_classes)
+    counter = {
+        "resnet": resnet.count_resnet_macs,
+        "vit": vit.count_vit_macs,
+        "mlp_mixer": mlp_mixer.count_mlp_mixer_macs,
     }[architecture]
     return counter(**hp, num_classes=num_classes)
 

@@ -97,6 +97,23 @@ def count_parameters(width, depth, patch_size, kernel_size, num_classes=10, chan
     return stem + depth * (depthwise + pointwise) + head
 
 
+# What a multiply-add count covers, for every model's counter: the multiplications of the layers that
+# carry weight matrices or mix tokens (convolutions, dense layers, attention's two matrix products).
+# Normalisation, activations, pooling, residual adds and bias adds are left out, as fvcore and ptflops
+# do: each is a few operations per activation value, not a matrix product.
+MACS_COVER = "convolutions, dense layers and attention products; not normalisation, activations, pooling or adds"
+
+
+def count_macs(width, depth, patch_size, kernel_size, num_classes=10, channels=3, image_size=32):
+    """Multiply-adds per image in the forward pass (``MACS_COVER``), computed without building the model."""
+    validate_architecture(width, depth, patch_size, kernel_size, image_size, num_classes)
+    positions = (image_size // patch_size) ** 2  # every layer after the stem keeps the patch grid
+    stem = positions * channels * patch_size * patch_size * width
+    depthwise = positions * kernel_size * kernel_size * width
+    pointwise = positions * width * width
+    return stem + depth * (depthwise + pointwise) + width * num_classes
+
+
 def _input_normalization(normalization):
     from keras import layers
 

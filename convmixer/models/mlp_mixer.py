@@ -52,6 +52,16 @@ def count_mlp_mixer_parameters(dim, depth, patch_size, token_mlp_dim, channel_ml
     return embedding + depth * block + layer_norm + dim * num_classes + num_classes
 
 
+def count_mlp_mixer_macs(dim, depth, patch_size, token_mlp_dim, channel_mlp_dim, num_classes=10, channels=3):
+    """Multiply-adds per image in the forward pass (convmixer.MACS_COVER), computed without building the model."""
+    validate_mlp_mixer(dim, depth, patch_size, token_mlp_dim, channel_mlp_dim, num_classes)
+    tokens = (IMAGE_SIZE // patch_size) ** 2
+    embedding = tokens * channels * patch_size * patch_size * dim
+    token_mixing = 2 * dim * tokens * token_mlp_dim  # per channel: tokens -> token_mlp_dim -> tokens
+    channel_mixing = 2 * tokens * dim * channel_mlp_dim  # per token: dim -> channel_mlp_dim -> dim
+    return embedding + depth * (token_mixing + channel_mixing) + dim * num_classes
+
+
 def build_mlp_mixer(
     dim, depth, patch_size, token_mlp_dim, channel_mlp_dim, num_classes=10, normalization="rescale"
 ):

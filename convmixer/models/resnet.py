@@ -58,6 +58,23 @@ def count_resnet_parameters(width, blocks_per_stage, num_classes=10, channels=3)
     return total + in_ch * num_classes + num_classes
 
 
+def count_resnet_macs(width, blocks_per_stage, num_classes=10, channels=3):
+    """Multiply-adds per image in the forward pass (convmixer.MACS_COVER), computed without building the model."""
+    validate_resnet(width, blocks_per_stage, num_classes)
+    side = 32
+    total = side * side * 9 * channels * width  # stem conv
+    in_ch = width
+    for stage, out_ch in enumerate(_stage_widths(width)):
+        for block in range(blocks_per_stage):
+            stride = 2 if stage > 0 and block == 0 else 1
+            side //= stride  # "same" padding: a stride-2 conv halves the map, and both convs see the new size
+            total += side * side * 9 * (in_ch * out_ch + out_ch * out_ch)
+            if stride != 1 or in_ch != out_ch:
+                total += side * side * in_ch * out_ch  # 1x1 projection shortcut
+            in_ch = out_ch
+    return total + in_ch * num_classes
+
+
 def build_resnet(width, blocks_per_stage, num_classes=10, normalization="rescale"):
     """Return a ``keras.Model`` mapping (N, 32, 32, 3) images in [0, 255] to float32 logits."""
     validate_resnet(width, blocks_per_stage, num_classes, normalization)

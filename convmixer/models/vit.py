@@ -85,6 +85,18 @@ def count_vit_parameters(dim, depth, heads, mlp_ratio, patch_size, num_classes=1
     return embedding + depth * block + layer_norm + dim * num_classes + num_classes
 
 
+def count_vit_macs(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, channels=3):
+    """Multiply-adds per image in the forward pass (convmixer.MACS_COVER), computed without building the model."""
+    validate_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes)
+    tokens = (IMAGE_SIZE // patch_size) ** 2
+    embedding = tokens * channels * patch_size * patch_size * dim
+    projections = 4 * tokens * dim * dim  # query, key, value and output, heads * (dim / heads) = dim wide
+    # scores (query . key) and the weighted sum of values: tokens x tokens x (dim / heads) per head
+    attention = 2 * tokens * tokens * dim
+    mlp = 2 * tokens * dim * _mlp_dim(dim, mlp_ratio)
+    return embedding + depth * (projections + attention + mlp) + dim * num_classes
+
+
 def build_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, normalization="rescale"):
     """Return a ``keras.Model`` mapping (N, 32, 32, 3) images in [0, 255] to float32 logits."""
     validate_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes, normalization)
