@@ -335,3 +335,25 @@ def test_cpu_vector_extension_is_the_widest_one_the_cpu_lists(tmp_path):
     cpuinfo.write_text("model name\t: ARM\nFeatures\t: neon\n")
     assert cpu_vector_extension(cpuinfo) is None
     assert cpu_vector_extension(tmp_path / "missing") is None
+
+
+def test_predictions_round_trip_compactly_and_refuse_what_they_are_not(tmp_path):
+    import numpy as np
+
+    record = records.RunRecord(tmp_path)
+    rng = np.random.default_rng(0)
+    label, predicted = rng.integers(0, 10, 10_000), rng.integers(0, 10, 10_000)
+    record.write_predictions(label, predicted, rng.random(10_000))
+    saved = record.predictions()
+    assert (saved["label"] == label).all() and (saved["predicted"] == predicted).all()
+    assert saved["true_probability"].dtype == np.float16
+    assert (tmp_path / records.PREDICTIONS).stat().st_size < 50_000  # about the 10-50 KB
+    with pytest.raises(ValueError, match="1-D and equally long"):
+        record.write_predictions(label, predicted[:5], rng.random(10_000))
+    np.savez(tmp_path / records.PREDICTIONS, label=label, predicted=predicted)  # no probabilities
+    with pytest.raises(ValueError, match="needs equal-length arrays"):
+        record.predictions()
+    np.savez(tmp_path / records.PREDICTIONS, label=np.array([{"x": 1}], dtype=object), predicted=predicted,
+             true_probability=predicted)
+    with pytest.raises(ValueError):  # an object array would need unpickling: refused
+        record.predictions()

@@ -37,7 +37,7 @@ def finished_run(tmp_path_factory):
 def test_run_writes_a_complete_record(finished_run):
     config, out, metrics = finished_run
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [records.PARAMS, records.HISTORY, records.METRICS, records.WEIGHTS])  # checkpoint removed
+        [records.PARAMS, records.HISTORY, records.METRICS, records.WEIGHTS, records.PREDICTIONS])  # no checkpoint
     params = records.read_json(out / records.PARAMS)
     assert params["run_id"] == config.run_id and params["kernel_size"] == 3
     history = pd.read_csv(out / records.HISTORY)
@@ -75,6 +75,21 @@ def test_saved_weights_reproduce_the_test_accuracy(finished_run):
     ds = load_cifar10(TINY["data"])
     acc = float(np.mean(np.argmax(model.predict(ds.x_test, verbose=0), axis=1) == ds.y_test))
     assert acc == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_the_record_keeps_per_image_predictions_that_give_its_accuracy(finished_run):
+    from convmixer.data import load_cifar10
+    from convmixer.training.evaluate import accuracy_of
+
+    _, out, metrics = finished_run
+    saved = records.RunRecord(out).predictions()
+    ds = load_cifar10(TINY["data"])
+    assert list(saved["label"]) == list(ds.y_test)  # the test images, in order
+    # the same count of right images as the run's own evaluation (1e-6 is far below one image in 100)
+    assert accuracy_of(saved) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    right = saved["predicted"] == saved["label"]
+    assert (saved["true_probability"][right] >= 0.0999).all()  # the top class of 10 has at least 1/10
+    assert (saved["true_probability"][~right] <= 0.5).all()  # another class beat it
 
 
 def test_same_seed_same_history_and_resume_equals_uninterrupted(finished_run, tmp_path, monkeypatch):
@@ -284,3 +299,26 @@ def test_a_run_resumed_by_other_code_names_that_code(monkeypatch):
     note_resumed_code(progress)
     note_resumed_code(progress)
     assert progress["resumed_with"] == ["bbb"]
+
+
+def test_backfill_recreates_the_predictions_of_an_older_record_and_refuses_a_mismatch(finished_run, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from backfill_predictions import backfill
+
+    _, out, metrics = finished_run
+    original = records.RunRecord(out).predictions()
+    for name, accuracy in (("old", metrics["test_accuracy"]), ("tampered", metrics["test_accuracy"] - 0.05)):
+        run = tmp_path / "runs" / name
+        shutil.copytree(out, run)
+        (run / records.PREDICTIONS).unlink()  # as records made before predictions were kept
+        records.atomic_write_json(run / records.METRICS, {**metrics, "test_accuracy": accuracy})
+    report = backfill(tmp_path)
+    assert report["written"] == ["old"] and [name for name, _ in report["skipped"]] == ["tampered"]
+    assert "is not the recorded" in report["skipped"][0][1]
+    again = records.RunRecord(tmp_path / "runs" / "old").predictions()
+    assert all((again[k] == original[k]).all() for k in records.PREDICTION_ARRAYS)
+    assert not (tmp_path / "runs" / "tampered" / records.PREDICTIONS).exists()
+    assert backfill(tmp_path)["missing"] == ["tampered"]  # a written record is not evaluated again

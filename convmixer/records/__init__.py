@@ -20,6 +20,7 @@ from .files import (
     METRICS,
     NOTEBOOK,
     PARAMS,
+    PREDICTIONS,
     WEIGHTS,
     WriteError,
     atomic_write_bytes,
@@ -45,7 +46,7 @@ from .locks import (
     lock_path,
     read_lock,
 )
-from .record import RunRecord
+from .record import PREDICTION_ARRAYS, RunRecord
 from .provenance import REPOSITORY, cpu_name, device_description, git_commit, library_versions, portable_path
 from .state import (
     RecordState,
@@ -65,6 +66,7 @@ __all__ = [
     "METRICS",
     "NOTEBOOK",
     "PARAMS",
+    "PREDICTIONS",
     "WEIGHTS",
     "WriteError",
     "atomic_write_bytes",
@@ -87,6 +89,7 @@ __all__ = [
     "lock_orphaned",
     "lock_path",
     "read_lock",
+    "PREDICTION_ARRAYS",
     "RunRecord",
     "REPOSITORY",
     "cpu_name",

@@ -23,6 +23,8 @@ WEIGHTS = "model.weights.h5"
 NOTEBOOK = "train.ipynb"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.npz"  # weights, optimizer slots and progress after the last completed epoch
+# Per-image test predictions of the tested weights: true label, predicted class, probability of the true class.
+PREDICTIONS = "test_predictions.npz"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

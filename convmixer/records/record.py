@@ -6,12 +6,16 @@ file-name constants), so the folder's layout and formats live in one place.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
-from .files import (CHECKPOINT_DIR, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, WEIGHTS, atomic_write_csv,
-                    atomic_write_json, read_json, temp_path_for, write_error)
+from .files import (CHECKPOINT_DIR, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS, WEIGHTS,
+                    atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json, temp_path_for, write_error)
 from .state import RecordState, partial_notebook, validate_record
+
+
+PREDICTION_ARRAYS = ("label", "predicted", "true_probability")
 
 
 class RunRecord:
@@ -45,6 +49,18 @@ class RunRecord:
         import pandas as pd
 
         return pd.read_csv(self.path / HISTORY)
+
+    def predictions(self) -> dict:
+        """The per-image test predictions (``write_predictions``): arrays ``label``, ``predicted``,
+        ``true_probability``. FileNotFoundError where the run has none (records made before they were kept);
+        ValueError where the file is not what ``write_predictions`` writes."""
+        import numpy as np
+
+        with np.load(self.path / PREDICTIONS, allow_pickle=False) as saved:  # never unpickles: plain arrays only
+            arrays = {k: saved[k] for k in PREDICTION_ARRAYS if k in saved.files}
+        if set(arrays) != set(PREDICTION_ARRAYS) or len({len(a) for a in arrays.values()}) != 1:
+            raise ValueError(f"{self.path / PREDICTIONS}: needs equal-length arrays {list(PREDICTION_ARRAYS)}")
+        return arrays
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()
@@ -85,6 +101,19 @@ class RunRecord:
 
     def remove_error(self):
         (self.path / ERROR).unlink(missing_ok=True)
+
+    def write_predictions(self, label, predicted, true_probability):
+        """Per-image test predictions, about 20-40 KB for 10,000 images: labels and classes as uint8, the
+        probability of the true class as float16 (enough for paired comparisons; accuracy needs only the classes)."""
+        import numpy as np
+
+        arrays = {"label": np.asarray(label, dtype=np.uint8), "predicted": np.asarray(predicted, dtype=np.uint8),
+                  "true_probability": np.asarray(true_probability, dtype=np.float16)}
+        if len({a.shape for a in arrays.values()}) != 1 or arrays["label"].ndim != 1:
+            raise ValueError("write_predictions: label, predicted and true_probability must be 1-D and equally long")
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        atomic_write_bytes(self.path / PREDICTIONS, buffer.getvalue())
 
     def save_weights(self, model):
         """``model.save_weights`` through a temporary name, so the weights file is whole or absent."""

@@ -26,6 +26,7 @@ from .guards import RunConflict, RunRefused, check_backend_installed, check_memo
 from .progress import batches_with_progress, progress_wanted
 from .session import (build_session, note_resumed_code, epoch_inputs, epoch_line, load_average, new_progress, note_epoch, now,
                       prepare_data, run_epoch, run_metrics)
+from .evaluate import EVAL_BATCH_SIZE, test_predictions
 from .speed import import_tensorflow_quietly
 
 
@@ -78,9 +79,12 @@ def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=Non
             _log(epoch_line(config, row, data.monitor), log)
         # select the epoch whose weights are tested, and test them
         selected = ckpt.load_best(session.model) if recipe.selection == "best_val" else config.epochs
-        test = session.model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        # write the record: weights, history, then metrics.json last (it marks the record complete)
+        test = session.model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0,
+                                      return_dict=True)
+        predictions = test_predictions(session.model, data.x_test, data.y_test)
+        # write the record: weights, predictions, history, then metrics.json last (it marks the record complete)
         record.save_weights(session.model)
+        record.write_predictions(**predictions)
         metrics = run_metrics(config, recipe, session, data, state, test, selected, load_at_start)
         record.write_history(state["history"])
         record.write_metrics(metrics)
