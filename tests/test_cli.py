@@ -149,6 +149,34 @@ def test_data_refusals_create_no_run_folder(tmp_path, capsys, args, needle):
     assert not (tmp_path / "runs" / "r").exists()
 
 
+@pytest.mark.parametrize("args,line", [
+    (["--seed", "4294967296"], "seed must be an integer from 0 to 4294967295 (2**32 - 1), got 4294967296"),
+    (["--data", "synthetic:99999999999:1"], "data: bad synthetic source 'synthetic:99999999999:1': expected "
+     "'synthetic' or 'synthetic:N_TRAIN:N_TEST' with 1 <= N_TRAIN <= 50,000 and 1 <= N_TEST <= 10,000 (CIFAR-10's sizes)"),
+    (["--data", "synthetic:1000000:10"], "data: bad synthetic source 'synthetic:1000000:10': expected "
+     "'synthetic' or 'synthetic:N_TRAIN:N_TEST' with 1 <= N_TRAIN <= 50,000 and 1 <= N_TEST <= 10,000 (CIFAR-10's sizes)"),
+])
+def test_values_that_failed_late_are_refused_before_any_folder_or_allocation(tmp_path, capsys, args, line):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        code, err = run_main(["train", *TINY, *args, "--out", str(tmp_path / "runs" / "r")], capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and err.strip().splitlines() == [f"python -m convmixer train: error: {line}"]
+    assert not (tmp_path / "runs").exists() and peak < 2**27  # the 1,000,000 images alone were 3 GB
+
+
+def test_a_synthetic_source_too_large_in_the_environment_is_refused_before_any_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CONVMIXER_DATA", "synthetic:1000000:10")
+    data = TINY.index("--data")
+    code, err = run_main(["train", *TINY[:data], *TINY[data + 2:], "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "1 <= N_TRAIN <= 50,000" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_run_locked_by_another_process_is_refused_in_one_line(tmp_path, capsys):
     out = tmp_path / "r"
     sleeper = subprocess.Popen(["sleep", "60"])

@@ -199,14 +199,18 @@ def test_two_sweeps_into_two_results_folders_on_one_scheduler_each_get_their_own
     got = {}
     with distributed.LocalCluster(n_workers=1, threads_per_worker=6, processes=False, dashboard_address=None) as local:
         def sweep(results):
-            got[results] = run_on_dask(plan(load_grid(SMOKE), results), scheduler=local.scheduler_address,
-                                       results_dir=results, progress=False, stream=io.StringIO())
+            try:
+                got[results] = run_on_dask(plan(load_grid(SMOKE), results), scheduler=local.scheduler_address,
+                                           results_dir=results, progress=False, stream=io.StringIO())
+            except BaseException as exc:  # reported by the assertions below
+                got[results] = exc
 
         threads = [threading.Thread(target=sweep, args=(results,)) for results in folders]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
+    assert not [r for r in got.values() if isinstance(r, BaseException)], got
     assert sorted(_STARTED) == sorted(str(p.run_dir) for results in folders for p in plan(load_grid(SMOKE), results))
     for results in folders:
         assert [r.status for r in got[results]] == ["completed"] * 3, got[results]

@@ -86,11 +86,34 @@ def test_seed_grid_is_the_reference_reports_table():
         ({"axes": {"colour": ["red"]}}, r"unknown configuration key\(s\) \['colour'\]"),
         ({"axes": {"seed": []}}, "axes.seed must be a non-empty list"),
         ({"description": "nothing"}, "no runs"),
+        ({"axes": {"seed": [0, 2**32]}}, r"seed=4294967296: seed must be an integer from 0 to 4294967295"),
+        ({"base": {"data": "synthetic:1000000:10"}, "axes": {"seed": [0]}},
+         r"data: bad synthetic source 'synthetic:1000000:10': .* 1 <= N_TRAIN <= 50,000"),
     ],
 )
 def test_bad_grids_fail_before_anything_runs(tmp_path, spec, match):
     with pytest.raises(SweepError, match=match):
         main_sweep(write_grid(tmp_path / "g.yaml", spec), results=tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_grid_that_is_not_utf8_is_one_line(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_bytes(b"description: caf\xe9 au lait\naxes: {seed: [0]}\n")  # latin-1, as an old editor saves it
+    with pytest.raises(SweepError) as info:
+        main_sweep(grid, results=tmp_path / "results")
+    assert str(info.value) == f"grid {grid}: not UTF-8 text (byte 0xe9 at offset 16); save the grid as UTF-8 YAML"
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_malformed_scheduler_address_is_one_line_at_once(tmp_path):
+    start = time.monotonic()
+    proc = sweep_cli(SMOKE, "--scheduler", "garbage", "--results", tmp_path / "results", timeout=60)
+    assert time.monotonic() - start < 15  # distributed's Client.__del__ used to wait 20 s, then print a traceback
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "python -m convmixer sweep: error: --scheduler 'garbage' is not a Dask scheduler address: expected "
+        "SCHEME://HOST:PORT (scheme tcp, tls, ws, wss or ucx; port 1-65535), e.g. tcp://10.0.0.5:8786"]
     assert not (tmp_path / "results").exists()
 
 

@@ -14,15 +14,22 @@ from .core import IMAGE_SIZE, Dataset, DataError, _make_dataset
 
 _SYNTHETIC_DEFAULT = (2000, 500)
 _SYNTHETIC_SEED = 0
+# At most CIFAR-10's own split sizes: the stand-in never needs more, and a size checked here, before
+# anything is generated, cannot ask for gigabytes (each image is 3,072 bytes, and generating it
+# takes several times that in float32).
+_SYNTHETIC_MAX = (50_000, 10_000)
 
 
 def _parse_synthetic(text: str) -> tuple[int, int]:
     if text == "synthetic":
         return _SYNTHETIC_DEFAULT
-    match = re.fullmatch(r"synthetic:(\d+):(\d+)", text)
-    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise DataError(f"bad synthetic source {text!r}: expected 'synthetic' or 'synthetic:N_TRAIN:N_TEST' with N >= 1")
-    return int(match.group(1)), int(match.group(2))
+    match = re.fullmatch(r"synthetic:(\d{1,9}):(\d{1,9})", text)
+    sizes = (int(match.group(1)), int(match.group(2))) if match else None
+    if sizes is None or not all(1 <= n <= most for n, most in zip(sizes, _SYNTHETIC_MAX)):
+        raise DataError(f"bad synthetic source {text!r}: expected 'synthetic' or 'synthetic:N_TRAIN:N_TEST' with "
+                        f"1 <= N_TRAIN <= {_SYNTHETIC_MAX[0]:,} and 1 <= N_TEST <= {_SYNTHETIC_MAX[1]:,} "
+                        "(CIFAR-10's sizes)")
+    return sizes
 
 
 def _synthetic_description(n_train: int, n_test: int) -> str:

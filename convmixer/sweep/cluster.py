@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 from collections import Counter
@@ -57,6 +58,23 @@ class ClusterError(SweepError):
 
     A SweepError (a ValueError), so the command line reports it like any other sweep error.
     """
+
+
+# SCHEME://HOST:PORT, HOST a name, an IPv4 address or a bracketed IPv6 one.
+_ADDRESS = re.compile(r"(tcp|tls|ws|wss|ucx)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+
+
+def check_scheduler_address(scheduler: str) -> None:
+    """ClusterError (one line) unless ``scheduler`` is SCHEME://HOST:PORT, as ``sweep --scheduler`` takes it.
+
+    Checked before a Client is made: distributed's Client, given an address it
+    cannot parse, raises, and then its ``__del__`` prints a traceback after
+    waiting 20 s for a connection that never started.
+    """
+    match = _ADDRESS.fullmatch(scheduler) if isinstance(scheduler, str) else None
+    if match is None or not 1 <= int(match.group(3)) <= 65535:
+        raise ClusterError(f"--scheduler {scheduler!r} is not a Dask scheduler address: expected SCHEME://HOST:PORT "
+                           "(scheme tcp, tls, ws, wss or ucx; port 1-65535), e.g. tcp://10.0.0.5:8786")
 
 
 def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT):

@@ -31,6 +31,9 @@ def load_grid(path) -> list[RunConfig]:
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise SweepError(f"grid {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"grid {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         "save the grid as UTF-8 YAML") from None
     except yaml.YAMLError as exc:
         raise SweepError(f"grid {path}: not valid YAML: {exc}") from None
     if not isinstance(spec, dict):

@@ -39,6 +39,10 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if scheduler is not None and jobs != 1:
         raise SweepError("--jobs and --scheduler exclude each other: the cluster's workers set how many runs at once")
+    if scheduler is not None:
+        from .cluster import check_scheduler_address
+
+        check_scheduler_address(scheduler)
     if not NOTEBOOK.exists():
         raise SweepError(f"the training notebook {NOTEBOOK} is missing: run the sweep from a clone of the repository")
     configs = load_grid(grid)

@@ -13,6 +13,8 @@ from .recipes import get_recipe, normalize_overrides
 from .speed import validate_speed_options
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# keras.utils.set_random_seed seeds numpy's legacy generator, which takes 32-bit seeds only.
+MAX_SEED = 2**32 - 1
 
 
 def _field(default, help, **kwargs):
@@ -62,8 +64,9 @@ class RunConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {self.seed!r}")
+        self._check_data()
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -71,6 +74,18 @@ class RunConfig:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         validate_speed_options(self.precision, self.jit_compile)
+
+    def _check_data(self):
+        """A synthetic source's sizes are checked here, before anything is generated or written; a path is
+        checked when the run opens it (it may exist only on the machine that trains)."""
+        from ..data.core import DataError, _is_synthetic
+        from ..data.synthetic import _parse_synthetic
+
+        if self.data is not None and _is_synthetic(self.data):
+            try:
+                _parse_synthetic(self.data)
+            except DataError as exc:
+                raise ValueError(f"data: {exc}") from None
 
     def _check_model(self):
         """Fill ConvMixer's size defaults, or check that a baseline names only what applies to it."""
