@@ -853,3 +853,21 @@ def test_an_array_is_accepted_only_with_its_bytes(tmp_path, arrays, cache, case,
     with pytest.raises(DataError, match=match) as info:
         load_cifar10(src, cache_dir=cache)
     assert "data_batch_1" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cache_written_before_payload_less_arrays_were_refused_is_not_reused(tmp_path, arrays, cache, monkeypatch):
+    from convmixer.data import cache as cache_module
+
+    src = write_python(tmp_path / "cifar-10-batches-py", arrays)
+    with open(os.path.join(src, "data_batch_1"), "wb") as fh:
+        pickle.dump({b"data": _Called(np.ndarray, ((4, 3072), "u1")), b"labels": [0, 1, 2, 3]}, fh, protocol=3)
+    with monkeypatch.context() as m:  # what the loader of version 1 cached for this folder: 4 images of any bytes
+        m.setattr(cache_module, "_CACHE_VERSION", "1")
+        key = cache_module._source_key(src)
+        x_train, y_train, x_test, y_test = arrays
+        decoded = cache_module._Decoded((np.concatenate([x_train, x_train[:4]]), np.concatenate([y_train, y_train[:4]]),
+                                         x_test, y_test), CIFAR10_CLASSES, "folder", "python", False)
+        cache_module._write_cache(os.path.join(cache, f"cifar10-{key}.npz"), decoded)
+        assert load_cifar10(src, cache_dir=cache).x_train.shape[0] == N_TRAIN + 4  # served from that cache
+    with pytest.raises(DataError, match=r"refuses to call numpy.ndarray from .*data_batch_1"):
+        load_cifar10(src, cache_dir=cache)

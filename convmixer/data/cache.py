@@ -23,8 +23,9 @@ from .core import DataError, _why
 log = logging.getLogger(__package__)
 
 # Part of every cache key: bump when the decoding of any local format changes,
-# to invalidate old caches.
-_CACHE_VERSION = "1"
+# to invalidate old caches. 2: a pickled array without its bytes is refused, so
+# a version-1 cache may hold what such a pickle decoded to (uninitialised memory).
+_CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)
