@@ -5,7 +5,8 @@
   resnet      a CIFAR pre-activation ResNet
   vit         a Vision Transformer
   mlp_mixer   an MLP-Mixer
-  baselines   one registry: build or count (parameters, multiply-adds) any architecture, and size-match a baseline to a ConvMixer
+  baselines   one registry: build any architecture, count its parameters and multiply-adds, and size-match
+              a baseline to a ConvMixer
 
 Every model takes pixels in [0, 255] and normalises them itself. Keras is
 imported only when a model is built.

@@ -271,26 +271,32 @@ def compute_accuracy_figure(runs: pd.DataFrame):
     return fig
 
 
-def architecture_figure(runs: pd.DataFrame, parameters: dict, names: dict):
-    """Claim 1: test accuracy against parameter count and against seconds per epoch, a point per run.
+def architecture_figure(runs: pd.DataFrame, parameters: dict, names: dict, macs: dict):
+    """Claim 1: test accuracy against parameter count, multiply-adds per image and seconds per epoch, a point
+    per run.
 
-    ``runs`` are completed runs; ``parameters`` and ``names`` map a run's index to its
-    parameter count and its model name (one marker and colour per model).
+    ``runs`` are completed runs; ``parameters``, ``macs`` and ``names`` map a run's index to its parameter
+    count, its multiply-adds per image and its model name (one marker and colour per model).
     """
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     models = sorted(set(names.values()))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6 + 0.3 * -(-len(models) // 3)), sharey=True)
     for i, model in enumerate(models):
         part = runs[[names[j] == model for j in runs.index]]
         acc = 100 * part["test_accuracy"].astype(float)
-        style = dict(color=f"C{i % 10}", marker="osD^vP*X"[i % 8], alpha=0.8, label=model)
+        style = dict(color=f"C{i % 10}", marker="osD^vP*X"[i % 8], alpha=0.8, label=_wrap(model, 40))
         axes[0].scatter([parameters[j] for j in part.index], acc, **style)
-        axes[1].scatter(part["seconds_per_epoch"].astype(float), acc, **style)
+        axes[1].scatter([macs[j] / 1e6 if macs[j] else np.nan for j in part.index], acc, **style)
+        axes[2].scatter(part["seconds_per_epoch"].astype(float), acc, **style)
     axes[0].set_xlabel("trainable parameters (computed here)")
-    axes[1].set_xlabel("seconds per training epoch (this machine)")
+    axes[1].set_xlabel("multiply-adds per image, millions (computed here)")
+    axes[2].set_xlabel("seconds per training epoch (this machine)")
     axes[0].set_ylabel("test accuracy (%)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    # Below the panels, not inside one: any corner of a panel may hold points.
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(models) // 3)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
     return fig

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..models.convmixer import MACS_COVER
 from ..training.recipes import DIFFERENCES
 from . import plots
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks
 from .html import bullets, figure, missing, note, table
-from .names import cell_name, parameter_count
+from .names import cell_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
 from .runs import PAPER_WIDTH_DEPTH, other_axis, prepare, short_axis
-from .tables import architectures_table, paper_points, published_trend_series, trend, trend_setups
+from .tables import (architecture_contrasts_table, architectures_table, paper_points, published_trend_series, trend,
+                     trend_setups)
 from .text import dirty_sentence, jpeg_sentence, lessons, load_sentence
-from .verdicts import CLAIM1_SCOPE, architecture_regimes, no_trend_reason, schedule_end
+from .verdicts import (CLAIM1_SCOPE, MATCHING_RULE, architecture_regimes, dependences, mixer_token_notes,
+                       no_trend_reason, schedule_end)
 
 
 def _budget(setup_runs: pd.DataFrame) -> str:
@@ -79,7 +82,8 @@ def learning_curves_section(runs: pd.DataFrame) -> str:
 
 
 def architectures_section(runs: pd.DataFrame) -> str:
-    """Claim 1: ConvMixer against size-matched baselines trained the same way (table, figure, contrasts)."""
+    """Claim 1: ConvMixer against size-matched baselines trained the same way: the models with their size and
+    compute, a figure per regime, and the contrasts under every matching with where the conclusion depends on it."""
     regimes = architecture_regimes(runs)
     if not regimes:
         return missing("No baseline (ResNet, ViT, MLP-Mixer) shares a training regime with a ConvMixer here, so "
@@ -88,19 +92,35 @@ def architectures_section(runs: pd.DataFrame) -> str:
     parts = [table(architectures_table(runs), table_id="architectures-table", caption=(
         "Models compared for claim 1. Baselines were matched to the ConvMixer's parameter count within ±15% by "
         "convmixer/models/baselines.py (one fixed family per architecture, one size knob, no per-architecture tuning); "
-        "every model trains with the same recipe, budget, data, seeds and training loop. Seconds per epoch is the "
+        "the other ConvMixers of the regime listed are those a compute-matched or same-patch contrast pairs with a "
+        "baseline. Every model trains with the same recipe, budget, data, seeds and training loop. Multiply-adds "
+        f"per image are the forward pass's ({MACS_COVER}), computed from the architecture. Seconds per epoch is the "
         "fastest of a model's runs, timed while other work shared the machine (each record keeps its load average). "
         "The last column is the accuracy on the augmented training images in the last epoch: how far each model "
         "is from fitting its training data at this budget."))]
-    for regime in regimes:
-        cells = regime["runs"]
-        names = {j: cell_name(r) for j, r in cells.iterrows()}
-        params = {j: parameter_count(r) for j, r in cells.iterrows()}
-        parts.append(figure(plots.architecture_figure(cells, params, names), alt="Accuracy against size and time",
-                            caption=f"{regime['regime']}: test accuracy against parameters and seconds per epoch, "
-                                    "one point per run (seed)."))
+    for i, regime in enumerate(regimes):
+        parts += _architecture_regime_parts(regime, i)
     parts.append(note(CLAIM1_SCOPE))
     return "\n".join(parts)
+
+
+def _architecture_regime_parts(regime: dict, index: int) -> list[str]:
+    """One regime's figure, its contrasts under every matching, and what the matching changes."""
+    cells = regime["runs"]
+    names = {j: cell_name(r) for j, r in cells.iterrows()}
+    params = {j: regime["sizes"][names[j]]["parameters"] for j in cells.index}
+    macs = {j: regime["sizes"][names[j]]["macs"] for j in cells.index}
+    suffix = "" if index == 0 else f"-{index + 1}"
+    return [
+        figure(plots.architecture_figure(cells, params, names, macs), alt="Accuracy against size, compute and time",
+               caption=f"{regime['regime']}: test accuracy against parameters, multiply-adds per image and seconds "
+                       "per epoch, one point per run (seed)."),
+        table(architecture_contrasts_table(regime), table_id=f"architecture-contrasts{suffix}",
+              caption=f"{regime['regime']}: each baseline against the ConvMixer each matching pairs it with. "
+                      + MATCHING_RULE),
+        bullets([d["text"][0].upper() + d["text"][1:] + "." for d in dependences(regime)]
+                + mixer_token_notes(regime)),
+    ]
 
 
 def paper_effects(reference: dict) -> list[dict]:

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..models.convmixer import count_parameters
-from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, parameter_count
+from .names import ARCHITECTURE_NAMES, hyperparameters
 from .stats import binomial_se_pct
 from .runs import AXES, comparable_groups, history, other_axis, prepare, short_axis
-from .verdicts import architecture_regimes
+from .verdicts import MATCHINGS, architecture_regimes
 
 
 def setups_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -236,26 +236,52 @@ def paper_points(setup_runs: pd.DataFrame, reference: dict) -> pd.DataFrame:
 
 
 def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Claim 1's models side by side: hyperparameters, parameters (computed here), speed and accuracy."""
-    columns = ["model", "architecture", "hyperparameters", "parameters (computed here)", "epochs", "recipe",
-               "seconds per epoch", "our accuracy (%)", "n", "test-set SE (%)", "last-epoch train accuracy (%)"]
+    """Claim 1's models side by side: hyperparameters, parameters and multiply-adds per image (both computed
+    from the architecture), speed and accuracy. Every ConvMixer a matching pairs with a baseline is listed."""
+    columns = ["model", "architecture", "hyperparameters", "parameters (computed here)",
+               "multiply-adds per image (computed here)", "epochs", "recipe", "seconds per epoch", "our accuracy (%)",
+               "n", "test-set SE (%)", "last-epoch train accuracy (%)"]
     rows = []
     for regime in architecture_regimes(runs):
-        for name, sub in regime["runs"].groupby(regime["runs"].apply(cell_name, axis=1), sort=False):
+        for name, sub in regime["models"].items():
             first = sub.iloc[0]
             stats = _pct_stats(sub["test_accuracy"], sub["test_images"])
-            hp = (f"width {first['width']}, depth {first['depth']}, patch {first['patch_size']}, kernel "
-                  f"{first['kernel_size']}" if first["architecture"] == "convmixer" else
-                  ", ".join(f"{k} {v}" for k, v in (hyperparameters(first) | (
-                      {"patch_size": first["patch_size"]} if not pd.isna(first["patch_size"]) else {})).items()))
-            count = parameter_count(first)
+            count, macs = regime["sizes"][name]["parameters"], regime["sizes"][name]["macs"]
             rows.append({"model": name, "architecture": ARCHITECTURE_NAMES.get(first["architecture"]),
-                         "hyperparameters": hp, "parameters (computed here)": f"{count:,}" if count else "?",
+                         "hyperparameters": _hyperparameter_text(first),
+                         "parameters (computed here)": f"{count:,}" if count else "?",
+                         "multiply-adds per image (computed here)": f"{macs:,}" if macs else "?",
                          "epochs": first["epochs"], "recipe": first["recipe"],
                          "seconds per epoch": round(pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").min(), 1),
                          "our accuracy (%)": format_mean_std(stats), "n": stats["n"],
                          "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}",
                          "last-epoch train accuracy (%)": _last_train_accuracy(sub["path"])})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _hyperparameter_text(first) -> str:
+    if first["architecture"] == "convmixer":
+        return (f"width {first['width']}, depth {first['depth']}, patch {first['patch_size']}, kernel "
+                f"{first['kernel_size']}")
+    patch = {"patch_size": first["patch_size"]} if not pd.isna(first["patch_size"]) else {}
+    return ", ".join(f"{k} {v}" for k, v in (hyperparameters(first) | patch).items())
+
+
+def architecture_contrasts_table(regime: dict) -> pd.DataFrame:
+    """One regime's claim-1 contrasts under every matching (``verdicts.MATCHINGS``): which ConvMixer each
+    baseline meets, both models' multiply-adds per image, the margin with its interval, and the verdict."""
+    columns = ["matching", "ConvMixer", "baseline", "ConvMixer multiply-adds", "baseline multiply-adds",
+               "ConvMixer minus baseline (points)", "95% CI", "Holm p", "verdict"]
+    rows = []
+    for kind, tests in regime["matchings"].items():
+        for t in tests:
+            r = t["result"]
+            rows.append({"matching": MATCHINGS[kind], "ConvMixer": t["convmixer"], "baseline": t["baseline"],
+                         "ConvMixer multiply-adds": f"{t['convmixer_macs']:,}" if t["convmixer_macs"] else "?",
+                         "baseline multiply-adds": f"{t['baseline_macs']:,}" if t["baseline_macs"] else "?",
+                         "ConvMixer minus baseline (points)": f"{r['effect']:+.2f}" if r else "—",
+                         "95% CI": f"{r['ci_low']:+.2f} to {r['ci_high']:+.2f}" if r else "not estimable",
+                         "Holm p": f"{t['p_holm']:.2g}" if r else "—", "verdict": t["verdict"]})
     return pd.DataFrame(rows, columns=columns)
 
 

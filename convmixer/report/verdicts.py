@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
 from . import stats
-from .names import ARCHITECTURE_NAMES, cell_name, parameter_count, regime
+from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, parameter_count, regime
 from .runs import SETUP_FIELDS, clean, comparable_groups, history, other_axis, prepare, short_axis
 
 
@@ -38,8 +38,11 @@ VERDICT_RULE = (
     "Each setup (runs that differ only in kernel size, patch size and seed) is one unit of evidence. Its runs' "
     "test accuracies (percent) are fitted by ordinary least squares, accuracy ~ C(kernel) + C(patch), with a seed "
     "block where every seed ran in every cell (statsmodels). A claim's effect in a setup is the difference between "
-    "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value on the "
-    "model's residual degrees of freedom; the p-values of one claim's setups are Holm-adjusted together. A setup is "
+    "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
+    "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
+    "sampling noise (every run is scored on the same 10,000 images; method of moments on the per-image "
+    "differences, Welch-Satterthwaite degrees of freedom); the p-values of one claim's setups are Holm-adjusted "
+    "together. A setup is "
     "consistent with the claim (or contradicts it) when its adjusted p < 0.05 and the effect has the claimed (or "
     "the opposite) sign, and inconclusive otherwise. A claim's verdict is that of its lead setup: the longest "
     "training whose learning rate was annealed to 0 (the end of a one-cycle schedule at a fixed budget), else the "
@@ -81,8 +84,28 @@ def _inference_frame(setup_runs: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({
         "accuracy": 100 * pd.to_numeric(setup_runs["test_accuracy"], errors="coerce"),
         "kernel_size": setup_runs["kernel_size"].astype(int), "patch_size": setup_runs["patch_size"].astype(int),
-        "seed": setup_runs["seed"].astype(int)})
+        "seed": setup_runs["seed"].astype(int), "path": setup_runs["path"]})
     return frame.dropna(subset=["accuracy"]).reset_index(drop=True)
+
+
+def per_image_correct(paths) -> np.ndarray | None:
+    """Runs x images, 1 where the run got the image right, from each record's per-image predictions; None
+    when any run lacks them or they are not of the same images in the same order (then only the seeds'
+    noise can be counted)."""
+    from ..records import RunRecord
+
+    rows, labels = [], None
+    for path in paths:
+        try:
+            saved = RunRecord(path).predictions()
+        except (OSError, ValueError):
+            return None
+        if labels is None:
+            labels = saved["label"]
+        elif len(saved["label"]) != len(labels) or (saved["label"] != labels).any():
+            return None
+        rows.append(saved["predicted"] == saved["label"])
+    return np.array(rows, dtype=float) if rows else None
 
 
 def _budget_size(setup_runs: pd.DataFrame) -> float:
@@ -106,7 +129,7 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
         frame = _inference_frame(sub)
         if frame.empty or frame[axis].nunique() < 2:
             continue
-        result = stats.axis_test(frame, axis, other)
+        result = stats.axis_test(frame, axis, other, per_image_correct(frame["path"]))
         end = schedule_end(sub)
         tests.append({"setup": label, "regime": regime(sub), "n_runs": len(frame), "annealed": end["annealed"],
                       "schedule_end": end["text"], "budget": _budget_size(sub), "result": result,
@@ -130,7 +153,7 @@ def _test_line(t: dict, axis: str) -> str:
                        f"{t['verdict']}")
     text = (head + f"{short_axis(axis)} {r['low']} → {r['high']}: {r['effect']:+.2f} points "
             f"(95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; p = {r['p']:.2g}, Holm-adjusted {t['p_holm']:.2g}; "
-            f"{r['df']:.0f} residual df; {r['n_runs']} runs): {t['verdict']}")
+            f"{r['df']:.0f} df; noise from {r.get('noise', 'seeds only')}; {r['n_runs']} runs): {t['verdict']}")
     if r.get("steps"):
         steps = "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})"
                           for s in r["steps"])
@@ -173,17 +196,53 @@ CLAIM1_SCOPE = (
     "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
     "The shared recipe is the ConvMixer code's own (locuslab/convmixer-cifar10's defaults), chosen for ConvMixer "
     "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their own. "
-    "Size means parameters, as in the paper, not compute: the models are not matched in arithmetic per image, and "
-    "the claim-1 figure shows what each costs per epoch on this machine.")
+    "The verdict matches models by parameters, as the paper does; parameters are not compute, so the same "
+    "baselines are also contrasted with the ConvMixer closest to each in multiply-adds per image, and with a "
+    "ConvMixer of the same patch size, and the claim-1 table and figure show each model's multiply-adds and "
+    "seconds per epoch on this machine.")
+
+# The ways a baseline is paired with a ConvMixer of its regime, each fixed from the architectures alone.
+MATCHINGS = {
+    "parameters": "matched by parameters",
+    "compute": "matched by compute",
+    "patch": "compared at the same patch size",
+}
+MATCHING_RULE = (
+    "Matched by parameters (the verdict's pairing): every baseline against one ConvMixer, the smallest patch and "
+    f"then the largest kernel among those within ±{MATCH_TOLERANCE:.0%} of the baselines' median size. Matched "
+    "by compute: each baseline against the ConvMixer of the regime closest to it in multiply-adds per image "
+    "(the smallest ratio of the larger count to the smaller, since compute differs by factors). At "
+    "the same patch size: each patch-based baseline against the ConvMixer at its patch size (largest kernel, then "
+    "closest size). No pairing looks at accuracy. All contrasts come from one OLS fit over every model in the "
+    "claim-1 table (stats.group_contrasts), so a pair has the same interval under every matching; the p-values of "
+    "each matching are Holm-adjusted across its baselines. Multiply-adds count the forward pass's convolutions, "
+    "dense layers and attention products (convmixer/models, count_model_macs).")
+
+
+def macs_per_image(row) -> int | None:
+    """The model's multiply-adds per image in the forward pass (models.baselines.count_model_macs), computed
+    from its architecture; None when the record does not name a model that can be built."""
+    from ..models.baselines import count_model_macs
+
+    arch = row.get("architecture") or "convmixer"
+    try:
+        if arch == "convmixer":
+            hp = {k: int(row[k]) for k in ("width", "depth", "patch_size", "kernel_size")}
+        else:
+            hp = hyperparameters(row) | ({"patch_size": int(row["patch_size"])}
+                                         if not pd.isna(row.get("patch_size")) else {})
+        return count_model_macs(arch, hp)
+    except (ValueError, TypeError):
+        return None
 
 
 def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
     """Training regimes (every setup field but the model's) that hold ConvMixer and baseline runs.
 
-    In each, the ConvMixer compared is fixed before looking at any accuracy: the
-    paper's headline cell, the smallest patch and, at that patch, the largest
-    kernel. Each baseline is contrasted with it (``stats.group_contrasts``) and
-    the baselines' p-values are Holm-adjusted together.
+    In each, every baseline is paired with a ConvMixer of the regime in each of
+    ``MATCHINGS``, chosen before looking at any accuracy (``MATCHING_RULE``);
+    ``tests`` are the parameter-matched contrasts (the verdict's), ``matchings``
+    all three.
     """
     done = prepare(runs, architecture=None)
     out = []
@@ -194,57 +253,126 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
     for _, sub in done.groupby("regime_key", sort=True):
         conv = sub[sub["architecture"] == "convmixer"]
         base = sub[sub["architecture"] != "convmixer"]
-        if conv.empty or base.empty:
-            continue
-        ref_runs = _reference_convmixer(conv, base)
-        cells = pd.concat([ref_runs, base])
-        names = [cell_name(r) for _, r in cells.iterrows()]
-        frame = pd.DataFrame({"group": names, "seed": cells["seed"].astype(int).to_numpy(),
-                              "accuracy": 100 * pd.to_numeric(cells["test_accuracy"], errors="coerce").to_numpy()})
-        frame = frame.dropna()
-        reference = cell_name(ref_runs.iloc[0])
-        # A model with one run has no spread of its own: pooling the others' would assume it, so such a
-        # model gets no contrast (inconclusive), and it does not enter the fit.
-        counts = frame["group"].value_counts()
-        replicated = frame[frame["group"].map(counts) >= MIN_RUNS_PER_MODEL]
-        contrasts = (stats.group_contrasts(replicated, reference) or {}) if (
-            counts.get(reference, 0) >= MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
-        baselines = sorted(set(names) - {reference})
-        adjusted = stats.holm([contrasts[b]["p"] if b in contrasts else float("nan") for b in baselines])
-        ref_annealed = schedule_end(ref_runs)["annealed"]
-        tests = []
-        for name, p_holm in zip(baselines, adjusted):
-            r = contrasts.get(name)
-            model_runs = cells[[n == name for n in names]]
-            tests.append({"baseline": name, "result": r, "p_holm": p_holm, "n_runs": int(counts.get(name, 0)),
-                          "annealed": ref_annealed and schedule_end(model_runs)["annealed"],
-                          "verdict": stats.verdict_word(r["effect"], p_holm, +1) if r else stats.INCONCLUSIVE})
-        first = ref_runs.iloc[0]
-        seeds = cells.groupby(cells["architecture"].map(lambda a: ARCHITECTURE_NAMES.get(a, a)), sort=False)[
-            "seed"].nunique()
-        seeds_text = (f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] != 1 else ''} each" if seeds.nunique() == 1 else
-                      "seeds: " + ", ".join(f"{arch} {n}" for arch, n in seeds.items()))
-        # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
-        jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
-        regime = (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
-                  f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
-                  f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
-        out.append({"reference": reference, "regime": regime, "tests": tests, "runs": cells,
-                    "annealed": ref_annealed and all(t["annealed"] for t in tests), "budget": _budget_size(ref_runs),
-                    "n_runs": len(frame)})
+        if not conv.empty and not base.empty:
+            out.append(_regime_contrasts(conv, base))
     out.sort(key=lambda r: (not r["annealed"], -r["budget"]))
     return out
 
 
+CONVMIXER_KEY = ["width", "depth", "activation", "patch_size", "kernel_size"]
+
+
+def _regime_contrasts(conv: pd.DataFrame, base: pd.DataFrame) -> dict:
+    """One regime's claim-1 models, their pairings and contrasts (see ``architecture_regimes``)."""
+    ref_runs = _reference_convmixer(conv, base)
+    reference = cell_name(ref_runs.iloc[0])
+    pairings = _pairings(conv.drop_duplicates(CONVMIXER_KEY), base, reference)
+    chosen = set().union(*(p.values() for p in pairings.values())) - {reference}
+    others = conv[[cell_name(r) in chosen for _, r in conv.iterrows()]]
+    cells = pd.concat([ref_runs, others, base])  # the reference's runs first, then its order as before
+    names = [cell_name(r) for _, r in cells.iterrows()]
+    models = {n: cells[[m == n for m in names]] for n in dict.fromkeys(names)}
+    frame = pd.DataFrame({"group": names, "seed": cells["seed"].astype(int).to_numpy(),
+                          "accuracy": 100 * pd.to_numeric(cells["test_accuracy"], errors="coerce").to_numpy()})
+    frame = frame.dropna()
+    counts = frame["group"].value_counts()
+    fits = _fits(frame, counts, set().union(*(p.values() for p in pairings.values())))
+    annealed = {n: schedule_end(m)["annealed"] for n, m in models.items()}
+    sizes = {n: {"parameters": parameter_count(m.iloc[0]), "macs": macs_per_image(m.iloc[0])}
+             for n, m in models.items()}
+    matchings = {kind: _family(pairing, fits, counts, annealed, sizes, kind) for kind, pairing in pairings.items()}
+    tests = matchings["parameters"]
+    return {"reference": reference, "regime": _regime_text(reference, ref_runs.iloc[0], cells), "tests": tests,
+            "matchings": matchings, "runs": cells, "sizes": sizes, "models": models,
+            "annealed": annealed[reference] and all(t["annealed"] for t in tests),
+            "budget": _budget_size(ref_runs), "n_runs": len(frame)}
+
+
+def _regime_text(reference: str, first, cells: pd.DataFrame) -> str:
+    seeds = cells.groupby(cells["architecture"].map(lambda a: ARCHITECTURE_NAMES.get(a, a)), sort=False)[
+        "seed"].nunique()
+    seeds_text = (f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] != 1 else ''} each" if seeds.nunique() == 1 else
+                  "seeds: " + ", ".join(f"{arch} {n}" for arch, n in seeds.items()))
+    # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
+    jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
+    return (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
+            f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
+            f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
+
+
+def _pairings(conv_cells: pd.DataFrame, base: pd.DataFrame, reference: str) -> dict[str, dict[str, str]]:
+    """For each of MATCHINGS, baseline name -> the ConvMixer it is contrasted with (from architectures only)."""
+    baselines = {cell_name(r): r for _, r in base.iterrows()}
+    same_patch = {b: _patch_match(conv_cells, row) for b, row in baselines.items()}
+    return {
+        "parameters": {b: reference for b in sorted(baselines)},
+        "compute": {b: cell_name(_compute_match(conv_cells, baselines[b])) for b in sorted(baselines)},
+        "patch": {b: cell_name(same_patch[b]) for b in sorted(baselines) if same_patch[b] is not None},
+    }
+
+
+def _fits(frame: pd.DataFrame, counts: pd.Series, convmixers: set) -> dict[str, dict]:
+    """Each paired ConvMixer's contrasts with every other model, from one OLS fit (stats.group_contrasts).
+
+    A model with one run has no spread of its own: pooling the others' would assume it, so such a model
+    does not enter the fit and gets no contrast (inconclusive).
+    """
+    replicated = frame[frame["group"].map(counts) >= MIN_RUNS_PER_MODEL]
+    return {c: (stats.group_contrasts(replicated, c) or {}) if (
+        counts.get(c, 0) >= MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
+        for c in sorted(convmixers)}
+
+
+def _family(pairing: dict, fits: dict, counts: pd.Series, annealed: dict, sizes: dict, kind: str) -> list[dict]:
+    """One matching's contrasts (ConvMixer minus baseline), Holm-adjusted across its baselines."""
+    results = [fits[c].get(b) for b, c in pairing.items()]
+    adjusted = stats.holm([r["p"] if r else float("nan") for r in results])
+    return [{"baseline": b, "convmixer": c, "matching": kind, "result": r, "p_holm": p_holm,
+             "n_runs": int(counts.get(b, 0)), "annealed": annealed[c] and annealed[b],
+             "convmixer_macs": sizes[c]["macs"], "baseline_macs": sizes[b]["macs"],
+             "convmixer_parameters": sizes[c]["parameters"], "baseline_parameters": sizes[b]["parameters"],
+             "verdict": stats.verdict_word(r["effect"], p_holm, +1) if r else stats.INCONCLUSIVE}
+            for (b, c), r, p_holm in zip(pairing.items(), results, adjusted)]
+
+
+def _rank(row, target: float, *first) -> tuple:
+    """How a ConvMixer ranks for a pairing: ``first``, then within MATCH_TOLERANCE of ``target`` parameters,
+    the largest kernel, the closest size; the rest only make the order total."""
+    size = parameter_count(row) or 0
+    return (*first, abs(size - target) > MATCH_TOLERANCE * target, -row["kernel_size"], abs(size - target),
+            row["patch_size"], row["width"], row["depth"], str(row["activation"]))
+
+
+def _compute_match(conv_cells: pd.DataFrame, baseline) -> pd.Series:
+    """The ConvMixer closest to ``baseline`` in multiply-adds per image (the smaller ratio, larger count over
+    smaller: compute differs by factors), ties broken as ``_rank``."""
+    target = macs_per_image(baseline)
+
+    def ratio(row):
+        macs = macs_per_image(row)
+        return max(macs, target) / min(macs, target) if macs and target else math.inf
+
+    size = parameter_count(baseline) or 0
+    return min((r for _, r in conv_cells.iterrows()), key=lambda r: _rank(r, size, ratio(r)))
+
+
+def _patch_match(conv_cells: pd.DataFrame, baseline) -> pd.Series | None:
+    """The ConvMixer at ``baseline``'s patch size, ranked as ``_rank``; None for a model without patches
+    (ResNet) or a patch size no ConvMixer of the regime ran at."""
+    if pd.isna(baseline.get("patch_size")):
+        return None
+    same = conv_cells[conv_cells["patch_size"] == int(baseline["patch_size"])]
+    size = parameter_count(baseline) or 0
+    return min((r for _, r in same.iterrows()), key=lambda r: _rank(r, size), default=None)
+
+
 def _reference_convmixer(conv: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the one ConvMixer the baselines are compared with, chosen without looking at accuracy:
-    among the ConvMixers within MATCH_TOLERANCE (15%) of the baselines' median parameter count (the size they were
-    matched to; any ConvMixer when none is), the smallest patch, then the largest kernel, then the closest
-    size. A bigger ConvMixer trained in the same regime therefore never becomes the reference; other
-    ConvMixers of the regime take no part in claim 1."""
+    """The runs of the one ConvMixer the baselines are compared with by parameters, chosen without looking at
+    accuracy: among the ConvMixers within MATCH_TOLERANCE (15%) of the baselines' median parameter count (the
+    size they were matched to; any ConvMixer when none is), the smallest patch, then the largest kernel, then
+    the closest size. A bigger ConvMixer trained in the same regime therefore never becomes the reference."""
     target = float(np.median([parameter_count(r) or 0 for _, r in base.iterrows()]))
-    key = ["width", "depth", "activation", "patch_size", "kernel_size"]
-    cells = conv.drop_duplicates(key)
+    cells = conv.drop_duplicates(CONVMIXER_KEY)
 
     def rank(row):
         size = parameter_count(row) or 0
@@ -252,7 +380,93 @@ def _reference_convmixer(conv: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame
                 abs(size - target), row["width"], row["depth"], str(row["activation"]))
 
     best = min((r for _, r in cells.iterrows()), key=rank)
-    return conv[(conv[key] == best[key]).all(axis=1)]
+    return conv[(conv[CONVMIXER_KEY] == best[CONVMIXER_KEY]).all(axis=1)]
+
+
+def _claim_word(tests: list[dict]) -> str:
+    """ConvMixer must beat every baseline: any contradiction contradicts, all consistent is consistent."""
+    words = [t["verdict"] for t in tests]
+    if stats.CONTRADICTS in words:
+        return stats.CONTRADICTS
+    if words and all(w == stats.CONSISTENT for w in words):
+        return stats.CONSISTENT
+    return stats.INCONCLUSIVE
+
+
+def _millions(macs) -> str:
+    return f"{macs / 1e6:.2f}M" if macs else "?"
+
+
+def _contrast_line(t: dict) -> str:
+    r = t["result"]
+    if r is None:
+        return (f"not estimable ({t['n_runs']} run{'s' if t['n_runs'] != 1 else ''} of it; a contrast needs at "
+                f"least {MIN_RUNS_PER_MODEL} seeds of each model): {t['verdict']}")
+    return (f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; Holm-adjusted p = "
+            f"{t['p_holm']:.2g}; {r['df']:.0f} residual df): {t['verdict']}")
+
+
+def _matching_line(t: dict, reference: str) -> str:
+    """A compute-matched or same-patch contrast, with both models' multiply-adds and parameters."""
+    same = " (the parameter-matched ConvMixer)" if t["convmixer"] == reference else ""
+    return (f"{MATCHINGS[t['matching']].capitalize()}: {t['convmixer']}{same} ({_millions(t['convmixer_macs'])} "
+            f"multiply-adds per image, {t['convmixer_parameters'] or 0:,} parameters) minus {t['baseline']} "
+            f"({_millions(t['baseline_macs'])}, {t['baseline_parameters'] or 0:,}): " + _contrast_line(t))
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _short_contrast(t: dict) -> str:
+    r = t["result"]
+    return (f"{t['convmixer']} minus it: " + (f"{r['effect']:+.2f} points, 95% CI {r['ci_low']:+.2f} to "
+            f"{r['ci_high']:+.2f}, Holm-adjusted p = {t['p_holm']:.2g}" if r else "not estimable")
+            + f", {t['verdict']}")
+
+
+def dependence(baseline: str, tests: dict[str, dict]) -> dict:
+    """Whether ConvMixer beats ``baseline`` under every matching it has (``tests``: matching -> contrast)."""
+    beats = [m for m, t in tests.items() if t["verdict"] == stats.CONSISTENT]
+    rest = [m for m in tests if m not in beats]
+    if beats and rest:
+        text = (f"the conclusion for {baseline} depends on the matching: ConvMixer beats it when "
+                f"{_join([MATCHINGS[m] for m in beats])} but not when {_join([MATCHINGS[m] for m in rest])} ("
+                + "; ".join(_short_contrast(tests[m]) for m in rest) + ")")
+    elif beats:
+        text = f"ConvMixer beats {baseline} under every matching tested ({_join([MATCHINGS[m] for m in beats])})"
+    else:
+        text = (f"ConvMixer beats {baseline} under no matching tested ("
+                + "; ".join(f"{MATCHINGS[m]}: {_short_contrast(t)}" for m, t in tests.items()) + ")")
+    return {"baseline": baseline, "depends": bool(beats and rest), "beats_under": beats, "text": text}
+
+
+def dependences(regime: dict) -> list[dict]:
+    """``dependence`` for each baseline of a regime, over the matchings that pair it."""
+    by_baseline = {}
+    for kind, tests in regime["matchings"].items():
+        for t in tests:
+            by_baseline.setdefault(t["baseline"], {})[kind] = t
+    return [dependence(b, tests) for b, tests in sorted(by_baseline.items())]
+
+
+def mixer_token_notes(regime: dict) -> list[str]:
+    """Each MLP-Mixer's token-mixing width against its token count: a possible handicap, said beside the verdict."""
+    from ..models.mlp_mixer import IMAGE_SIZE
+
+    notes = []
+    for name, runs in regime["models"].items():
+        row = runs.iloc[0]
+        hp = hyperparameters(row)
+        if row["architecture"] != "mlp_mixer" or "token_mlp_dim" not in hp or pd.isna(row.get("patch_size")):
+            continue
+        tokens = (IMAGE_SIZE // int(row["patch_size"])) ** 2
+        notes.append(
+            f"{name} mixes its {tokens} tokens through a token MLP of {hp['token_mlp_dim']} hidden units, because its "
+            "family ties the token MLP to half the channel width so that its parameters can match the ConvMixer's "
+            "(convmixer/models/baselines.py). That bottleneck may handicap it: the original Mixers' token MLPs "
+            "are wider than their token count (Mixer-B/16: 384 units for 196 tokens).")
+    return notes
 
 
 def _architecture_verdict(runs: pd.DataFrame) -> dict:
@@ -263,46 +477,55 @@ def _architecture_verdict(runs: pd.DataFrame) -> dict:
         reason = ("Not tested: every completed run is a ConvMixer, so there is no ViT, MLP-Mixer or ResNet run to "
                   "compare against." if not others else
                   f"Not tested: runs of {', '.join(others)} exist, but none shares a training regime with a ConvMixer.")
-        return {"verdict": stats.NOT_TESTED, "evidence": reason, "regime": None, "setups": [], "tests": []}
+        return {"verdict": stats.NOT_TESTED, "evidence": reason, "regime": None, "setups": [], "tests": [],
+                "details": None}
     lead = regimes[0]
-    words = [t["verdict"] for t in lead["tests"]]
-    if stats.CONTRADICTS in words:
-        verdict = stats.CONTRADICTS
-    elif words and all(w == stats.CONSISTENT for w in words):
-        verdict = stats.CONSISTENT
-    else:
-        verdict = stats.INCONCLUSIVE
-    lines = []
-    for t in lead["tests"]:
-        r = t["result"]
-        lines.append(f"{lead['reference']} minus {t['baseline']}: " + (
-            f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; Holm-adjusted p = "
-            f"{t['p_holm']:.2g}; {r['df']:.0f} residual df): {t['verdict']}" if r else
-            f"not estimable ({t['n_runs']} run{'s' if t['n_runs'] != 1 else ''} of it; a contrast needs at least "
-            f"{MIN_RUNS_PER_MODEL} seeds of each model): {t['verdict']}"))
-    # The first line is the summary the README shows, so it carries every contrast (the lines below add
-    # the Holm p-values and degrees of freedom).
+    verdict = _claim_word(lead["tests"])
+    lines = [f"{lead['reference']} minus {t['baseline']}: " + _contrast_line(t) for t in lead["tests"]]
+    lines += [_matching_line(t, lead["reference"]) for kind in ("compute", "patch") for t in lead["matchings"][kind]]
+    depends = dependences(lead)
+    lines += [d["text"][0].upper() + d["text"][1:] + "." for d in depends]
+    lines += [MATCHING_RULE, *mixer_token_notes(lead)]
+    # The first line is the summary the README shows, so it carries every parameter-matched contrast and
+    # says where another matching changes the conclusion (the lines below add the other contrasts).
     margins = "; ".join(
         f"{t['baseline']} {t['result']['effect']:+.2f} points (95% CI {t['result']['ci_low']:+.2f} to "
         f"{t['result']['ci_high']:+.2f})" if t["result"] else f"{t['baseline']} not estimable"
         for t in lead["tests"])
-    head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. ConvMixer must beat every "
-            "baseline for the claim to hold here. " + CLAIM1_SCOPE)
-    tests = [{"setup": t["baseline"], "regime": lead["regime"], "annealed": t["annealed"], "low": t["baseline"],
-              "high": lead["reference"], "result": t["result"], "p_holm": t["p_holm"], "verdict": t["verdict"],
-              "n_runs": t["n_runs"]} for t in lead["tests"]]
+    changed = [d["text"] for d in depends if d["depends"]]
+    matching_text = ("Matched by parameters, as in the paper; " + ("; ".join(changed) if changed else
+                     "the conclusion for each baseline is the same under every matching tested") + ". ")
+    head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. " + matching_text +
+            "ConvMixer must beat every baseline for the claim to hold here. " + CLAIM1_SCOPE)
+    tests = [_test_entry(t, lead) for t in lead["tests"]]
+    details = {kind: [_test_entry(t, lead) for t in family] for kind, family in lead["matchings"].items()}
     return {"verdict": verdict, "evidence": "\n".join([head, *lines]), "regime": lead["regime"],
-            "setups": [lead["reference"]] + [t["baseline"] for t in lead["tests"]], "tests": tests}
+            "setups": [lead["reference"]] + [t["baseline"] for t in lead["tests"]], "tests": tests,
+            "details": {"matchings": details, "depends": depends, "sizes": lead["sizes"],
+                        "verdict_by_matching": {k: _claim_word(f) for k, f in lead["matchings"].items()},
+                        "notes": mixer_token_notes(lead)}}
 
 
-VERDICT_COLUMNS = ["claim", "verdict", "evidence", "anchor", "id", "regime", "setups", "tests"]
+def _test_entry(t: dict, lead: dict) -> dict:
+    """A claim-1 contrast in the shape of an axis claim's test (claims_json reads both alike)."""
+    return {"setup": t["baseline"], "regime": lead["regime"], "annealed": t["annealed"], "low": t["baseline"],
+            "high": t["convmixer"], "result": t["result"], "p_holm": t["p_holm"], "verdict": t["verdict"],
+            "n_runs": t["n_runs"], "matching": t["matching"], "convmixer_macs": t["convmixer_macs"],
+            "baseline_macs": t["baseline_macs"], "convmixer_parameters": t["convmixer_parameters"],
+            "baseline_parameters": t["baseline_parameters"]}
+
+
+VERDICT_COLUMNS = ["claim", "verdict", "evidence", "anchor", "id", "regime", "setups", "tests", "details"]
 
 
 def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim of ``CLAIMS``: verdict, its regime, the evidence as text, and the anchor that carries it."""
+    """One row per claim of ``CLAIMS``: verdict, its regime, the evidence as text, and the anchor that carries it.
+
+    ``details`` holds claim 1's contrasts under every matching (None for the axis claims).
+    """
     rows = []
     for claim in CLAIMS:
-        result = _architecture_verdict(runs) if "axis" not in claim else _axis_verdict(runs, claim)
+        result = _architecture_verdict(runs) if "axis" not in claim else _axis_verdict(runs, claim) | {"details": None}
         rows.append({"claim": claim["claim"], **result, "anchor": claim["anchor"], "id": claim["id"]})
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
@@ -314,24 +537,45 @@ def _json_number(value):
     return float(f"{float(value):.6g}")
 
 
+# Claim 1's contrasts also name the matching and both models' sizes.
+MATCHING_FIELDS = ["matching", "convmixer_macs", "baseline_macs", "convmixer_parameters", "baseline_parameters"]
+
+
+def _json_test(t: dict) -> dict:
+    r = t["result"] or {}
+    out = {"setup": t["setup"], "regime": t["regime"], "verdict": t["verdict"],
+           "lr_annealed": bool(t["annealed"]), "low": clean(t["low"]), "high": clean(t["high"]),
+           "effect": _json_number(r.get("effect")), "ci_low": _json_number(r.get("ci_low")),
+           "ci_high": _json_number(r.get("ci_high")), "p": _json_number(r.get("p")),
+           "p_holm": _json_number(t["p_holm"]), "df": _json_number(r.get("df")), "n_runs": int(t["n_runs"])}
+    return out | {k: clean(t[k]) for k in MATCHING_FIELDS if k in t}
+
+
+def _json_details(details) -> dict:
+    """Claim 1's extra data: every matching's contrasts, the claim's word under each, where the conclusion
+    depends on the matching, each model's size and multiply-adds, and the disclosed handicaps."""
+    if not isinstance(details, dict):
+        return {}
+    return {"matching_rule": MATCHING_RULE,
+            "matchings": {k: [_json_test(t) for t in tests] for k, tests in details["matchings"].items()},
+            "verdict_by_matching": details["verdict_by_matching"],
+            "depends_on_matching": [{"baseline": d["baseline"], "depends": d["depends"],
+                                     "beats_under": d["beats_under"], "text": d["text"]} for d in details["depends"]],
+            "models": [{"model": name, "parameters": clean(size["parameters"]), "macs_per_image": clean(size["macs"])}
+                       for name, size in details["sizes"].items()],
+            "notes": details["notes"]}
+
+
 def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
     """The verdicts as data (``claims.json`` beside the report): one entry per claim, every setup's test under it."""
     table = verdicts(runs) if table is None else table
     entries = []
     for row in table.itertuples(index=False):
-        tests = []
-        for t in row.tests:
-            r = t["result"] or {}
-            tests.append({"setup": t["setup"], "regime": t["regime"], "verdict": t["verdict"],
-                          "lr_annealed": bool(t["annealed"]), "low": clean(t["low"]), "high": clean(t["high"]),
-                          "effect": _json_number(r.get("effect")), "ci_low": _json_number(r.get("ci_low")),
-                          "ci_high": _json_number(r.get("ci_high")), "p": _json_number(r.get("p")),
-                          "p_holm": _json_number(t["p_holm"]), "df": _json_number(r.get("df")),
-                          "n_runs": int(t["n_runs"])})
+        tests = [_json_test(t) for t in row.tests]
         lead = tests[0] if tests else {}
         regime = row.regime if isinstance(row.regime, str) else None  # None turns NaN inside a DataFrame
         entries.append({"id": row.id, "claim": row.claim, "verdict": row.verdict, "regime": regime,
                         "setups": list(row.setups), "effect": lead.get("effect"), "ci_low": lead.get("ci_low"),
                         "ci_high": lead.get("ci_high"), "p": lead.get("p_holm"),
-                        "n_runs": lead.get("n_runs", 0), "tests": tests})
+                        "n_runs": lead.get("n_runs", 0), "tests": tests, **_json_details(row.details)})
     return {"rule": VERDICT_RULE, "claims": entries}
