@@ -214,3 +214,50 @@ def test_claim_1_table_shows_how_well_each_model_fits_its_training_images(tmp_pa
     table = tables.architectures_table(runs).set_index("model")
     assert table.loc["ResNet-20 (width 6)", "last-epoch train accuracy (%)"] == "70.0"  # mean of 60, 70, 80
     assert table.loc["ConvMixer-64/4 p2 k9", "last-epoch train accuracy (%)"] == "—"  # no history recorded
+
+
+def image_level_setup(rng, cells, seeds=3, images=2000, model_spread=3.0, seed_std=0.05):
+    """Runs of one setup scored on a fresh test set: every model finds other images easy (a per-image,
+    per-cell logit shift), but no cell is better on average over the image distribution. Most images are
+    easy or hard for every run (a wide spread of difficulty), as on CIFAR-10."""
+    base = rng.normal(1.5, 6.0, images)
+    shift = {cell: rng.normal(0.0, model_spread, images) for cell in cells}
+    rows, correct = [], []
+    for k, p in cells:
+        for s in range(seeds):
+            chance = 1 / (1 + np.exp(-(base + shift[(k, p)] + rng.normal(0, seed_std))))
+            right = rng.random(images) < chance
+            rows.append({"accuracy": 100 * right.mean(), "kernel_size": k, "patch_size": p, "seed": s})
+            correct.append(right)
+    return pd.DataFrame(rows), np.array(correct, dtype=float)
+
+
+@pytest.mark.slow
+def test_counting_the_test_images_keeps_the_false_positive_rate_where_the_seeds_alone_lose_it():
+    rng = np.random.default_rng(6)
+    draws, with_images, seeds_only, covered = 300, 0, 0, 0
+    for _ in range(draws):
+        frame, correct = image_level_setup(rng, SHAPES["one-cycle"])
+        full = stats.axis_test(frame, "kernel_size", "patch_size", correct)
+        bare = stats.axis_test(frame, "kernel_size", "patch_size")
+        assert full["effect"] == pytest.approx(bare["effect"]) and full["noise"] == "seeds and test images"
+        with_images += full["p"] < stats.ALPHA
+        seeds_only += bare["p"] < stats.ALPHA
+        covered += full["ci_low"] <= 0 <= full["ci_high"]
+    assert with_images / draws <= 0.07  # 5% within the sampling error of 300 draws
+    assert seeds_only / draws >= 0.12  # the seeds' spread alone misses the test set's noise here
+    assert covered / draws >= 0.93
+
+
+def test_image_noise_is_what_the_per_image_sums_say():
+    # Two cells, one seed each... and two seeds, where the images' part is known: D_i = mean over seeds of
+    # (right in cell 9) - (right in cell 3); with identical seeds the seeds explain none of var(D_i).
+    frame = pd.DataFrame({"accuracy": [50.0, 50.0, 50.0, 50.0], "kernel_size": [3, 3, 9, 9],
+                          "patch_size": [2, 2, 2, 2], "seed": [0, 1, 0, 1]})
+    correct = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=float)
+    frame["accuracy"] = 100 * correct.mean(axis=1) + np.array([0.0, 0.1, 0.0, 0.1])  # tiny seed noise
+    result = stats.fit(frame, ["kernel_size", "patch_size"])
+    vector = np.zeros(len(result.model.exog_names))
+    vector[result.model.exog_names.index("C(kernel_size)[T.9]")] = 1.0
+    expected = np.var(100 * (correct[2:].mean(axis=0) - correct[:2].mean(axis=0)), ddof=1) / 4
+    assert stats.image_variance(result, vector, correct, frame["seed"].to_numpy()) == pytest.approx(expected)

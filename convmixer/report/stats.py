@@ -12,7 +12,20 @@ augmentation draws that all cells share). A claim's effect in a setup is the
 contrast between the largest and the smallest level of its axis, with a 95%
 confidence interval and a two-sided p-value on the model's residual degrees of
 freedom. The p-values of one claim's setups are Holm-adjusted together, and a
-setup's verdict is
+setup's verdict is decided on them (below).
+
+Every run is scored on the same test images, so the seeds' spread misses the
+test set's own sampling noise: on other images from the same distribution the
+effect would differ. Where every run of a fit kept its per-image predictions,
+that noise is added to the contrast's variance (``image_variance``): the effect
+is the mean over images of each image's weighted sum of the runs' correctness
+(the contrast's weights on the runs), so its image-sampling variance is the
+variance of those per-image sums over the number of images, less the part of it
+the seeds already account for (method of moments, estimated per seed block
+where the seeds are shared, else not subtracted, which errs wide). The interval
+and p-value then use the seeds' and the images' variance together on the
+Welch-Satterthwaite degrees of freedom of the two variance estimates (the
+seeds' on the model's residual df, the images' on n - 1; scipy's t). The verdicts:
 
 * "consistent with the claim": adjusted p < ALPHA and the effect has the claimed sign,
 * "contradicts the claim": adjusted p < ALPHA and the opposite sign,
@@ -73,11 +86,14 @@ def fit(frame: pd.DataFrame, factors: list[str]):
     return None
 
 
-def contrast(result, factor: str, low, high) -> dict | None:
+def contrast(result, factor: str, low, high, correct=None, seeds=None) -> dict | None:
     """Mean accuracy at ``factor == high`` minus at ``factor == low``, adjusted for the other terms.
 
     None when the design cannot separate it from the other terms (e.g. kernel and
-    patch changed together): the contrast is then not estimable.
+    patch changed together): the contrast is then not estimable. ``correct``
+    (runs x images, 1 where a run got an image right, rows in the fit's order) and
+    ``seeds`` add the test images' sampling noise (``with_image_noise``); give ``seeds`` only when every
+    seed ran in every cell (``seeds_shared``).
     """
     names = result.model.exog_names
     vector = np.zeros(len(names))
@@ -89,10 +105,53 @@ def contrast(result, factor: str, low, high) -> dict | None:
     exog = result.model.exog
     if not np.allclose(vector @ np.linalg.pinv(exog) @ exog, vector, atol=1e-8):
         return None
+    return with_image_noise(result, vector, correct, seeds)
+
+
+def with_image_noise(result, vector, correct=None, seeds=None) -> dict:
+    """The contrast ``vector`` of an OLS ``result``: effect, 95% CI, two-sided p and df, from the seeds'
+    variance (statsmodels' t test) plus, when ``correct`` is given, the test images' (``image_variance``)."""
+    from scipy import stats as sps
+
     test = result.t_test(vector)
-    low_ci, high_ci = np.asarray(test.conf_int(alpha=ALPHA)).ravel()
-    return {"effect": float(np.asarray(test.effect).ravel()[0]), "ci_low": float(low_ci), "ci_high": float(high_ci),
-            "p": float(np.asarray(test.pvalue).ravel()[0]), "df": float(result.df_resid)}
+    effect = float(np.asarray(test.effect).ravel()[0])
+    seed_se = float(np.asarray(test.sd).ravel()[0])
+    df = seed_df = float(result.df_resid)
+    image_var = image_variance(result, vector, correct, seeds) if correct is not None else 0.0
+    se = math.sqrt(seed_se**2 + image_var)
+    if image_var > 0:  # Welch-Satterthwaite: the images' variance rests on n - 1 df, the seeds' on few
+        df = (seed_se**2 + image_var) ** 2 / (seed_se**4 / seed_df + image_var**2 / (np.shape(correct)[1] - 1))
+    half = float(sps.t.ppf(1 - ALPHA / 2, df)) * se
+    p = float(2 * sps.t.sf(abs(effect) / se, df)) if se > 0 else (0.0 if effect else 1.0)
+    return {"effect": effect, "ci_low": effect - half, "ci_high": effect + half, "p": p, "df": df,
+            "seed_se": seed_se, "image_se": math.sqrt(image_var),
+            "noise": "seeds and test images" if correct is not None else "seeds only"}
+
+
+def image_variance(result, vector, correct, seeds=None) -> float:
+    """The test images' sampling variance (points squared) of the contrast ``vector`` of ``result``.
+
+    The effect is ``a @ accuracy`` over the runs, ``a`` the contrast's weights,
+    so it is the mean over images of ``D_i = sum_r a_r * correct[r, i]`` (in
+    percent). Its variance over new test images is estimated by var(D_i) / n,
+    less the seeds' part of var(D_i) (which the OLS term already counts): with
+    every seed in every cell (``seeds``), each seed block gives its own D_i and
+    their spread estimates that part; otherwise nothing is subtracted (wider).
+    """
+    correct = np.asarray(correct, dtype=float)
+    weights = np.asarray(vector, dtype=float) @ np.linalg.pinv(result.model.exog)  # effect == weights @ accuracy
+    parts = 100.0 * weights[:, None] * correct
+    per_image = parts.sum(axis=0)
+    n_images = correct.shape[1]
+    between = float(per_image.var(ddof=1))
+    within = 0.0
+    if seeds is not None:
+        seeds = np.asarray(seeds)
+        blocks = np.unique(seeds)
+        if len(blocks) >= 2 and len({int((seeds == s).sum()) for s in blocks}) == 1:
+            per_block = np.array([parts[seeds == s].sum(axis=0) for s in blocks]) * len(blocks)
+            within = float(per_block.var(axis=0, ddof=1).mean()) / len(blocks)
+    return max(0.0, between - within) / n_images
 
 
 def slope_test(frame: pd.DataFrame, factor: str, others: list[str]) -> dict | None:
@@ -133,12 +192,13 @@ def verdict_word(effect: float, p_adjusted: float, sign: int) -> str:
     return CONSISTENT if np.sign(effect) == sign else CONTRADICTS
 
 
-def axis_test(frame: pd.DataFrame, axis: str, other: str) -> dict | None:
+def axis_test(frame: pd.DataFrame, axis: str, other: str, correct=None) -> dict | None:
     """One setup's test of ``axis``: the extreme-level contrast, plus trend and steps with 3+ levels.
 
     ``frame`` has columns accuracy (percent), seed, ``axis`` and ``other``. None
     when the axis has fewer than two levels or the model has no residual
-    degrees of freedom.
+    degrees of freedom. ``correct``: the runs' per-image correctness, rows in
+    ``frame``'s order, to count the test images' noise (``with_image_noise``).
     """
     levels = sorted(frame[axis].unique())
     if len(levels) < 2:
@@ -146,11 +206,12 @@ def axis_test(frame: pd.DataFrame, axis: str, other: str) -> dict | None:
     result = fit(frame, [axis, other])
     if result is None:
         return None
-    extreme = contrast(result, axis, levels[0], levels[-1])
+    seeds = frame["seed"].to_numpy() if seeds_shared(frame, [axis, other]) else None
+    extreme = contrast(result, axis, levels[0], levels[-1], correct, seeds)
     if extreme is None:
         return None
     out = extreme | {"low": levels[0], "high": levels[-1], "n_runs": len(frame), "formula": result.formula_text}
-    steps = [contrast(result, axis, a, b) for a, b in zip(levels, levels[1:])]
+    steps = [contrast(result, axis, a, b, correct, seeds) for a, b in zip(levels, levels[1:])]
     if len(levels) >= 3 and all(steps):
         steps = [step | {"low": a, "high": b} for step, a, b in zip(steps, levels, levels[1:])]
         for step, p_adj in zip(steps, holm([s["p"] for s in steps])):
@@ -160,13 +221,15 @@ def axis_test(frame: pd.DataFrame, axis: str, other: str) -> dict | None:
     return out
 
 
-def group_contrasts(frame: pd.DataFrame, reference: str) -> dict[str, dict] | None:
+def group_contrasts(frame: pd.DataFrame, reference: str, correct=None) -> dict[str, dict] | None:
     """``reference``'s mean accuracy minus each other group's, from one OLS fit ``accuracy ~ C(group)``
-    (plus a seed block when every seed ran in every group); None without residual degrees of freedom."""
+    (plus a seed block when every seed ran in every group); None without residual degrees of freedom.
+    ``correct``: per-image correctness, rows in ``frame``'s order, adds the test images' noise."""
     import statsmodels.formula.api as smf
 
     terms = [f"C(group, Treatment(reference={reference!r}))"]
-    if seeds_shared(frame, ["group"]):
+    shared = seeds_shared(frame, ["group"])
+    if shared:
         terms.append("C(seed)")
     model = smf.ols("accuracy ~ " + " + ".join(terms), data=frame)
     if model.df_resid < 1:
@@ -178,11 +241,7 @@ def group_contrasts(frame: pd.DataFrame, reference: str) -> dict[str, dict] | No
         if name not in result.model.exog_names:
             raise ValueError(f"no coefficient {name!r} in the fitted model")
         vector = -(np.asarray(result.model.exog_names) == name).astype(float)  # reference minus group
-        test = result.t_test(vector)
-        low, high = np.asarray(test.conf_int(alpha=ALPHA)).ravel()
-        out[group] = {"effect": float(np.asarray(test.effect).ravel()[0]), "ci_low": float(low),
-                      "ci_high": float(high), "p": float(np.asarray(test.pvalue).ravel()[0]),
-                      "df": float(result.df_resid)}
+        out[group] = with_image_noise(result, vector, correct, frame["seed"].to_numpy() if shared else None)
     return out
 
 

@@ -40,7 +40,7 @@ VERDICT_RULE = (
     "block where every seed ran in every cell (statsmodels). A claim's effect in a setup is the difference between "
     "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
     "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
-    "sampling noise (every run is scored on the same 10,000 images; method of moments on the per-image "
+    "sampling noise (every run is scored on the same test images; method of moments on the per-image "
     "differences, Welch-Satterthwaite degrees of freedom); the p-values of one claim's setups are Holm-adjusted "
     "together. A setup is "
     "consistent with the claim (or contradicts it) when its adjusted p < 0.05 and the effect has the claimed (or "
