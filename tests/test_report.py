@@ -544,3 +544,25 @@ def test_how_training_ended_comes_from_the_schedule_and_training_accuracy_never_
     assert flat == annealed
     constant = verdicts.schedule_end(_with_histories(tmp_path / "c", runs, 0.001, 0.95, 0.9))
     assert not constant["annealed"] and not constant["underfit"] and "not annealed" in constant["text"]
+
+
+def test_every_count_of_runs_agrees_across_the_report(tmp_path):
+    from convmixer.training.config import RunConfig
+
+    rows = [{"kernel_size": k, "seed": 0, "test_accuracy": 0.5, "run_id": f"conv{k}"} for k in (3, 9)]
+    rows += [{"architecture": "resnet", "hyperparameters": '{"blocks_per_stage": 1, "width": 4}', "width": None,
+              "depth": None, "patch_size": None, "seed": 0, "test_accuracy": 0.4, "run_id": "resnet"},
+             {"status": "incomplete", "kernel_size": 5, "seed": 0, "run_id": "unfinished"}]
+    runs = fake_runs(rows)
+    scope = text.scope(runs)
+    assert "covers 2 completed ConvMixer runs" in scope and "1 completed run of the claim-1 baselines" in scope
+    assert "1 run folder was skipped" in scope  # the unfinished one, not the baseline
+    assert len(tables.skipped(runs)) == 1
+    grids = tmp_path / "grids"
+    grids.mkdir()
+    (grids / "g.yaml").write_text("base: {architecture: resnet, hyperparameters: {blocks_per_stage: 1, width: 4}}\n"
+                                  "runs: [{seed: 0}]\n")
+    coverage = provenance.grid_coverage(runs.assign(run_id=[
+        "conv3", "conv9", RunConfig(architecture="resnet", hyperparameters={"blocks_per_stage": 1, "width": 4}).run_id,
+        "unfinished"]), grids)
+    assert coverage["completed here"].tolist() == [1]  # a baseline's completed run counts for its grid

@@ -63,7 +63,7 @@ def grid_coverage(runs: pd.DataFrame, grids_dir) -> pd.DataFrame:
     columns = ["grid", "description", "planned runs", "completed here"]
     grids_dir = Path(grids_dir)
     files = sorted(grids_dir.glob("*.yaml")) + sorted(grids_dir.glob("*.yml")) if grids_dir.is_dir() else []
-    done_ids = set(prepare(runs)["run_id"]) if not runs.empty else set()
+    done_ids = set(prepare(runs, architecture=None)["run_id"]) if not runs.empty else set()
     rows = []
     for path in files:
         try:

@@ -19,23 +19,28 @@ from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
 
 def scope(runs: pd.DataFrame, results_dir=None) -> str:
     """What the report covers, in one paragraph generated from the data."""
-    done = prepare(runs)
+    done, every = prepare(runs), prepare(runs, architecture=None)
     where = f" in {portable_path(Path(results_dir).resolve())}" if results_dir is not None else ""
-    n_skipped = len(runs) - len(done)
+    n_skipped = len(runs) - len(every)  # every architecture's completed runs count; the rest are skipped
     skipped_text = (f" {n_skipped} run folder{'s were' if n_skipped != 1 else ' was'} skipped "
                     "(see Skipped runs)." if n_skipped else "")
-    if done.empty:
+    baselines = len(every) - len(done)
+    baseline_text = (f" It also covers {baselines} completed run{'s' if baselines != 1 else ''} of the claim-1 "
+                     "baselines (ResNet, ViT, MLP-Mixer)." if baselines else "")
+    if every.empty:
         return (f"There are no completed runs{where}, so nothing was measured yet: the tables below show only "
                 f"the published values and every verdict is “not tested”.{skipped_text}")
     devices = sorted(set(done["device_kind"].dropna().astype(str)))
     epochs = sorted(set(done["epochs"]))
     sizes = sorted({f"ConvMixer-{w}/{d}" for w, d in zip(done["width"], done["depth"])})
-    return (f"This report covers {len(done)} completed run{'s' if len(done) != 1 else ''}{where} in "
+    if done.empty:
+        return f"There are no completed ConvMixer runs{where}.{baseline_text}{skipped_text}"
+    return (f"This report covers {len(done)} completed ConvMixer run{'s' if len(done) != 1 else ''}{where} in "
             f"{done['setup'].nunique()} setup{'s' if done['setup'].nunique() != 1 else ''} "
             f"({', '.join(sizes)}; {', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}; "
             f"trained on {', '.join(devices) or 'unknown devices'}). Published values are for the paper's "
             f"ConvMixer-{PAPER_WIDTH_DEPTH[0]}/{PAPER_WIDTH_DEPTH[1]} and their own schedules; trends here are "
-            f"compared within a setup only.{skipped_text}")
+            f"compared within a setup only.{baseline_text}{skipped_text}")
 
 
 def _data_words(setup_runs: pd.DataFrame) -> str:
