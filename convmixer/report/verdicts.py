@@ -273,8 +273,9 @@ def _regime_contrasts(conv: pd.DataFrame, base: pd.DataFrame) -> dict:
     names = [cell_name(r) for _, r in cells.iterrows()]
     models = {n: cells[[m == n for m in names]] for n in dict.fromkeys(names)}
     frame = pd.DataFrame({"group": names, "seed": cells["seed"].astype(int).to_numpy(),
-                          "accuracy": 100 * pd.to_numeric(cells["test_accuracy"], errors="coerce").to_numpy()})
-    frame = frame.dropna()
+                          "accuracy": 100 * pd.to_numeric(cells["test_accuracy"], errors="coerce").to_numpy(),
+                          "path": cells["path"].to_numpy()})
+    frame = frame.dropna(subset=["accuracy"])
     counts = frame["group"].value_counts()
     fits = _fits(frame, counts, set().union(*(p.values() for p in pairings.values())))
     annealed = {n: schedule_end(m)["annealed"] for n, m in models.items()}
@@ -317,8 +318,9 @@ def _fits(frame: pd.DataFrame, counts: pd.Series, convmixers: set) -> dict[str, 
     A model with one run has no spread of its own: pooling the others' would assume it, so such a model
     does not enter the fit and gets no contrast (inconclusive).
     """
-    replicated = frame[frame["group"].map(counts) >= MIN_RUNS_PER_MODEL]
-    return {c: (stats.group_contrasts(replicated, c) or {}) if (
+    replicated = frame[frame["group"].map(counts) >= MIN_RUNS_PER_MODEL].reset_index(drop=True)
+    correct = per_image_correct(replicated["path"])  # the test images' noise, where every run kept predictions
+    return {c: (stats.group_contrasts(replicated, c, correct) or {}) if (
         counts.get(c, 0) >= MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
         for c in sorted(convmixers)}
 
