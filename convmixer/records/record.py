@@ -10,9 +10,9 @@ import io
 import os
 from pathlib import Path
 
-from .files import (CHECKPOINT_DIR, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS, WEIGHTS,
+from .files import (ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS, WEIGHTS,
                     atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json, temp_path_for, write_error)
-from .state import RecordState, partial_notebook, validate_record
+from .state import RecordState, validate_record
 
 
 PREDICTION_ARRAYS = ("label", "predicted", "true_probability")
@@ -72,18 +72,6 @@ class RunRecord:
     @property
     def notebook_path(self) -> Path:
         return self.path / NOTEBOOK
-
-    @property
-    def partial_notebook_path(self) -> Path:
-        return partial_notebook(self.path)
-
-    @property
-    def error_path(self) -> Path:
-        return self.path / ERROR
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.path / CHECKPOINT_DIR
 
     # ------------------------------------------------------------------ writing (each one atomic)
     def write_params(self, params: dict):
