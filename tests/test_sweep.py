@@ -123,6 +123,34 @@ def test_cli_reports_bad_grid_in_one_line(tmp_path):
     assert "patch_size must divide" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_grid_above_the_limit_is_refused_in_one_line_before_planning(tmp_path):
+    from convmixer.sweep.grids import MAX_GRID_RUNS
+
+    # 10**8 runs from three short axes: expanding it would never end; counting it is instant.
+    huge = write_grid(tmp_path / "g.yaml", {"base": {"data": "synthetic"},
+                                            "axes": {"seed": list(range(1000)), "epochs": list(range(1, 1001)),
+                                                     "batch_size": list(range(1, 101))}})
+    started = time.monotonic()
+    proc = sweep_cli(huge, "--results", tmp_path / "r", "--dry-run")
+    assert proc.returncode == 2 and time.monotonic() - started < 60
+    assert proc.stderr.count("\n") == 1 and "100,000,000 runs" in proc.stderr
+    assert f"at most {MAX_GRID_RUNS:,}" in proc.stderr and not (tmp_path / "r").exists()
+    at_limit = {"base": {"data": "synthetic"}, "axes": {"seed": list(range(MAX_GRID_RUNS - 1))}, "runs": [{"seed": 0}]}
+    assert len(load_grid(write_grid(tmp_path / "ok.yaml", at_limit))) == MAX_GRID_RUNS - 1  # the limit counts runs
+    over = {**at_limit, "runs": [{"seed": 0}, {"seed": 1}]}
+    with pytest.raises(SweepError, match=f"{MAX_GRID_RUNS + 1:,} runs"):
+        load_grid(write_grid(tmp_path / "over.yaml", over))
+
+
+def test_a_grid_file_too_large_to_hold_a_grid_is_refused_before_it_is_parsed(tmp_path):
+    from convmixer.sweep.grids import MAX_GRID_BYTES
+
+    path = tmp_path / "big.yaml"
+    path.write_text("description: " + "x" * MAX_GRID_BYTES + "\nruns: [{}]\n")
+    with pytest.raises(SweepError, match="a grid file may hold at most 1 MiB"):
+        load_grid(path)
+
+
 def test_notebook_parameters_cell_matches_the_config():
     nb = nbformat.read(ROOT / "notebooks" / "train.ipynb", as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -7,6 +7,9 @@ A grid file::
     axes: {kernel_size: [3, 5, 7, 9], patch_size: [1, 2, 4]}  # cartesian product over base
     runs:                                                      # explicit extra runs, merged onto base
       - {patch_size: 1, kernel_size: 3, epochs: 40}
+
+A grid holds at most ``MAX_GRID_RUNS`` runs (the product of the axes' lengths
+plus the explicit runs), counted before anything is expanded.
 """
 
 from __future__ import annotations
@@ -20,6 +23,14 @@ from ..training.config import RunConfig
 
 
 GRID_KEYS = ("description", "base", "axes", "runs")
+# Planning validates every run and reads its folder (about 1-2 ms a run on a busy 2-core machine), so
+# 1,000 runs plan in a second or two; the largest grid here has 36, and a paper-scale study a few
+# hundred. A bigger product is almost surely a slip (an axis meant as a range), and at 10**8 runs
+# planning would never end.
+MAX_GRID_RUNS = 1_000
+MAX_GRID_BYTES = 2**20  # 1,000 explicit runs of a few hundred characters each
+
+
 class SweepError(ValueError):
     """A grid file that cannot be expanded (named key and what is allowed)."""
 
@@ -28,6 +39,9 @@ def load_grid(path) -> list[RunConfig]:
     """Expand a grid file into validated configurations (duplicates dropped), before anything runs."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_GRID_BYTES:
+            raise SweepError(f"grid {path}: {path.stat().st_size:,} bytes; a grid file may hold at most "
+                             f"{MAX_GRID_BYTES // 2**20} MiB (and {MAX_GRID_RUNS:,} runs): split it into several grids")
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise SweepError(f"grid {path}: cannot read: {exc.strerror or exc}") from None
@@ -49,6 +63,16 @@ def load_grid(path) -> list[RunConfig]:
     for name, values in axes.items():
         if not isinstance(values, list) or not values:
             raise SweepError(f"grid {path}: axes.{name} must be a non-empty list, got {values!r}")
+
+    size = len(extra)
+    product = 1
+    for values in axes.values():
+        product *= len(values)
+    size += product if axes else 0
+    if size > MAX_GRID_RUNS:
+        shape = " x ".join(f"{len(v)} {n}" for n, v in axes.items())
+        raise SweepError(f"grid {path}: {size:,} runs ({shape or 'no axes'}{f' + {len(extra)} runs' if extra else ''}); "
+                         f"a grid may hold at most {MAX_GRID_RUNS:,}: split it into several grids")
 
     entries = []
     if axes:
