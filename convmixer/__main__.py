@@ -77,6 +77,9 @@ def build_parser():
                    help="runs at once: N > 1 starts a local Dask cluster of N worker processes")
     s.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run each missing run as a task on this running Dask cluster (README: Many machines)")
+    s.add_argument("--dashboard", action="store_true",
+                   help="with --jobs N > 1: serve Dask's dashboard for the local cluster, on 127.0.0.1 only "
+                        "(default: no dashboard)")
     s.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     s.add_argument("--dry-run", action="store_true", help="print the plan only")
     s.add_argument("--results", default="results", help="results folder (runs go in RESULTS/runs/)")
@@ -149,7 +152,8 @@ def main(argv=None):
 
         try:
             return main_sweep(args.grid, jobs=args.jobs, force=args.force, dry_run=args.dry_run,
-                              results=args.results, allow_dirty=args.allow_dirty, scheduler=args.scheduler)
+                              results=args.results, allow_dirty=args.allow_dirty, scheduler=args.scheduler,
+                              dashboard=args.dashboard)
         except SweepError as exc:
             _fail("sweep", exc)
         except OSError as exc:

@@ -120,6 +120,59 @@ def test_runs_per_worker_counts_training_attempts():
     assert format_runs_per_worker(results) == "runs per worker: tcp://1:1 (h1) 2, tcp://2:2 (h2) 1"
 
 
+# --- the local cluster's sockets (seconds) ------------------------------------------------------
+
+def _listening(cluster) -> list[str]:
+    """"IP:port" of every TCP socket this process (the scheduler) and the cluster's worker processes listen on."""
+    import psutil
+
+    me = psutil.Process()
+    listening = []
+    for proc in [me] + me.children(recursive=True):
+        try:
+            listening += [f"{c.laddr.ip}:{c.laddr.port}" for c in proc.net_connections(kind="tcp")
+                          if c.status == psutil.CONN_LISTEN]
+        except psutil.NoSuchProcess:
+            pass
+    return listening
+
+
+def _http_status(url) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_local_cluster_listens_on_loopback_only_and_serves_its_pages_only_when_asked():
+    from convmixer.sweep.cluster import start_local_cluster
+
+    for dashboard in (False, True):
+        cluster = start_local_cluster(1, dashboard=dashboard)
+        try:
+            sockets = _listening(cluster)
+            assert sockets and all(s.startswith("127.0.0.1:") for s in sockets), sockets
+            http = f"http://127.0.0.1:{cluster.scheduler.http_server.port}"
+            assert _http_status(http + "/health") == 200
+            # the info pages: each worker's logs and call stacks
+            assert _http_status(http + "/info/main/workers.html") == (200 if dashboard else 404)
+        finally:
+            cluster.close()
+
+
+def test_dashboard_is_refused_where_no_local_cluster_is_started(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", {"base": {"data": "synthetic"}, "runs": [{}]})
+    for extra in (["--jobs", "1"], ["--scheduler", "tcp://127.0.0.1:1"]):
+        proc = subprocess.run([sys.executable, "-m", "convmixer", "sweep", str(grid), "--results", str(tmp_path / "r"),
+                               "--dashboard", *extra], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--dashboard" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
 # --- probes, on a one-worker local cluster that advertises a GPU (seconds) -----------------------
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ exactly as in a local sweep. Two ways to get workers:
 - ``scheduler="tcp://HOST:8786"``: a running cluster (``dask scheduler`` and
   ``dask worker``, or dask-jobqueue on SLURM/PBS);
 - ``jobs=N``: a ``LocalCluster`` of N single-threaded worker processes, started
-  for the duration of the sweep and closed after it.
+  for the duration of the sweep and closed after it, listening on 127.0.0.1 only,
+  with Dask's dashboard only when asked (``sweep --dashboard``).
 
 What the workers must share with the machine that starts the sweep: the
 repository checkout (same path, same commit: the worker imports ``convmixer``
@@ -88,19 +89,33 @@ def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT):
         raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {reason}") from None
 
 
-def start_local_cluster(jobs: int):
-    """A LocalCluster of ``jobs`` single-threaded worker processes (each under a nanny that restarts it)."""
+# A local cluster listens on the loopback interface only: its scheduler, workers and dashboard (logs,
+# call stacks, the machine's identity) answer to no other machine.
+LOCAL_HOST = "127.0.0.1"
+# A Dask scheduler always runs an HTTP server; unless the dashboard is asked for, it answers only its
+# health check (Dask's own routes add the info pages: worker logs, call stacks, the machine's identity).
+QUIET_HTTP_ROUTES = ["distributed.http.health"]
+
+
+def start_local_cluster(jobs: int, *, dashboard: bool = False):
+    """A LocalCluster of ``jobs`` single-threaded worker processes (each under a nanny that restarts it),
+    on ``LOCAL_HOST``; ``dashboard``: also serve Dask's dashboard there (on a free port), else none."""
+    import dask
     from distributed import LocalCluster
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ClusterError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    routes = {} if dashboard else {"distributed.scheduler.http.routes": QUIET_HTTP_ROUTES}
     try:
-        return LocalCluster(
-            n_workers=jobs, threads_per_worker=1, processes=True,
-            dashboard_address=":0",  # a free port: two sweeps on one machine do not clash
-            memory_limit=0,  # the training runs in the notebook kernel, not in the worker
-            silence_logs=logging.ERROR,
-        )
+        with dask.config.set(routes):  # read once, by the scheduler this process starts
+            return LocalCluster(
+                n_workers=jobs, threads_per_worker=1, processes=True, host=LOCAL_HOST,
+                # port 0, a free one: two sweeps on one machine do not clash
+                dashboard_address=f"{LOCAL_HOST}:0",
+                scheduler_kwargs={"dashboard": dashboard},
+                memory_limit=0,  # the training runs in the notebook kernel, not in the worker
+                silence_logs=logging.ERROR,
+            )
     except Exception as exc:
         raise ClusterError(f"cannot start a local Dask cluster of {jobs} worker process(es): "
                            f"{' '.join(str(exc).split()) or type(exc).__name__}") from None
@@ -195,7 +210,7 @@ def _one_line(exc: BaseException) -> str:
 def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=False,
                 data_source: str | None = None, results_dir, progress: bool = True, log_output: bool = True,
                 env: dict | None = None, stream=sys.stdout,
-                connect_timeout: float = CONNECT_TIMEOUT) -> list[RunResult]:
+                connect_timeout: float = CONNECT_TIMEOUT, dashboard: bool = False) -> list[RunResult]:
     """Execute ``planned`` (``sweep.PlannedRun`` s) on Dask; one RunResult per run, in the order given.
 
     ``scheduler``: the address of a running cluster; ``jobs``: start a local
@@ -208,6 +223,9 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
     ``env``: further environment variables for the notebook kernels (default:
     those of FORWARDED_ENV set in this process, e.g. CONVMIXER_ALLOW_DIRTY
     from ``sweep --allow-dirty``); set around each task, never left behind.
+
+    ``dashboard``: the local cluster (``jobs``) serves Dask's dashboard on
+    127.0.0.1 (without it, none); a running cluster's own dashboard is only linked.
 
     Prints the dashboard link (when there is one), the notebooks' output lines
     (``log_output``: one per epoch) and one line per finished run to
@@ -232,7 +250,7 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
     if scheduler is not None:
         client = connect(scheduler, timeout=connect_timeout)
     else:
-        cluster = start_local_cluster(jobs)
+        cluster = start_local_cluster(jobs, dashboard=dashboard)
         try:
             from distributed import Client
 

@@ -14,18 +14,19 @@ from .plan import _print_plan, check_clean_tree, check_data_sources, plan, tidy_
 
 
 def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
-               allow_dirty=False, scheduler=None) -> int:
+               allow_dirty=False, scheduler=None, dashboard=False) -> int:
     """Run a grid; exit status 0 when every run is complete, 1 when any failed.
 
     ``jobs`` > 1: a local Dask cluster of that many worker processes;
-    ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py).
+    ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py);
+    ``dashboard``: the local cluster of ``jobs`` > 1 serves Dask's dashboard on 127.0.0.1.
     """
     from ..training.session import ALLOW_DIRTY_ENV
 
     saved = os.environ.get(ALLOW_DIRTY_ENV)  # --allow-dirty holds for this sweep only
     try:
         return _main_sweep(grid, jobs=jobs, force=force, dry_run=dry_run, results=results, stream=stream,
-                           allow_dirty=allow_dirty, scheduler=scheduler)
+                           allow_dirty=allow_dirty, scheduler=scheduler, dashboard=dashboard)
     finally:
         if saved is None:
             os.environ.pop(ALLOW_DIRTY_ENV, None)
@@ -34,11 +35,14 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
 
 
 def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
-               allow_dirty=False, scheduler=None) -> int:
+               allow_dirty=False, scheduler=None, dashboard=False) -> int:
     if not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if scheduler is not None and jobs != 1:
         raise SweepError("--jobs and --scheduler exclude each other: the cluster's workers set how many runs at once")
+    if dashboard and (scheduler is not None or jobs == 1):
+        raise SweepError("--dashboard serves the dashboard of the local cluster that --jobs N > 1 starts "
+                         "(--jobs 1 starts none; a --scheduler's cluster serves its own)")
     if scheduler is not None:
         from .cluster import check_scheduler_address
 
@@ -78,7 +82,7 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
 
         outcomes = run_on_dask(todo, scheduler=scheduler, jobs=None if scheduler is not None else jobs,
                                replace=replace, data_source=os.environ.get("CONVMIXER_DATA"), results_dir=results,
-                               stream=stream)
+                               stream=stream, dashboard=dashboard)
         for p, outcome in zip(todo, outcomes):
             summary[outcome.status] += 1
             if outcome.status == "failed":
