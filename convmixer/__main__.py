@@ -24,6 +24,25 @@ def _optional_str(text):
     return None if text.lower() == "none" else text
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TAKE_OVER_HELP = ("take over a run's lock held by another host when it has not been refreshed for longer than AGE "
+                  "(e.g. 30m, 2h, 1d; 0: any age), saying whose lock it was and how old: for a machine that is gone, "
+                  "such as a Colab runtime after a disconnect. A live run refreshes its lock after every epoch, so "
+                  "AGE must exceed the longest epoch. Without it another host's lock counts as live for 24 h; a "
+                  "lock of this machine is taken over only once its processes have ended, with or without it")
+
+
+def _duration(text):
+    """Seconds from "90s", "30m", "2h", "1d" or "0" (an argparse type: one line naming the option when wrong)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None or (not match.group(2) and float(match.group(1)) != 0):
+        raise argparse.ArgumentTypeError(f"expected a duration with a unit, e.g. 90s, 30m, 2h or 1d (or 0), "
+                                         f"got {text!r}")
+    return float(match.group(1)) * _UNITS.get(match.group(2) or "s")
+
+
 def _json_mapping(text):
     value = json.loads(text)
     if not isinstance(value, dict):
@@ -51,6 +70,7 @@ def _add_train_args(p):
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar=metavar,
                        help=f.metadata.get("help"))
     p.add_argument("--out", default=None, help="run folder (default: results/runs/<run id>)")
+    p.add_argument("--take-over-locks", type=_duration, default=None, metavar="AGE", help=TAKE_OVER_HELP)
 
 
 def _config_from_args(args) -> RunConfig:
@@ -77,6 +97,7 @@ def build_parser():
                    help="runs at once: N > 1 starts a local Dask cluster of N worker processes")
     s.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                    help="run each missing run as a task on this running Dask cluster (README: Many machines)")
+    s.add_argument("--take-over-locks", type=_duration, default=None, metavar="AGE", help=TAKE_OVER_HELP)
     s.add_argument("--dashboard", action="store_true",
                    help="with --jobs N > 1: serve Dask's dashboard for the local cluster, on 127.0.0.1 only "
                         "(default: no dashboard)")
@@ -134,6 +155,7 @@ def main(argv=None):
             config = _config_from_args(args)
         except (ValueError, TypeError) as exc:
             _fail("train", exc)
+        from . import records
         from .data import DataError
         from .records import RunLocked
         from .training.guards import NonFiniteLoss, RunConflict, RunRefused
@@ -141,6 +163,10 @@ def main(argv=None):
 
         out = args.out or str(Path("results") / "runs" / config.run_id)
         try:
+            if args.take_over_locks is not None:
+                taken = records.take_over_stale_lock(out, args.take_over_locks)
+                if taken:
+                    print(taken, flush=True)
             metrics = train(config, out)
         except (DataError, RunConflict, RunRefused, RunLocked) as exc:
             _fail("train", exc)
@@ -153,7 +179,7 @@ def main(argv=None):
         try:
             return main_sweep(args.grid, jobs=args.jobs, force=args.force, dry_run=args.dry_run,
                               results=args.results, allow_dirty=args.allow_dirty, scheduler=args.scheduler,
-                              dashboard=args.dashboard)
+                              dashboard=args.dashboard, take_over_after=args.take_over_locks)
         except SweepError as exc:
             _fail("sweep", exc)
         except OSError as exc:

@@ -224,7 +224,7 @@ _STARTED: list[str] = []  # the run folders the stand-in task below was started 
 _STARTED_LOCK = threading.Lock()
 
 
-def _stand_in_task(config, run_dir, replace, env, topic):
+def _stand_in_task(config, run_dir, replace, env, topic, take_over_after=None):
     """``run_task`` without training: waits until six tasks run at once (both sweeps' three), or 20 s,
     so the two sweeps' tasks are on the scheduler together, then writes a completed record in ``run_dir``."""
     from convmixer.sweep.tasks import RunResult

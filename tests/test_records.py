@@ -93,6 +93,47 @@ def test_a_lock_from_another_host_is_live_until_it_times_out(tmp_path):
     records.acquire_lock(run).release()
 
 
+def test_another_hosts_lock_is_taken_over_on_request_once_older_than_asked_and_never_this_hosts(tmp_path):
+    run = tmp_path / "r"
+    path = _write_lock(run, host="colab-vm-gone", pids=[{"pid": 4242, "start": "9"}], started="2024-05-01T10:00:00")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(path, (two_hours_ago, two_hours_ago))
+    with pytest.raises(records.RunLocked, match="last refreshed 2 h 00 min ago.*--take-over-locks"):
+        records.acquire_lock(run)  # without the flag: live for 24 h, and the message says what to do
+    assert records.take_over_stale_lock(run, 3 * 3600) is None and path.exists()  # refreshed since: kept
+    line = records.take_over_stale_lock(run, 3600)
+    assert line == ("took over the lock of r: pid 4242 on host colab-vm-gone since 2024-05-01T10:00:00; "
+                    "last refreshed 2 h 00 min ago")
+    assert not path.exists()
+    records.acquire_lock(run).release()
+    # A lock of this host is decided by its processes, whatever its age: a live one is never taken over.
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        path = _write_lock(run, host=records._hostname(),
+                           pids=[{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}])
+        os.utime(path, (two_hours_ago, two_hours_ago))
+        assert records.take_over_stale_lock(run, 0) is None
+        with pytest.raises(records.RunLocked, match="taken over automatically once that process has ended"):
+            records.acquire_lock(run)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # a lock another host refreshes while it is being taken over stays: the age is checked again under the guard
+    path = _write_lock(run, host="busy-gpu-node", pids=[{"pid": 7, "start": "1"}])
+    os.utime(path, (two_hours_ago, two_hours_ago))
+    real_break = records.locks._break_stale
+
+    def refreshed_meanwhile(p, seen, stale=None):
+        os.utime(p)
+        return real_break(p, seen, stale)
+
+    records.locks._break_stale = refreshed_meanwhile
+    try:
+        assert records.take_over_stale_lock(run, 3600) is None and path.exists()
+    finally:
+        records.locks._break_stale = real_break
+
+
 def test_an_empty_lock_file_is_live_only_briefly(tmp_path):
     run = tmp_path / "r"
     path = _write_lock(run)

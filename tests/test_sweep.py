@@ -1,6 +1,7 @@
 """The papermill sweep end to end on the smoke grid, and the results store."""
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -429,6 +430,66 @@ def test_a_run_locked_by_another_live_process_is_skipped_as_running_elsewhere(tm
         sleeper.kill()
         sleeper.wait()
     assert plan([config], tmp_path)[0].state == "todo"  # its holder is gone: the stale lock does not count
+
+
+def test_take_over_locks_resumes_a_run_whose_host_is_gone_saying_whose_lock_it_was(tmp_path, monkeypatch):
+    """The Colab case: the runtime that held the lock disconnected; its lock, on Drive, is from another host."""
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+    lock = records.lock_path(run_dir)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": "1a2b3c4d5e6f", "pids": [{"pid": 812, "start": "5"}],
+                                "started": "2024-05-01T10:00:00+0000"}))
+    forty_minutes_ago = time.time() - 40 * 60
+    os.utime(lock, (forty_minutes_ago, forty_minutes_ago))
+    ran = []
+
+    def fake_execute(input_path, output_path, parameters, **kwargs):
+        ran.append(parameters["out_dir"])
+        _fake_record(Path(parameters["out_dir"]), config, "resumed")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    grid = write_grid(tmp_path / "g.yaml", {"base": yaml.safe_load(SMOKE.read_text())["base"],
+                                            "runs": [{"kernel_size": config.kernel_size,
+                                                      "patch_size": config.patch_size}]})
+    out = io.StringIO()
+    assert main_sweep(grid, results=tmp_path, stream=out, allow_dirty=True) == 0  # without the flag: skipped
+    assert ran == [] and "1 running elsewhere" in out.getvalue() and "--take-over-locks" in out.getvalue()
+    assert main_sweep(grid, results=tmp_path, stream=out, allow_dirty=True, take_over_after=3600) == 0
+    assert ran == []  # refreshed 40 minutes ago: younger than asked, still live
+    out = io.StringIO()
+    assert main_sweep(grid, results=tmp_path, stream=out, allow_dirty=True, take_over_after=30 * 60) == 0
+    assert ran == [str(run_dir)] and "1 completed" in out.getvalue()
+    assert "will take over the lock of pid 812 on host 1a2b3c4d5e6f" in out.getvalue()  # the plan says so
+    took = [line for line in out.getvalue().splitlines() if line.startswith("took over")]
+    assert took == [f"took over the lock of {config.run_id}: pid 812 on host 1a2b3c4d5e6f since "
+                    "2024-05-01T10:00:00+0000; last refreshed 40 min ago"]
+    assert not lock.exists()
+
+
+def test_take_over_locks_takes_a_duration_with_a_unit(tmp_path):
+    from convmixer.__main__ import _duration
+
+    assert [_duration(t) for t in ("90s", "30m", "2h", "1d", "0", "1.5h")] == [90, 1800, 7200, 86400, 0, 5400]
+    for bad in ("30", "-1h", "inf", "2 weeks", "nan"):
+        proc = subprocess.run([sys.executable, "-m", "convmixer", "train", "--data", "synthetic",
+                               f"--take-over-locks={bad}", "--out", str(tmp_path / "r")],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "--take-over-locks" in proc.stderr and "duration" in proc.stderr
+    assert not (tmp_path / "r").exists()
+    # train takes it over too, and says so before anything else (here the folder then holds another run)
+    out = tmp_path / "other"
+    records.atomic_write_json(out / records.PARAMS, {"config_hash": "0ther000", "run_id": "other"})
+    lock = records.lock_path(out)
+    lock.write_text(json.dumps({"host": "gone-host", "pids": [{"pid": 9, "start": "1"}], "started": "then"}))
+    os.utime(lock, (time.time() - 7200, time.time() - 7200))
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "train", "--data", "synthetic", "--take-over-locks", "1h",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.stdout == "took over the lock of other: pid 9 on host gone-host since then; last refreshed 2 h 00 min ago\n"
+    assert proc.returncode == 2 and "holds run 'other'" in proc.stderr and not lock.exists()
 
 
 def test_a_kernel_left_by_a_killed_sweep_that_does_not_end_is_ended_and_the_run_resumed(tmp_path, monkeypatch):

@@ -25,6 +25,9 @@ from .files import _UMASK, atomic_write_json, read_json, write_error
 #     LOCK_STALE_AFTER seconds (24 hours; the training loop refreshes it after
 #     every epoch, so only an epoch longer than that would need it raised).
 # A process that dies leaves the lock file; the next sweep or `train` breaks it.
+# Where the user knows that the other host is gone (a Colab runtime after a
+# disconnect), `--take-over-locks AGE` breaks another host's lock not refreshed
+# for AGE (take_over_stale_lock); a lock of this host is never broken that way.
 
 LOCK_STALE_AFTER = 24 * 3600.0
 _LOCK_UNREADABLE_GRACE = 60.0  # a lock file is empty between its O_EXCL creation and its first write
@@ -32,16 +35,48 @@ _HELD: set[str] = set()  # lock files held by this process (threads of one sweep
 _HELD_GUARD = threading.Lock()
 
 
+def format_age(seconds: float) -> str:
+    """A duration as people say it: "40 s", "12 min", "3 h 05 min", "2 d 04 h"."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h {minutes % 60:02d} min"
+    return f"{hours // 24} d {hours % 24:02d} h"
+
+
+def lock_age(path) -> float | None:
+    """Seconds since the lock at ``path`` was written or last refreshed (None when there is none)."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def describe_owner(owner: dict | None, path) -> str:
+    """Whose lock it is and how old: "pid 12, 13 on host h since 2024-...; last refreshed 3 h 05 min ago"."""
+    owner = owner or {}
+    holders = ", ".join(str(p.get("pid")) for p in owner.get("pids", []) if isinstance(p, dict)) or "?"
+    age = lock_age(path)
+    refreshed = f"; last refreshed {format_age(age)} ago" if age is not None else ""
+    return f"pid {holders} on host {owner.get('host', '?')} since {owner.get('started', '?')}{refreshed}"
+
+
 class RunLocked(RuntimeError):
     """The run is being trained by another live process ("running elsewhere")."""
 
     def __init__(self, run_dir, owner: dict | None, path):
         self.run_dir, self.owner, self.path = Path(run_dir), owner or {}, Path(path)
-        holders = ", ".join(str(p.get("pid")) for p in self.owner.get("pids", [])) or "?"
-        super().__init__(
-            f"{run_dir} is running elsewhere: locked by pid {holders} on host {self.owner.get('host', '?')} "
-            f"since {self.owner.get('started', '?')} ({path}; taken over automatically once that process has ended)"
-        )
+        if self.owner.get("host", _hostname()) == _hostname():
+            when = "taken over automatically once that process has ended"
+        else:
+            when = (f"another host's lock counts as live until it has not been refreshed for "
+                    f"{format_age(LOCK_STALE_AFTER)}; if that machine is gone, take it over with --take-over-locks AGE")
+        super().__init__(f"{run_dir} is running elsewhere: locked by {describe_owner(self.owner, path)} ({path}; {when})")
 
 
 def lock_path(run_dir) -> Path:
@@ -167,13 +202,14 @@ def _me() -> dict:
     return {"pid": os.getpid(), "start": _process_start(os.getpid())}
 
 
-def _break_stale(path: Path, seen: dict | None) -> None:
-    """Remove a stale lock, unless someone replaced it since it was read (``seen``).
+def _break_stale(path: Path, seen: dict | None, stale=None) -> bool:
+    """Remove a stale lock, unless someone replaced it since it was read (``seen``); True when removed.
 
     A second file, ``<lock>.break``, taken with O_EXCL, makes the check and the
     removal one step, so two processes breaking the same stale lock cannot
-    remove each other's new one.
+    remove each other's new one. ``stale(path, owner)`` decides (default: ``lock_is_stale``).
     """
+    stale = stale or lock_is_stale
     guard = path.with_name(path.name + ".break")
     try:
         fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
@@ -184,15 +220,45 @@ def _break_stale(path: Path, seen: dict | None) -> None:
         except OSError:
             pass
         time.sleep(0.05)
-        return
+        return False
     except OSError as exc:
         raise write_error(guard, exc) from None
     try:
         os.close(fd)
-        if read_lock(path) == seen and lock_is_stale(path, seen):
+        if read_lock(path) == seen and stale(path, seen):
             path.unlink(missing_ok=True)
+            return True
+        return False
     finally:
         guard.unlink(missing_ok=True)
+
+
+def take_over_stale_lock(run_dir, older_than: float) -> str | None:
+    """Break the lock of ``run_dir`` when another host holds it and has not refreshed it for more than
+    ``older_than`` seconds; returns one line saying whose lock it was and how old (None: nothing taken over).
+
+    For a machine the user knows is gone (``--take-over-locks AGE``): another host's processes cannot be
+    checked, so by default its lock is live for LOCK_STALE_AFTER. A lock of this host is never broken
+    here: whether its processes live decides, as always. The age is checked again under the break
+    guard, so a lock its host refreshed meanwhile stays. A live run refreshes its lock after every
+    epoch: ``older_than`` must exceed the longest epoch, or a run could be trained twice at once.
+    """
+    if older_than < 0:
+        raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+    path = lock_path(run_dir)
+
+    def abandoned(p, owner) -> bool:
+        age = lock_age(p)
+        return owner is not None and owner.get("host") != _hostname() and age is not None and age > older_than
+
+    for _ in range(20):
+        owner = read_lock(path)
+        if not abandoned(path, owner):
+            return None
+        line = f"took over the lock of {Path(run_dir).name}: {describe_owner(owner, path)}"
+        if _break_stale(path, owner, stale=abandoned):
+            return line
+    return None
 
 
 class RunLock:

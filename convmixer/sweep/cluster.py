@@ -210,7 +210,8 @@ def _one_line(exc: BaseException) -> str:
 def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=False,
                 data_source: str | None = None, results_dir, progress: bool = True, log_output: bool = True,
                 env: dict | None = None, stream=sys.stdout,
-                connect_timeout: float = CONNECT_TIMEOUT, dashboard: bool = False) -> list[RunResult]:
+                connect_timeout: float = CONNECT_TIMEOUT, dashboard: bool = False,
+                take_over_after: float | None = None) -> list[RunResult]:
     """Execute ``planned`` (``sweep.PlannedRun`` s) on Dask; one RunResult per run, in the order given.
 
     ``scheduler``: the address of a running cluster; ``jobs``: start a local
@@ -226,6 +227,7 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
 
     ``dashboard``: the local cluster (``jobs``) serves Dask's dashboard on
     127.0.0.1 (without it, none); a running cluster's own dashboard is only linked.
+    ``take_over_after``: as ``execute_run``'s (``--take-over-locks``), in every task.
 
     Prints the dashboard link (when there is one), the notebooks' output lines
     (``log_output``: one per epoch) and one line per finished run to
@@ -268,14 +270,15 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
         hosts = probe_workers(client, results_dir, sources, env, stream)
         print(f"dask: {len(hosts)} worker(s) on {len(set(hosts.values()))} host(s) at "
               f"{client.scheduler.address}", file=stream)
-        return _submit_and_wait(client, planned, forced, env, log_output, progress, stream)
+        return _submit_and_wait(client, planned, forced, env, log_output, progress, stream, take_over_after)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _submit_and_wait(client, planned, forced, env, log_output, progress, stream) -> list[RunResult]:
+def _submit_and_wait(client, planned, forced, env, log_output, progress, stream,
+                     take_over_after=None) -> list[RunResult]:
     from tqdm.auto import tqdm
 
     resources = gpu_resources(client)
@@ -284,7 +287,7 @@ def _submit_and_wait(client, planned, forced, env, log_output, progress, stream)
         if topic:
             client.subscribe_topic(topic, lambda event: bar.write(str(event[1]), file=stream))
         try:
-            return _wait(client, planned, forced, env, topic, resources, bar, stream)
+            return _wait(client, planned, forced, env, topic, resources, bar, stream, take_over_after)
         finally:
             if topic:
                 client.unsubscribe_topic(topic)
@@ -308,13 +311,13 @@ def seen_here(result: RunResult, p) -> RunResult:
                                                  f"{p.run_dir} holds no completed record of this run")
 
 
-def _wait(client, planned, forced, env, topic, resources, bar, stream) -> list[RunResult]:
+def _wait(client, planned, forced, env, topic, resources, bar, stream, take_over_after=None) -> list[RunResult]:
     from distributed import as_completed
 
     futures = {}
     for i, p in enumerate(planned):
         run_dir = str(Path(os.path.abspath(p.run_dir)))
-        future = client.submit(run_task, p.config, run_dir, p.config.run_id in forced, env, topic,
+        future = client.submit(run_task, p.config, run_dir, p.config.run_id in forced, env, topic, take_over_after,
                                key=task_key(p.config.run_id, run_dir), retries=RETRIES, pure=False,
                                resources=resources)
         futures[future] = i

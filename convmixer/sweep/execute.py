@@ -81,7 +81,8 @@ def _keep_failed_attempt(run_dir: Path, results_dir: Path) -> Path | None:
     return None
 
 
-def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=True) -> Outcome:
+def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=True,
+                take_over_after: float | None = None) -> Outcome:
     """Execute the training notebook for one run under its lock; returns an Outcome.
 
     Failures are recorded (error.json and the executed notebook), never raised.
@@ -91,8 +92,18 @@ def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=T
     never loses a good record, even when the disk is full. An interrupted forced
     re-run is resumed by the next sweep, and the kept record is restored if that
     attempt fails. A run another live process holds is not touched ('elsewhere');
-    one completed meanwhile (by another sweep) is 'skipped'.
+    one completed meanwhile (by another sweep) is 'skipped'. ``take_over_after``
+    (``--take-over-locks``): first take over another host's lock not refreshed for
+    that many seconds (``records.take_over_stale_lock``), saying whose it was.
     """
+    if take_over_after is not None:
+        try:
+            taken = records.take_over_stale_lock(run_dir, take_over_after)
+        except OSError as exc:
+            return Outcome("failed", run_dir, str(records.write_error(records.lock_path(run_dir), exc)))
+        if taken:
+            # papermill's logger: the sweep shows its lines (locally, and forwarded from a Dask worker)
+            logging.getLogger("papermill").info(taken)
     started = time.monotonic()
     while True:
         try:
@@ -215,7 +226,10 @@ class _CellOutput(logging.Filter):
 
 def _show_notebook_output(stream):
     logger = logging.getLogger("papermill")
-    if not any(isinstance(f, _CellOutput) for h in logger.handlers for f in h.filters):
+    shown = [h for h in logger.handlers if any(isinstance(f, _CellOutput) for f in h.filters)]
+    if shown:  # set up by an earlier sweep in this process: its lines now go to this sweep's stream
+        shown[0].setStream(stream)
+    else:
         handler = logging.StreamHandler(stream)
         handler.addFilter(_CellOutput())
         handler.setFormatter(logging.Formatter("%(message)s"))

@@ -14,19 +14,22 @@ from .plan import _print_plan, check_clean_tree, check_data_sources, plan, tidy_
 
 
 def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
-               allow_dirty=False, scheduler=None, dashboard=False) -> int:
+               allow_dirty=False, scheduler=None, dashboard=False, take_over_after=None) -> int:
     """Run a grid; exit status 0 when every run is complete, 1 when any failed.
 
     ``jobs`` > 1: a local Dask cluster of that many worker processes;
     ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py);
-    ``dashboard``: the local cluster of ``jobs`` > 1 serves Dask's dashboard on 127.0.0.1.
+    ``dashboard``: the local cluster of ``jobs`` > 1 serves Dask's dashboard on 127.0.0.1;
+    ``take_over_after`` (``--take-over-locks``): take over another host's run lock not refreshed
+    for that many seconds (``records.take_over_stale_lock``).
     """
     from ..training.session import ALLOW_DIRTY_ENV
 
     saved = os.environ.get(ALLOW_DIRTY_ENV)  # --allow-dirty holds for this sweep only
     try:
         return _main_sweep(grid, jobs=jobs, force=force, dry_run=dry_run, results=results, stream=stream,
-                           allow_dirty=allow_dirty, scheduler=scheduler, dashboard=dashboard)
+                           allow_dirty=allow_dirty, scheduler=scheduler, dashboard=dashboard,
+                           take_over_after=take_over_after)
     finally:
         if saved is None:
             os.environ.pop(ALLOW_DIRTY_ENV, None)
@@ -35,11 +38,14 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
 
 
 def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
-               allow_dirty=False, scheduler=None, dashboard=False) -> int:
+               allow_dirty=False, scheduler=None, dashboard=False, take_over_after=None) -> int:
     if not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if scheduler is not None and jobs != 1:
         raise SweepError("--jobs and --scheduler exclude each other: the cluster's workers set how many runs at once")
+    if take_over_after is not None and (isinstance(take_over_after, bool) or not isinstance(take_over_after, (int, float))
+                                        or not 0 <= take_over_after < float("inf")):
+        raise SweepError(f"--take-over-locks must be a duration >= 0, got {take_over_after!r}")
     if dashboard and (scheduler is not None or jobs == 1):
         raise SweepError("--dashboard serves the dashboard of the local cluster that --jobs N > 1 starts "
                          "(--jobs 1 starts none; a --scheduler's cluster serves its own)")
@@ -56,7 +62,7 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
         from ..data import resolve_source
 
         os.environ["CONVMIXER_DATA"] = resolve_source(None)
-    planned = plan(configs, results)
+    planned = plan(configs, results, take_over_after)
     replace = {p.config.run_id for p in planned if force and p.state == "done"}
     _print_plan(planned, stream, replace)
     if dry_run:
@@ -82,7 +88,7 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
 
         outcomes = run_on_dask(todo, scheduler=scheduler, jobs=None if scheduler is not None else jobs,
                                replace=replace, data_source=os.environ.get("CONVMIXER_DATA"), results_dir=results,
-                               stream=stream, dashboard=dashboard)
+                               stream=stream, dashboard=dashboard, take_over_after=take_over_after)
         for p, outcome in zip(todo, outcomes):
             summary[outcome.status] += 1
             if outcome.status == "failed":
@@ -93,7 +99,8 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
 
         with tqdm(total=len(todo), desc="runs", unit="run", file=sys.stderr, disable=not todo) as bar:
             for p in todo:  # --jobs 1: in this process, one run after the other
-                outcome = execute_run(p.config, p.run_dir, replace=p.config.run_id in replace)
+                outcome = execute_run(p.config, p.run_dir, replace=p.config.run_id in replace,
+                                      take_over_after=take_over_after)
                 summary[outcome.status] += 1
                 if outcome.status == "failed":
                     failed.append((p, outcome))

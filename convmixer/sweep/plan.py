@@ -56,20 +56,33 @@ class PlannedRun:
     config: RunConfig
     run_dir: Path
     state: str
-    problem: str | None = None  # why a record is corrupt
+    problem: str | None = None  # why a record is corrupt, or whose lock the run will take over
 
 
-def plan(configs, results_dir) -> list[PlannedRun]:
+def _takes_over(run_dir: Path, holder: dict, older_than: float | None) -> bool:
+    """Whether ``--take-over-locks`` (``older_than`` seconds) will take over ``holder``'s live lock."""
+    if older_than is None or holder.get("host") == records._hostname():
+        return False
+    age = records.lock_age(records.lock_path(run_dir))
+    return age is not None and age > older_than
+
+
+def plan(configs, results_dir, take_over_after: float | None = None) -> list[PlannedRun]:
+    """Each run's state; ``take_over_after``: another host's lock not refreshed for that many seconds will
+    be taken over (``--take-over-locks``), so such a run is planned to run, not as "running elsewhere"."""
     runs_dir = Path(results_dir) / "runs"
     planned = []
     for c in configs:
         run_dir = runs_dir / c.run_id
         check = records.validate_record(run_dir, c.config_hash)
         state = _state_of(check)
+        problem = check.problem if state == "corrupt" else None
         holder = records.lock_holder(run_dir) if state != "done" else None
-        if holder is not None and not records.lock_orphaned(holder):  # an orphan is waited for, then run
+        if holder is not None and _takes_over(run_dir, holder, take_over_after):
+            problem = "will take over the lock of " + records.describe_owner(holder, records.lock_path(run_dir))
+        elif holder is not None and not records.lock_orphaned(holder):  # an orphan is waited for, then run
             state = "elsewhere"
-        planned.append(PlannedRun(c, run_dir, state, check.problem if state == "corrupt" else None))
+        planned.append(PlannedRun(c, run_dir, state, problem))
     return planned
 
 

@@ -132,13 +132,14 @@ def _forward_output(topic: str | None):
     return lambda: logger.removeHandler(handler)
 
 
-def run_task(config, run_dir: str, replace: bool, env: dict | None, output_topic: str | None) -> RunResult:
+def run_task(config, run_dir: str, replace: bool, env: dict | None, output_topic: str | None,
+             take_over_after: float | None = None) -> RunResult:
     """One run, in a Dask worker: ``sweep.execute_run`` (which never raises), then provenance.
 
     ``env``: environment variables for the notebook kernel (the sweep's
     CONVMIXER_DATA, CONVMIXER_ALLOW_DIRTY). ``output_topic``: a Dask event topic
     the notebook's output lines are sent to (None: not sent; the executed
-    notebook keeps them either way).
+    notebook keeps them either way). ``take_over_after``: as ``execute_run``'s (``--take-over-locks``).
     """
     from .execute import execute_run
 
@@ -148,7 +149,8 @@ def run_task(config, run_dir: str, replace: bool, env: dict | None, output_topic
     try:
         with task_environment(env):
             for _ in range(KERNEL_START_ATTEMPTS):
-                outcome = execute_run(config, Path(run_dir), replace=replace, log_output=detach is not None)
+                outcome = execute_run(config, Path(run_dir), replace=replace, log_output=detach is not None,
+                                      take_over_after=take_over_after)
                 if outcome.status != "failed" or not any(s in outcome.note for s in KERNEL_START_FAILURES):
                     break
     finally:
