@@ -17,7 +17,19 @@ from .training.config import RunConfig
 
 
 def _optional_int(text):
-    return None if text.lower() == "none" else int(text)
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:  # "1e23", "2.5": argparse would only say "invalid _optional_int value"
+        raise argparse.ArgumentTypeError(f"expected a whole number (or none), got {text!r}") from None
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def _optional_str(text):
@@ -64,7 +76,7 @@ def _add_train_args(p):
         if base is dict:
             kind, metavar = _json_mapping, "JSON"
         elif base is int:
-            kind, metavar = (_optional_int if optional else int), None
+            kind, metavar = (_optional_int if optional else _int), None
         else:
             kind, metavar = (_optional_str if optional else str), None
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar=metavar,
@@ -188,6 +200,11 @@ def main(argv=None):
         if not Path(args.results).is_dir():
             what = "is not a folder" if Path(args.results).exists() else "does not exist"
             _fail("report", f"--results {args.results} {what}: give the results folder (RESULTS/runs/<run id>/)")
+        runs = Path(args.results) / "runs"
+        if not runs.is_dir() or not any(p.is_dir() for p in runs.iterdir()):
+            # an empty report, exiting 0, would look like a result
+            _fail("report", f"--results {args.results} holds no runs (no folder {runs}/<run id>/): nothing to report; "
+                            "give the results folder a sweep or train wrote")
         from .report import ReportError, build_report
         from .report.build import CLAIMS_FILE
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -342,13 +343,24 @@ def add_arguments(p):
     for name in ("width", "depth", "patch_size", "kernel_size"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None,
                        help="ConvMixer size (default: ConvMixer-256/8 p2 k5); --patch-size also for vit, mlp_mixer")
+    helps = {
+        "batch_size": "images per training step (default: %(default)s)",
+        "warmup_windows": "untimed windows before the timed ones; the first traces the graph (default: %(default)s)",
+        "windows": "timed windows; the median and the spread are reported (default: %(default)s)",
+        "window_batches": "batches per window (default: %(default)s)",
+        "backend": "Keras backend: tensorflow, jax or torch (default: %(default)s)",
+        "precision": "auto (chosen per device), float32, mixed_float16 or mixed_bfloat16 (default: %(default)s)",
+        "jit_compile": "XLA: auto (on GPU/TPU only), on or off (default: %(default)s)",
+        "recipe": "training recipe whose optimizer and augmentation are timed: seed, official or official-logged "
+                  "(default: %(default)s)",
+    }
     for name in ("batch_size", "warmup_windows", "windows", "window_batches"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default, help=helps[name])
     for name in ("backend", "precision", "jit_compile", "recipe"):
-        p.add_argument("--" + name.replace("_", "-"), default=d[name].default)
+        p.add_argument("--" + name.replace("_", "-"), default=d[name].default, help=helps[name])
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     p.add_argument("--peak-gflops", type=float, default=None,
-                   help="the CPU's fp32 peak (default: estimated from /proc/cpuinfo)")
+                   help="the CPU's fp32 peak in GFLOP/s, a finite number > 0 (default: estimated from /proc/cpuinfo)")
     p.add_argument("--record", metavar="DIR", default=None,
                    help="also write the measurement as a JSON record into DIR (e.g. results/bench), where the "
                         "report reads the cost of settings it has not run")
@@ -372,12 +384,15 @@ def main_bench(args, out=sys.stdout) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         raise ValueError(f"cases must be a comma-separated list from {list(CASES)}, got {args.cases!r}")
+    given = getattr(args, "peak_gflops", None)
+    if given is not None and not (isinstance(given, (int, float)) and math.isfinite(given) and given > 0):
+        raise ValueError(f"--peak-gflops must be a finite number > 0 (the CPU's fp32 peak in GFLOP/s), got {given!r}")
     if getattr(args, "record", None):  # an unwritable folder fails here, before the minutes of timing
         try:
             Path(args.record).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ValueError(f"--record: cannot create the folder {args.record}: {exc.strerror or exc}") from None
-    peak, how = (args.peak_gflops, "given with --peak-gflops") if args.peak_gflops else cpu_peak_gflops()
+    peak, how = (given, "given with --peak-gflops") if given is not None else cpu_peak_gflops()
     flops = spec_flops_per_image(spec)
     print(f"# {model_label(spec)}: {json.dumps(asdict(spec))}", file=out)
     print(f"# one training image = {'not counted' if flops is None else f'{flops / 1e9:.3f} GFLOP'}; CPU fp32 peak "

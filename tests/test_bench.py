@@ -37,6 +37,10 @@ def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
     (["--architecture", "vit", "--hyperparameters", "[32]"], "argument --hyperparameters: must be a JSON object"),
     (["--hyperparameters", '{"dim": 8}'], "hyperparameters apply to the baselines only"),
     (["--record", "/proc/no-such-folder"], "--record: cannot create the folder /proc/no-such-folder"),
+    (["--peak-gflops", "nan"], "--peak-gflops must be a finite number > 0 (the CPU's fp32 peak in GFLOP/s), got nan"),
+    (["--peak-gflops=-5"], "--peak-gflops must be a finite number > 0"),
+    (["--peak-gflops", "inf"], "--peak-gflops must be a finite number > 0"),
+    (["--peak-gflops", "0"], "--peak-gflops must be a finite number > 0"),
 ])
 def test_bad_values_fail_in_one_line_before_measuring(args, needle):
     proc = subprocess.run([sys.executable, "-m", "convmixer", "bench", *args], capture_output=True, text=True,

@@ -11,6 +11,7 @@ import pytest
 from convmixer import records
 from convmixer.__main__ import main, readme_to_update
 from convmixer.training.config import RunConfig
+from fakes import write_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--width", "8", "--depth", "1", "--patch-size", "4", "--kernel-size", "3", "--epochs", "1",
@@ -39,7 +40,7 @@ def test_report_cli_passes_that_choice_to_build_report(tmp_path, monkeypatch):
 
     seen = []
     monkeypatch.setattr(report, "build_report", lambda **kwargs: seen.append(kwargs["readme"]) or Path(kwargs["out"]))
-    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a-run").mkdir(parents=True)
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html")]) == 0
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "index.html"),
                  "--update-readme"]) == 0
@@ -68,7 +69,7 @@ def test_a_report_on_other_results_never_overwrites_the_committed_report(tmp_pat
     records.atomic_write_json(run / records.PARAMS, config.to_dict() | {"run_id": config.run_id,
                                                                         "config_hash": config.config_hash})
     records.atomic_write_csv(run / records.HISTORY, [{"epoch": 1}])
-    records.atomic_write_bytes(run / records.WEIGHTS, b"w")
+    write_weights(run / records.WEIGHTS)
     records.atomic_write_json(run / records.METRICS, {"status": "completed", "test_accuracy": 0.5,
                                                       "train_images": 200, "test_images": 50})
     copy = run.with_name(run.name + ".bak")
@@ -90,7 +91,7 @@ def test_a_report_on_other_results_never_overwrites_the_committed_report(tmp_pat
         assert html.is_file() and (html.parent / "claims.json").is_file()
     assert list((repository / "report").iterdir()) == []
     # the repository's own results/ writes the committed report, from any working directory
-    (repository / "results" / "runs").mkdir(parents=True)
+    shutil.copytree(run, repository / "results" / "runs" / run.name)
     monkeypatch.chdir(tmp_path)
     assert main(["report", "--results", str(repository / "results")]) == 0
     assert sorted(p.name for p in (repository / "report").iterdir()) == ["claims.json", "index.html"]
@@ -105,6 +106,18 @@ def test_report_on_a_missing_folder_is_one_line_and_nonzero(tmp_path):
         "python -m convmixer report: error: --results /nonexistent does not exist: give the results folder "
         "(RESULTS/runs/<run id>/)"]
     assert not (tmp_path / "index.html").exists()
+
+
+def test_report_on_a_results_folder_without_runs_is_one_line_and_nonzero(tmp_path):
+    for results in (tmp_path / "empty", tmp_path / "no-runs-yet"):
+        results.mkdir()
+        if results.name == "no-runs-yet":
+            (results / "runs").mkdir()
+        proc = subprocess.run([sys.executable, "-m", "convmixer", "report", "--results", str(results)],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stdout == ""
+        assert f"--results {results} holds no runs" in proc.stderr and "nothing to report" in proc.stderr
+        assert not (results / "report").exists()
 
 
 # --- train: refused inputs leave no folder and no traceback -------------------------------------
@@ -142,6 +155,8 @@ def test_a_missing_backend_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("args,needle", [
     (["--train-subset", "10000"], "train_subset"),
     (["--test-subset", "10000"], "test_subset"),
+    (["--data", "synthetic:5:10"], "(4 images after a validation split of 0.1) has no image of 6 of its 10 classes"),
+    (["--train-subset", "5"], "train_subset must be None or an integer from 10 to 50,000"),
 ])
 def test_data_refusals_create_no_run_folder(tmp_path, capsys, args, needle):
     code, err = run_main(["train", *TINY, *args, "--out", str(tmp_path / "runs" / "r")], capsys)
@@ -201,7 +216,7 @@ def test_a_completed_record_is_tidied_by_train(tmp_path, capsys):
     out = tmp_path / "r"
     records.atomic_write_json(out / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
     records.atomic_write_csv(out / records.HISTORY, [{"epoch": 1}])
-    records.atomic_write_bytes(out / records.WEIGHTS, b"w")
+    write_weights(out / records.WEIGHTS)
     records.atomic_write_json(out / records.METRICS, {"status": "completed", "test_accuracy": 0.5})
     records.atomic_write_bytes(out / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")  # killed right here
     assert train(config, out)["test_accuracy"] == 0.5

@@ -19,6 +19,7 @@ from convmixer import records
 from convmixer.sweep.cluster import ClusterError, format_runs_per_worker, gpu_resources, run_on_dask, runs_per_worker
 from convmixer.sweep.tasks import GPU_ENV, prepare_environment, record_executed_on, task_environment
 from convmixer.sweep import load_grid, plan
+from fakes import write_weights
 
 distributed = pytest.importorskip("distributed")
 
@@ -90,7 +91,7 @@ def fake_completed_record(run_dir):
     metrics = {"status": "completed", "test_accuracy": 0.5, "run_id": run_dir.name, "device": {"kind": "cpu"}}
     records.atomic_write_json(run_dir / records.METRICS, metrics)
     (run_dir / records.HISTORY).write_text("epoch\n1\n")
-    (run_dir / records.WEIGHTS).write_bytes(b"")
+    write_weights(run_dir / records.WEIGHTS)
     return metrics
 
 
@@ -239,7 +240,7 @@ def _stand_in_task(config, run_dir, replace, env, topic, take_over_after=None):
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5,
                                                           "run_id": config.run_id})
     (run_dir / records.HISTORY).write_text("epoch\n1\n")
-    (run_dir / records.WEIGHTS).write_bytes(b"w")
+    write_weights(run_dir / records.WEIGHTS)
     return RunResult("completed", run_dir, "", config.run_id, "host", "worker")
 
 

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,14 @@ def test_round_trip_through_dict():
         ({"recipe": "fast"}, ValueError, r"recipe must be one of \['official', 'official-logged', 'seed'\]"),
         ({"recipe_overrides": {"momentum": 0.9}}, ValueError, "recipe_overrides: unknown key 'momentum'"),
         ({"recipe_overrides": {"schedule": "cosine"}}, ValueError, "recipe_overrides.schedule must be one of"),
-        ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
-        ({"train_subset": 0}, ValueError, "train_subset must be None or an integer >= 1"),
+        ({"epochs": 0}, ValueError, "epochs must be an integer from 1 to 10,000"),
+        ({"epochs": 10**23}, ValueError, "epochs must be an integer from 1 to 10,000, got 1000000000"),
+        ({"batch_size": 10**9}, ValueError, "batch_size must be an integer from 1 to 50,000"),
+        ({"train_subset": 0}, ValueError, "train_subset must be None or an integer from 10 to 50,000"),
+        ({"train_subset": 5}, ValueError, r"from 10 to 50,000 \(at least one image of each of the 10 classes"),
+        ({"test_subset": 10_001}, ValueError, "test_subset must be None or an integer from 1 to 10,000"),
+        ({"recipe_overrides": {"lr": 1e-320}}, ValueError,
+         r"recipe_overrides.lr=1e-320: .*weight_decay / lr = 0.0001 / 1e-320 overflows"),
         ({"backend": "mxnet"}, ValueError, r"backend must be one of \['tensorflow', 'jax', 'torch'\]"),
         ({"precision": "fp16"}, ValueError, r"precision must be one of \['auto', 'float32', 'mixed_float16', 'mixed_bfloat16'\]"),
         ({"jit_compile": True}, TypeError, r"jit_compile must be str"),
@@ -90,6 +98,25 @@ def test_round_trip_through_dict():
 def test_bad_values_name_the_parameter(values, error, match):
     with pytest.raises(error, match=match):
         RunConfig.from_dict(values)
+
+
+def test_the_command_line_names_a_number_that_is_not_whole_in_one_line():
+    for flag, value in (("--epochs", "1e23"), ("--seed", "1.5"), ("--train-subset", "ten")):
+        proc = subprocess.run([sys.executable, "-m", "convmixer", "train", flag, value], capture_output=True,
+                              text=True, timeout=120, cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+        assert f"argument {flag}: expected a whole number" in proc.stderr and repr(value) in proc.stderr
+
+
+def test_an_lr_whose_keras_weight_decay_overflows_is_refused_as_that_not_as_the_lr():
+    from convmixer.training.recipes import get_recipe
+
+    assert get_recipe("seed", {"lr": 1e-30}).keras_weight_decay == pytest.approx(1e26)  # large, but a float32
+    with pytest.raises(ValueError, match=r"give lr >= 2.9\d*e-43 or weight_decay_scaled_by_lr: true"):
+        get_recipe("seed", {"lr": 1e-43})  # 1e-4 / 1e-43 = 1e39: more than float32 holds
+    get_recipe("seed", {"lr": 1e-37, "weight_decay_scaled_by_lr": True})  # no division: fine
+    with pytest.raises(ValueError, match=r"recipe_overrides.lr must be a finite number >= 1.2e-38"):
+        get_recipe("official", {"lr": 1e-320})  # float32 would make it 0: the lr itself is the problem
 
 
 def test_seed_recipe_weight_decay_is_converted_from_tf_addons():

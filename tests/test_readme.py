@@ -15,6 +15,7 @@ from convmixer import report
 from convmixer.training.config import RunConfig
 from convmixer.report.readme import END, REPORT_LINK, START, results_markdown, update_readme
 from convmixer.report.runs import load_reference, load_runs
+from fakes import write_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ def write_run(results: Path, kernel, patch, seed, accuracy, *, width=16, depth=1
                    "dataset": {"description": "synthetic", "fingerprint": "sha256:x", "lossy_jpeg": lossy}}
         (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
         (folder / "history.csv").write_text("epoch,accuracy\n1,0.5\n", encoding="utf-8")
-        (folder / "model.weights.h5").write_bytes(b"weights")
+        write_weights(folder / "model.weights.h5")
 
 
 def table_rows(markdown: str) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from convmixer import records
+from fakes import write_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,10 +179,32 @@ def test_a_full_disk_is_one_line_naming_the_path_and_leaves_the_old_file(tmp_pat
 
 # --- one validation of a record ----------------------------------------------------------------
 
+def _hdf5_without_layers(path):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=[1, 2, 3])
+
+
+def test_a_real_keras_weights_file_and_history_make_a_complete_record_predictions_optional(tmp_path):
+    import keras
+
+    from convmixer.models.baselines import build_model
+
+    run_dir = tmp_path / "r"
+    _record(run_dir, epochs=2)
+    records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5}])
+    model = build_model("convmixer", {"width": 8, "depth": 1, "patch_size": 4, "kernel_size": 3})
+    model.compile(optimizer=keras.optimizers.AdamW(), loss="sparse_categorical_crossentropy")
+    model.save_weights(run_dir / records.WEIGHTS)
+    assert not (run_dir / records.PREDICTIONS).exists()  # older records have none: still complete
+    assert records.validate_record(run_dir, "abcd1234").state == "completed"
+
+
 def _record(run_dir, **metrics):
     records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": "abcd1234", "run_id": "r"})
     records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1}])
-    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"w")
+    write_weights(run_dir / records.WEIGHTS)
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5} | metrics)
 
 
@@ -198,6 +221,16 @@ def _record(run_dir, **metrics):
         (lambda d: _record(d, device="cpu"), "device must be a JSON object"),
         (lambda d: (d / records.HISTORY).unlink(), "history.csv missing"),
         (lambda d: (d / records.WEIGHTS).unlink(), "model.weights.h5 missing"),
+        (lambda d: (d / records.WEIGHTS).write_bytes(os.urandom(4096)), "model.weights.h5 is not an HDF5 file"),
+        (lambda d: (d / records.WEIGHTS).write_bytes((d / records.WEIGHTS).read_bytes()[:600]),
+         "model.weights.h5 unreadable as HDF5"),  # truncated: the signature is there, the file is not
+        (lambda d: _hdf5_without_layers(d / records.WEIGHTS), "holds no 'layers' group"),
+        (lambda d: (d / records.HISTORY).write_bytes(b"\xff\xfe\x00garbage"), "history.csv is not UTF-8 text"),
+        (lambda d: (d / records.HISTORY).write_text("lorem,ipsum\n1,2\n"), "no header naming an 'epoch' column"),
+        (lambda d: (d / records.HISTORY).write_text("epoch,loss\n1,0.5,7\n"), "rows whose length differs"),
+        (lambda d: (d / records.HISTORY).write_text("epoch,loss\n"), "does not number its epochs"),
+        (lambda d: (d / records.HISTORY).write_text("epoch,loss\n1,2\n3,1\n"), "does not number its epochs"),
+        (lambda d: _record(d, epochs=3), "history.csv has 1 epochs, metrics.json 3"),
     ],
 )
 def test_corrupt_records_are_named_with_path_and_reason(tmp_path, damage, problem):

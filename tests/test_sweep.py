@@ -19,6 +19,7 @@ from convmixer import records
 from convmixer.training.config import PARAMETER_NAMES
 from convmixer.report.runs import load_runs
 from convmixer.sweep import SweepError, execute_run, load_grid, main_sweep, plan
+from fakes import write_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "grids" / "smoke.yaml"
@@ -283,7 +284,7 @@ def _completed_run(results, kernel, seed, accuracy):
     records.atomic_write_json(run_dir / records.PARAMS, config.to_dict() | {"run_id": config.run_id,
                                                                             "config_hash": config.config_hash})
     records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "accuracy": accuracy}])
-    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"weights")
+    write_weights(run_dir / records.WEIGHTS)
     records.atomic_write_json(run_dir / records.METRICS, {
         "status": "completed", "run_id": config.run_id, "test_accuracy": accuracy, "train_images": 180,
         "test_images": 100, "device": {"kind": "CPU"}, "dataset": {"fingerprint": "sha256:x", "lossy_jpeg": False}})
@@ -348,7 +349,7 @@ def _fake_record(run_dir, config, marker):
     """A record that passes records.validate_record (what a finished run writes, in small)."""
     records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
     records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "loss": 1.0}])
-    records.atomic_write_bytes(run_dir / records.WEIGHTS, b"weights")
+    write_weights(run_dir / records.WEIGHTS)
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "marker": marker,
                                                           "run_id": config.run_id, "test_accuracy": 0.5})
 
@@ -567,6 +568,26 @@ def test_full_disk_during_a_forced_rerun_restores_the_previous_record(tmp_path, 
     assert not (tmp_path / ".previous" / config.run_id).exists()
     assert "No space left on device" in note and "error.json" in note and "\n" not in note
     assert "the previous complete record was kept" in note
+
+
+def test_a_full_disk_while_papermill_writes_the_notebook_names_the_file(tmp_path, monkeypatch):
+    """papermill saves the executed notebook after every cell; a full disk there raised a bare
+    'OSError: [Errno 28] No space left on device' (reproduced on a 150 KiB tmpfs)."""
+    import papermill
+
+    config = load_grid(SMOKE)[0]
+    run_dir = tmp_path / "runs" / config.run_id
+
+    def full_disk(input_path, output_path, parameters, **kwargs):
+        with open(output_path, "w") as f:
+            f.write("{")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as f.write raises it: no file name
+
+    monkeypatch.setattr(papermill, "execute_notebook", full_disk)
+    status, _, note = execute_run(config, run_dir)
+    assert status == "failed"
+    assert note.startswith(f"WriteError: cannot write {records.partial_notebook(run_dir)}: No space left on device")
+    assert "[Errno 28]" not in json.loads((run_dir / records.ERROR).read_text())["error"]
 
 
 def test_corrupt_records_are_moved_aside_and_rerun_and_leftovers_tidied(tmp_path, monkeypatch):

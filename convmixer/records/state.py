@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -20,6 +22,58 @@ from .provenance import portable_path
 REAL_FIELDS = ("test_loss", "best_val_accuracy", "seconds_per_epoch", "images_per_second", "total_train_seconds")
 INT_FIELDS = ("trainable_parameters", "selected_epoch", "epochs", "train_images", "val_images", "test_images")
 DICT_FIELDS = ("device", "dataset", "versions", "speed")
+
+
+# Keras' save_weights writes HDF5 with no user block, so the format's signature opens the file.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _weights_problem(path: Path) -> str | None:
+    """Why ``path`` is not a Keras weights file (None: it is one): the HDF5 signature, a file h5py can
+    open (a truncated one it cannot), and Keras' ``layers`` group. Only the structure is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_SIGNATURE))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if head != HDF5_SIGNATURE:
+        return "is not an HDF5 file (Keras' save_weights writes one)"
+    try:
+        import h5py
+    except ImportError:  # Keras needs h5py to write the file; without it the signature is what can be checked
+        return None
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if "layers" not in f:
+                return "holds no 'layers' group: not a Keras weights file"
+    except Exception as exc:  # h5py raises OSError for truncated or damaged files, others for odder ones
+        return "unreadable as HDF5 (" + " ".join(str(exc).split())[:200] + ")"
+    return None
+
+
+def _history_problem(path: Path, epochs) -> str | None:
+    """Why ``path`` is not the per-epoch history of a run of ``epochs`` epochs (None: it is): UTF-8 CSV
+    with an ``epoch`` column numbering rows 1, 2, ... and, where metrics.json says how many, that many."""
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except (OSError, csv.Error) as exc:
+        return f"unreadable ({getattr(exc, 'strerror', None) or exc})"
+    if not rows or "epoch" not in rows[0]:
+        return "has no header naming an 'epoch' column"
+    column, body = rows[0].index("epoch"), rows[1:]
+    if any(len(row) != len(rows[0]) for row in body):
+        return "has rows whose length differs from its header's"
+    try:
+        numbers = [int(row[column]) for row in body]
+    except ValueError:
+        return "has an epoch that is not a whole number"
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        return "does not number its epochs 1, 2, ... in order"
+    if isinstance(epochs, int) and not isinstance(epochs, bool) and len(numbers) != epochs:
+        return f"has {len(numbers)} epochs, metrics.json {epochs}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -121,6 +175,14 @@ def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
     for name in (HISTORY, WEIGHTS):
         if not (run_dir / name).is_file():
             return RecordState("corrupt", f"{run_dir / name} missing beside a completed {METRICS}", resumable, params)
+    # What a record is reused for (curves, the tested model): a garbage file must not count as complete.
+    # Records made before test_predictions.npz existed lack it, so it is not required here.
+    problem = _history_problem(run_dir / HISTORY, metrics.get("epochs"))
+    if problem:
+        return RecordState("corrupt", f"{run_dir / HISTORY} {problem}", resumable, params)
+    problem = _weights_problem(run_dir / WEIGHTS)
+    if problem:
+        return RecordState("corrupt", f"{run_dir / WEIGHTS} {problem}", resumable, params)
     return RecordState("completed", None, False, params, metrics)
 
 

@@ -190,7 +190,8 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
         )
     except Exception as exc:  # the run failed: record it and let the sweep continue
         # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
-        failure = _one_line(exc)
+        # An OSError is papermill's own, writing the executed notebook (a full disk says only "[Errno 28]").
+        failure = _one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError) else exc)
         unwritten = _record_failure(run_dir, config, failure, partial.exists(), traceback.format_exc())
         if unwritten:
             notes.append(unwritten)

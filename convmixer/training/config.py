@@ -15,6 +15,13 @@ from .speed import validate_speed_options
 BACKENDS = ("tensorflow", "jax", "torch")
 # keras.utils.set_random_seed seeds numpy's legacy generator, which takes 32-bit seeds only.
 MAX_SEED = 2**32 - 1
+# The paper trains 200 epochs (ImageNet, 150); 10,000 is far beyond any recipe, and more is a slip.
+MAX_EPOCHS = 10_000
+# CIFAR-10's sizes: a batch or a subset larger than its training set (or a test subset larger than
+# its test set) cannot be drawn from it.
+CIFAR10_TRAIN_IMAGES, CIFAR10_TEST_IMAGES = 50_000, 10_000
+# A training set must show the model every class at least once: CIFAR-10 has 10.
+NUM_CLASSES = 10
 
 
 def _field(default, help, **kwargs):
@@ -61,16 +68,19 @@ class RunConfig:
             self.epochs = recipe.epochs
         if self.batch_size is None:
             self.batch_size = recipe.batch_size
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name, most in (("epochs", MAX_EPOCHS), ("batch_size", CIFAR10_TRAIN_IMAGES)):
+            if not 1 <= getattr(self, name) <= most:
+                raise ValueError(f"{name} must be an integer from 1 to {most:,}, got {getattr(self, name)!r}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1), got {self.seed!r}")
         self._check_data()
-        for name in ("train_subset", "test_subset"):
+        for name, least, most, why in (
+                ("train_subset", NUM_CLASSES, CIFAR10_TRAIN_IMAGES, f"at least one image of each of the {NUM_CLASSES} "
+                                                                    "classes, at most CIFAR-10's training set"),
+                ("test_subset", 1, CIFAR10_TEST_IMAGES, "at most CIFAR-10's test set")):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+            if value is not None and not least <= value <= most:
+                raise ValueError(f"{name} must be None or an integer from {least} to {most:,} ({why}), got {value!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         validate_speed_options(self.precision, self.jit_compile)

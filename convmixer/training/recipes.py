@@ -147,6 +147,7 @@ def get_recipe(name: str, overrides: dict | None = None) -> Recipe:
         raise ValueError(f"recipe_overrides.val_fraction must be in [0, 1), got {recipe.val_fraction!r}")
     if recipe.selection == "best_val" and recipe.val_fraction == 0:
         raise ValueError("recipe_overrides: selection 'best_val' needs val_fraction > 0")
+    _check_keras_weight_decay(recipe)
     for name, low, high, allowed in NUMERIC_RANGES:
         value = getattr(recipe, name)
         if value is None:
@@ -156,9 +157,28 @@ def get_recipe(name: str, overrides: dict | None = None) -> Recipe:
     return recipe
 
 
+# Keras keeps the learning rate and the weight decay in float32: a value outside its range becomes
+# 0 or infinity there, and the loss NaN some epochs later.
+FLOAT32_MAX = 3.4028235e38
+MIN_LR = 1.2e-38  # float32's smallest normal number, rounded up
+
+
+def _check_keras_weight_decay(recipe: Recipe):
+    """A weight decay not scaled by the lr reaches Keras as weight_decay / lr: refuse an lr that makes it
+    overflow, naming that division (the lr alone would look harmless, and the loss would blame it)."""
+    lr, decay = recipe.lr, recipe.weight_decay
+    if recipe.weight_decay_scaled_by_lr or not decay or not (math.isfinite(lr) and lr > 0) or not math.isfinite(decay):
+        return
+    if not decay / lr <= FLOAT32_MAX:
+        raise ValueError(
+            f"recipe_overrides.lr={lr!r}: the {recipe.name} recipe's weight decay is not scaled by the lr (TF Addons' "
+            f"AdamW), so Keras' AdamW gets weight_decay / lr = {decay!r} / {lr!r} overflows float32; give lr >= "
+            f"{decay / FLOAT32_MAX:.3g} or weight_decay_scaled_by_lr: true")
+
+
 # Every numeric recipe field: (name, lower test, upper test, what is allowed).
 NUMERIC_RANGES = [
-    ("lr", lambda v: v > 0, lambda v: True, "a finite number > 0"),
+    ("lr", lambda v: v >= MIN_LR, lambda v: True, f"a finite number >= {MIN_LR} (float32 makes a smaller one 0)"),
     ("weight_decay", lambda v: v >= 0, lambda v: True, "a finite number >= 0"),
     ("clipnorm", lambda v: v > 0, lambda v: True, "a finite number > 0 (or null for no clipping)"),
     ("crop_scale", lambda v: v > 0, lambda v: v <= 1, "a number in (0, 1]"),

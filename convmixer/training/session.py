@@ -70,7 +70,23 @@ def prepare_data(config: RunConfig, recipe) -> Data:
     x_train, y_train = take_subset(x_train, y_train, config.train_subset, seed=config.seed, name="train_subset")
     # The test subset does not depend on the run's seed: every seed is tested on the same images.
     x_test, y_test = take_subset(ds.x_test, ds.y_test, config.test_subset, seed=0, name="test_subset")
+    _check_every_class_trains(ds, y_train, config, recipe)
     return Data(ds, x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+def _check_every_class_trains(ds, y_train, config, recipe):
+    """DataError unless the training images show every class at least once: a class the model never
+    sees cannot be learnt, and its test images would only measure that."""
+    from ..data import DataError
+
+    missing = sorted(set(range(len(ds.class_names))) - set(np.unique(y_train).tolist()))
+    if missing:
+        names = ", ".join(ds.class_names[i] for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        cut = [f"a validation split of {recipe.val_fraction:g}"] if recipe.val_fraction > 0 else []
+        cut += [f"train_subset {config.train_subset}"] if config.train_subset is not None else []
+        raise DataError(f"{ds.description}: the training set ({len(y_train)} images"
+                        + (f" after {' and '.join(cut)}" if cut else "") + f") has no image of {len(missing)} of its "
+                        f"{len(ds.class_names)} classes ({names}); every class needs at least one: give more images")
 
 
 def epoch_inputs(recipe, x, y, config, epoch):
