@@ -239,3 +239,15 @@ def test_a_write_that_fails_is_one_line_naming_the_path(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"python -m convmixer train: error: cannot write {out / records.PARAMS}: File too large"]
     assert not out.exists() and not records.lock_path(out).exists()
+
+
+@pytest.mark.slow
+def test_the_jax_backend_prints_no_tensorflow_start_up_lines(tmp_path):
+    """Keras' set_random_seed imports TensorFlow wherever it is installed, whatever the backend."""
+    pytest.importorskip("jax")
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "train", *TINY, "--backend", "jax",
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == "", proc.stderr  # e.g. "oneDNN custom operations are on", "Could not find cuda drivers"
+    assert json.loads((tmp_path / "r" / records.METRICS).read_text())["versions"].get("jax")

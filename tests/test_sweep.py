@@ -204,6 +204,22 @@ def test_smoke_grid_runs_then_skips_then_force_reruns(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_sweeps_terminal_shows_each_runs_lines_and_no_kernel_table_or_figure_noise(tmp_path):
+    spec = yaml.safe_load(SMOKE.read_text()) | {"runs": [], "axes": {"kernel_size": [3], "patch_size": [4]}}
+    grid = write_grid(tmp_path / "g.yaml", spec)
+    proc = sweep_cli(grid, "--results", tmp_path / "results", "--allow-dirty")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    assert proc.stdout.count(" epoch   ") == 2 and "] done: test accuracy" in proc.stdout  # the run's own lines
+    for noise in ("[IPKernelApp]", "without encryption", "KeyboardInterrupt", "<Figure size", "test_accuracy "):
+        assert noise not in proc.stdout + proc.stderr, noise
+    # the executed notebook keeps the metrics table and the figure the terminal no longer shows
+    nb = nbformat.read(run_dir / records.NOTEBOOK, as_version=4)
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type != "stream"]
+    assert any("image/png" in o.get("data", {}) for o in shown) and any("text/html" in o.get("data", {}) for o in shown)
+
+
+@pytest.mark.slow
 def test_failing_run_is_recorded_and_the_others_finish(tmp_path):
     spec = yaml.safe_load(SMOKE.read_text())
     # train_subset larger than the synthetic training split: fails inside the notebook, at run time

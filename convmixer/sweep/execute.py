@@ -23,6 +23,12 @@ from ..training.config import RunConfig
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "train.ipynb"
 
 
+# The kernel's own log (to the sweep's terminal) says nothing a run needs: a cell's error reaches the
+# sweep through papermill, and a kernel that dies is reported by nbclient. Its two usual lines are
+# "Kernel is running over TCP without encryption" (it listens on 127.0.0.1, its messages signed) and
+# "KeyboardInterrupt caught in kernel" (jupyter_client interrupts every kernel it shuts down).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
 ORPHAN_WAIT = 60.0  # seconds to wait for a killed sweep's leftover kernel to end (see records.lock_orphaned)
 ORPHAN_GRACE = 5.0  # seconds it gets to end itself (ipykernel polls its parent each second) before it is killed
 def notebook_parameters(config: RunConfig, run_dir: Path, lock_token: str | None = None) -> dict:
@@ -186,7 +192,12 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
         # paths (results, data) mean the same in the sweep and in the notebook.
         pm.execute_notebook(
             str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir, lock.token),
-            kernel_name="python3", progress_bar=False, log_output=log_output,
+            kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGUMENTS,
+            # What the cells print (one line per epoch) goes to the sweep; their displayed values (the
+            # metrics table, "<Figure size ...>") stay in the executed notebook: papermill's log_output
+            # would echo those too, while its stdout_file and stderr_file take printed text only.
+            stdout_file=_NotebookStream(logging.INFO) if log_output else None,
+            stderr_file=_NotebookStream(logging.WARNING) if log_output else None,
         )
     except Exception as exc:  # the run failed: record it and let the sweep continue
         # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
@@ -215,6 +226,23 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
     except (OSError, ValueError) as exc:
         notes.append(f"paths left as they are ({exc})")
     return "completed", None
+
+
+class _NotebookStream:
+    """A file-like papermill writes a stream of the notebook's output to: each write becomes one record of
+    papermill's logger, which the sweep shows (``_show_notebook_output``; from a Dask worker,
+    ``tasks._ForwardOutput``)."""
+
+    def __init__(self, level):
+        self.level = level
+
+    def write(self, text):
+        text = text.rstrip("\n")
+        if text:
+            logging.getLogger("papermill").log(self.level, text)
+
+    def flush(self):
+        pass
 
 
 class _CellOutput(logging.Filter):

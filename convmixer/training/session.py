@@ -18,7 +18,7 @@ from .. import records
 from .config import RunConfig
 from .guards import NonFiniteLoss
 from .optim import last_step_lr, make_optimizer, make_schedule
-from .speed import onednn_enabled, settings_for_device
+from .speed import import_tensorflow_quietly, onednn_enabled, settings_for_device
 from .steps import make_epoch_trainer
 
 ALLOW_DIRTY_ENV = "CONVMIXER_ALLOW_DIRTY"  # set by ``sweep --allow-dirty`` for its notebook kernels
@@ -119,6 +119,9 @@ def build_session(config: RunConfig, recipe, data: Data) -> Session:
     speed = settings_for_device(device["kind"], config.precision, config.jit_compile)
     # Global in Keras: layers built from here on compute in this precision (the logits stay float32).
     keras.config.set_dtype_policy(speed["precision"])
+    # set_random_seed imports TensorFlow wherever it is installed, whatever the backend (to seed it
+    # too): import it first with its C++ start-up lines kept off stderr (when logs are quiet).
+    import_tensorflow_quietly()
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, config.model_hyperparameters,
                         num_classes=len(data.dataset.class_names), normalization=recipe.normalization)
