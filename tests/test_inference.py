@@ -261,3 +261,29 @@ def test_image_noise_is_what_the_per_image_sums_say():
     vector[result.model.exog_names.index("C(kernel_size)[T.9]")] = 1.0
     expected = np.var(100 * (correct[2:].mean(axis=0) - correct[:2].mean(axis=0)), ddof=1) / 4
     assert stats.image_variance(result, vector, correct, frame["seed"].to_numpy()) == pytest.approx(expected)
+
+
+def test_no_relabelling_of_the_committed_25_epoch_kernel_runs_is_called_consistent():
+    """The committed ConvMixer-64/4 kernel 3 and 9 runs (patch 2, 25 epochs): every way of calling three of the
+    six runs "kernel 9" except the true one must not give a significant gain, with the test images counted."""
+    from itertools import combinations
+    from pathlib import Path
+
+    from convmixer.report.runs import load_runs
+
+    done = prepare(load_runs(Path(__file__).resolve().parents[1] / "results"))
+    runs = done[(done["width"] == 64) & (done["recipe"] == "official") & (done["epochs"] == 25)
+                & (done["patch_size"] == 2) & done["kernel_size"].isin([3, 9])].reset_index(drop=True)
+    assert sorted(runs["kernel_size"]) == [3, 3, 3, 9, 9, 9]
+    correct = verdicts.per_image_correct(runs["path"])
+    assert correct is not None  # every committed run keeps its per-image predictions
+    called = []
+    for nines in combinations(range(6), 3):
+        kernel = [9 if i in nines else 3 for i in range(6)]
+        frame = pd.DataFrame({"accuracy": 100 * runs["test_accuracy"], "kernel_size": kernel, "patch_size": 2,
+                              "seed": runs["seed"].astype(int)})
+        result = stats.axis_test(frame, "kernel_size", "patch_size", correct)
+        if result and result["p"] < stats.ALPHA and result["effect"] > 0:
+            called.append(kernel)
+    truth = [9 if k == 9 else 3 for k in runs["kernel_size"]]
+    assert called == [truth]
