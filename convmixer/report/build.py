@@ -37,26 +37,40 @@ class ReportError(RuntimeError):
 REPORT_CSS = """
 main { max-width: 1100px; margin: 0 auto; padding: 0 12px 48px; }
 .jp-Cell { padding-left: 0; padding-right: 0; }
+.jp-CodeCell.jp-mod-noOutputs { display: none; }
+.jp-RenderedHTMLCommon h1 { margin-top: 0.5em; }
+.jp-RenderedHTMLCommon { overflow-wrap: break-word; }
 img, svg, video { max-width: 100%; height: auto; }
 .table-scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; max-width: 100%; margin: 0.5em 0 1em; }
 .jp-RenderedHTMLCommon table.report-table { table-layout: auto; margin: 0; border-collapse: collapse;
   font-size: 13px; }
 .jp-RenderedHTMLCommon table.report-table th, .jp-RenderedHTMLCommon table.report-table td {
-  text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #ddd; max-width: 36em;
-  overflow-wrap: anywhere; }
+  text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #ddd; max-width: 36em; }
+.jp-RenderedHTMLCommon table.report-table th { overflow-wrap: normal; word-break: normal; hyphens: manual; }
+.jp-RenderedHTMLCommon table.report-table td { overflow-wrap: break-word; }
+.nw { white-space: nowrap; }
 .jp-RenderedHTMLCommon table.report-table thead th { background: #f3f3f3; }
 .jp-RenderedHTMLCommon table.report-table tbody tr:nth-child(odd) { background: #fafafa; }
-figure.report-figure { margin: 0.5em 0 1.5em; }
+figure.report-figure { margin: 0.5em 0 1.2em; }
 figure.report-figure figcaption, p.caption { font-size: 0.9em; color: #444; }
 p.note.missing { background: #fff6e0; border-left: 4px solid #e0a000; padding: 6px 10px; }
-#verdict-table td:nth-child(3) { min-width: 8.5em; }
-td.verdict-consistent-with-the-claim a { color: #176f2c; font-weight: 600; }
-td.verdict-contradicts-the-claim a { color: #a51d2d; font-weight: 600; }
-td.verdict-inconclusive a, td.verdict-not-tested a { color: #555; font-weight: 600; }
+details.fold { margin: 0.35em 0; border-left: 3px solid #d0d7de; padding: 1px 0 1px 10px; }
+details.fold > summary { cursor: pointer; font-weight: 600; }
+details.fold[open] > summary { margin-bottom: 0.4em; }
+ol.verdict-lines { margin: 0.2em 0 0.5em; padding-left: 1.6em; }
+ol.verdict-lines > li { margin: 0.2em 0; line-height: 1.45; }
+.jp-RenderedHTMLCommon ol.verdict-lines a.verdict-word { font-weight: 700; color: #fff; padding: 0 5px; border-radius: 3px; text-decoration: none;
+  background: #6e7781; white-space: nowrap; }
+.jp-RenderedHTMLCommon ol.verdict-lines li.verdict-consistent-with-the-claim a.verdict-word { background: #1a7f37; }
+.jp-RenderedHTMLCommon ol.verdict-lines li.verdict-contradicts-the-claim a.verdict-word { background: #b42318; }
+.verdict-lines .claim-text { font-weight: 600; }
+.verdict-lines .regime { color: #555; }
+p.headline { margin: 0.3em 0; }
 @media (max-width: 600px) {
   main { padding: 0 6px 32px; }
   .jp-RenderedHTMLCommon { font-size: 15px; }
-  .jp-RenderedHTMLCommon table.report-table { font-size: 12px; }
+  .jp-RenderedHTMLCommon table.report-table { font-size: 12px; width: max-content; }
+  .jp-RenderedHTMLCommon table.report-table th, .jp-RenderedHTMLCommon table.report-table td { max-width: 15em; }
 }
 """
 

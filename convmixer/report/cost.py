@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -41,10 +43,10 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
     """
     done = prepare(runs)
     projected = f"projected s per {FULL_EPOCH_IMAGES:,}-image epoch"
-    load_column, like = "load avg (start/end)", "against the reference report's marks"
+    load_column = "load avg (start/end)"
     columns = ["setup", "configuration", "device", "runs", "train images per epoch", "seconds per epoch",
                "images per second", "slowest run images per second", projected, "mean total training seconds",
-               load_column, like]
+               load_column]
     rows = []
     if not done.empty:
         done["device"] = done["device_kind"].fillna("?").astype(str) + ": " + done["device_name"].fillna("?").astype(str)
@@ -65,10 +67,6 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
                 projected: FULL_EPOCH_IMAGES / ips if ips and ips > 0 else float("nan"),
                 "mean total training seconds": pd.to_numeric(sub["total_train_seconds"], errors="coerce").mean(),
                 load_column: None if starts == ends == "?" else f"{starts} / {ends}",
-                # The reference report timed ConvMixer-256/8 without stating the patch size, and the patch
-                # changes the cost several-fold: no row is known to match its configuration.
-                like: ("not comparable: its patch size is unknown" if (first["width"], first["depth"])
-                       == PAPER_WIDTH_DEPTH else "not comparable: another model size"),
             })
     return pd.DataFrame(rows, columns=columns)
 
@@ -83,3 +81,136 @@ def reference_marks(reference: dict) -> pd.DataFrame:
     return t
 
 
+
+
+def _seconds(value: float) -> str:
+    return "—" if pd.isna(value) else (f"{value:,.0f}" if value >= 10 else f"{value:.1f}")
+
+
+def timings_by_setup(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Seconds per epoch of every ConvMixer configuration, compactly: a row per setup (and device), a column
+    per patch and kernel size, the fastest run's seconds in each cell; and the devices. The device column is
+    left out when every run trained on one device (the caption names it), so no text repeats down a column."""
+    done = prepare(runs)
+    if done.empty:
+        return pd.DataFrame(), []
+    done["device"] = done["device_kind"].fillna("?").astype(str) + ": " + done["device_name"].fillna("?").astype(str)
+    devices = sorted(done["device"].unique())
+    configs = sorted({(int(p), int(k)) for p, k in zip(done["patch_size"], done["kernel_size"])})
+    rows = []
+    for (label, device), sub in done.groupby(["setup", "device"], sort=True):
+        first = sub.iloc[0]
+        images = pd.to_numeric(sub["train_images"], errors="coerce").max()
+        row = {"setup": label,
+               "model and budget": (f"ConvMixer-{first['width']}/{first['depth']}, {first['recipe']} recipe, "
+                                    f"{first['epochs']} epochs, batch {first['batch_size']}"
+                                    + ("" if pd.isna(images) else f", {int(images):,} images per epoch")),
+               "device": device, "runs": len(sub)}
+        for p, k in configs:
+            cell = sub[(sub["patch_size"] == p) & (sub["kernel_size"] == k)]
+            row[f"p{p} k{k}"] = _seconds(pd.to_numeric(cell["seconds_per_epoch"], errors="coerce").min()) \
+                if len(cell) else ""
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if len(devices) == 1:
+        table = table.drop(columns="device")
+    return table, devices
+
+
+# The settings a published timing was measured with, from reference.yaml (via anchors.published_runs):
+# a bar measured here with the same model and settings gets that setting's colour in the timing figure.
+REFERENCE_SETTING, OFFICIAL_SETTING = "reference report", "official log"
+
+
+def _published_settings(reference: dict) -> dict[str, dict]:
+    from .anchors import published_runs
+
+    rows = published_runs(reference)
+    out = {}
+    timed = [r for r in rows if r["source"] == "reference_report"]
+    if timed and not reference["timings"].empty:
+        r = timed[0]  # every row of its table trained the same recipe; the timed patch and kernel are not stated
+        out[REFERENCE_SETTING] = {"width": r["width"], "depth": r["depth"], "recipe": r["recipe"],
+                                  "recipe_overrides": "{}", "batch_size": r["batch_size"],
+                                  "train_images": r["train_images"], "patch_size": None, "kernel_size": None}
+    logged = reference["logged"]
+    for r in rows:
+        if r["source"] != "official_logged" or logged.empty or "seconds_per_epoch" not in logged:
+            continue
+        timed = logged[(logged["source"] == r["source"]) & logged["seconds_per_epoch"].notna()]
+        if not timed.empty:
+            out[OFFICIAL_SETTING] = {"width": r["width"], "depth": r["depth"], "recipe": r["recipe"],
+                                     "recipe_overrides": json.dumps(r["recipe_overrides"], sort_keys=True),
+                                     "batch_size": r["batch_size"], "train_images": r["train_images"],
+                                     "patch_size": r["patch_size"], "kernel_size": r["kernel_size"]}
+    return out
+
+
+def _setting_text(key: str, s: dict) -> str:
+    model = f"ConvMixer-{s['width']}/{s['depth']}"
+    if s["patch_size"] is not None:
+        model += f" p{s['patch_size']} k{s['kernel_size']}"
+    text = (f"{model}, {s['recipe']} recipe, batch {s['batch_size']}, {s['train_images']:,} training images "
+            f"per epoch: ")
+    if key == REFERENCE_SETTING:
+        return text + "the reference report's timed setting (it does not state the patch size)"
+    return text + "the official script's logged run"
+
+
+def _same_setting(row, s: dict) -> bool:
+    overrides = row["recipe_overrides"] if isinstance(row["recipe_overrides"], str) and row["recipe_overrides"] \
+        else "{}"
+    same = ((row["width"], row["depth"], row["recipe"], overrides, row["batch_size"], row["train_images"])
+            == (s["width"], s["depth"], s["recipe"], s["recipe_overrides"], s["batch_size"], s["train_images"]))
+    if s["patch_size"] is not None:
+        same &= (row["patch_size"], row["kernel_size"]) == (s["patch_size"], s["kernel_size"])
+    return bool(same) and pd.isna(row.get("train_subset"))
+
+
+def timing_bars(runs: pd.DataFrame, reference: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The timing figure's bars: ConvMixer-256/8 seconds per epoch measured here (per configuration, recipe,
+    batch and device: the fastest run, and the slowest), beside the published timings (the reference report's
+    CPU and GPU, the official script's logged GPU), slowest first; and the settings, key -> legend text.
+
+    A bar's ``group`` names the published setting it shares model and settings with (reference.yaml's
+    timings carry no patch size, so any patch counts for the reference report's); "" for none."""
+    settings = _published_settings(reference)
+    bars = []
+    for t in reference["timings"].itertuples(index=False):
+        bars.append({"label": f"reference report: {str(t.device_name).split(' (')[0]}",
+                     "seconds": float(t.seconds_per_epoch), "slowest": float("nan"), "published": True,
+                     "group": REFERENCE_SETTING if REFERENCE_SETTING in settings else ""})
+    logged = reference["logged"]
+    if not logged.empty and "seconds_per_epoch" in logged:
+        for t in logged[logged["seconds_per_epoch"].notna()].itertuples(index=False):
+            name = {"official_logged": "official script's log"}.get(t.source, str(t.source))
+            bars.append({"label": f"{name}: {str(t.device_name).split(' (')[0]}, p{t.patch_size} k{t.kernel_size}",
+                         "seconds": float(t.seconds_per_epoch), "slowest": float("nan"), "published": True,
+                         "group": OFFICIAL_SETTING if t.source == "official_logged" and OFFICIAL_SETTING in settings
+                         else ""})
+    done = prepare(runs)
+    w, d = PAPER_WIDTH_DEPTH
+    ours = done[(done["width"] == w) & (done["depth"] == d)] if not done.empty else done
+    if not ours.empty:
+        ours = ours.assign(overrides=ours["recipe_overrides"].fillna("{}").replace("", "{}"),
+                           subset=ours["train_subset"].isna())
+        keys = ["patch_size", "kernel_size", "recipe", "overrides", "batch_size", "train_images", "subset",
+                "device_kind", "device_name"]
+        for key, sub in ours.groupby(keys, sort=True, dropna=False):
+            first = sub.iloc[0]
+            seconds = pd.to_numeric(sub["seconds_per_epoch"], errors="coerce")
+            if seconds.notna().sum() == 0:
+                continue
+            cores = run_load(first["path"])["cpu_count"]
+            device = f"{first['device_kind']} {first['device_name']}" + (
+                f" ({cores} cores)" if cores and first["device_kind"] == "CPU" else "")
+            group = next((k for k, s in settings.items() if _same_setting(first, s)), "")
+            bars.append({"label": f"here: {device}, p{first['patch_size']} k{first['kernel_size']}, "
+                                  f"{first['recipe']} recipe, batch {first['batch_size']}, {len(sub)} "
+                                  f"run{'s' if len(sub) != 1 else ''}",
+                         "seconds": float(seconds.min()), "slowest": float(seconds.max()) if len(sub) > 1
+                         else float("nan"), "published": False, "group": group})
+    frame = pd.DataFrame(bars, columns=["label", "seconds", "slowest", "published", "group"])
+    frame = frame.sort_values("seconds", ascending=False, kind="stable").reset_index(drop=True)
+    used = [k for k in settings if k in set(frame["group"])]
+    return frame, {k: _setting_text(k, settings[k]) for k in used}

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
 from . import stats
-from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, parameter_count, regime
+from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, model_name, parameter_count, regime
 from .runs import SETUP_FIELDS, clean, comparable_groups, history, other_axis, prepare, short_axis
 
 
@@ -581,3 +581,68 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
                         "ci_high": lead.get("ci_high"), "p": lead.get("p_holm"),
                         "n_runs": lead.get("n_runs", 0), "tests": tests, **_json_details(row.details)})
     return {"rule": VERDICT_RULE, "claims": entries}
+
+
+# --------------------------------------------------------------------------- the first screen
+
+def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word: str = "") -> str:
+    """A regime in a few words (the report's first screen): model (``model`` overrides it; "" leaves it out),
+    epochs and recipe, a training subset, the data when it is not canonical CIFAR-10, and the seeds.
+    ``regime`` says the same at length."""
+    first = setup_runs.iloc[0]
+    per_cell = setup_runs.groupby(["patch_size", "kernel_size"], dropna=False)["seed"].nunique()
+    low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
+    seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}-{high} seeds"
+    parts = ([model_name(first)] if model is None else [model] if model else []) + [
+        f"{first['epochs']} epochs of the {first['recipe']} recipe"]
+    images = first.get("train_images")
+    if not pd.isna(first.get("train_subset")) and not pd.isna(images):
+        parts.append(f"{int(images):,} training images")
+    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
+        parts.append("JPEG CIFAR-10")
+    elif str(first.get("data") or "").startswith("synthetic"):
+        parts.append("synthetic data")
+    return ", ".join(parts + [seeds + seeds_word])
+
+
+def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dict]:
+    """Each claim of ``CLAIMS`` as the data of one line: the verdict, the effects behind it with their 95%
+    intervals (claim 1: every parameter-matched baseline's margin; an axis claim: its lead setup's effect),
+    the regime in a few words, and, for claim 1, the baselines whose conclusion another matching changes.
+
+    Read from ``verdicts(runs)`` (pass it as ``table`` when it is at hand); nothing is recomputed but the
+    regime's runs."""
+    table = verdicts(runs) if table is None else table
+    groups = comparable_groups(runs)
+    out = []
+    for claim, row in zip(CLAIMS, table.itertuples(index=False)):
+        entry = {"id": claim["id"], "claim": claim["claim"], "verdict": row.verdict, "anchor": claim["anchor"],
+                 "regime": None, "effects": [], "depends": []}
+        tests = list(row.tests)
+        if "axis" in claim and tests:
+            lead = tests[0]
+            r = lead["result"]
+            entry["regime"] = short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
+            entry["effects"] = [{"label": f"{short_axis(claim['axis'])} {lead['low']} → {lead['high']}",
+                                 "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
+                                 "ci_high": r["ci_high"] if r else None, "p_holm": lead["p_holm"]}]
+        elif tests:
+            lead = architecture_regimes(runs)[0]
+            ref_runs = lead["models"][lead["reference"]]
+            entry["regime"] = short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
+            entry["reference"] = lead["reference"]
+            entry["effects"] = [{"label": t["setup"], "effect": t["result"]["effect"] if t["result"] else None,
+                                 "ci_low": t["result"]["ci_low"] if t["result"] else None,
+                                 "ci_high": t["result"]["ci_high"] if t["result"] else None, "p_holm": t["p_holm"]}
+                                for t in tests]
+            details = row.details or {}
+            # Where another matching changes the conclusion: those contrasts, in the same shape.
+            depends = {d["baseline"] for d in details.get("depends", []) if d["depends"]}
+            entry["depends"] = [{"baseline": t["setup"], "matching": kind, "convmixer": t["high"],
+                                 "effect": t["result"]["effect"] if t["result"] else None,
+                                 "ci_low": t["result"]["ci_low"] if t["result"] else None,
+                                 "ci_high": t["result"]["ci_high"] if t["result"] else None, "verdict": t["verdict"]}
+                                for kind, family in details.get("matchings", {}).items() if kind != "parameters"
+                                for t in family if t["setup"] in depends and t["verdict"] != stats.CONSISTENT]
+        out.append(entry)
+    return out
