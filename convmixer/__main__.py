@@ -97,8 +97,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    parser = _Parser(prog="python -m convmixer", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="python -m convmixer",
+                     description="A reproducibility study of ConvMixer on CIFAR-10: train one configuration, sweep "
+                                 "a grid of them, report on the results, bench the training speed.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                help="what to do (each command has its own --help)")
 
     t = sub.add_parser("train", help="train one configuration and write its run record")
     _add_train_args(t)

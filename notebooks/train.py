@@ -16,7 +16,8 @@
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("convmixer") is None:
     repo = os.environ.get("CONVMIXER_REPO", "https://github.com/convmixer-repro/convmixer-repro")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{repo}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"convmixer-repro[tensorflow] @ git+{repo}"],
+                   check=True)
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; plain literals only): every RunConfig field with its help text.
@@ -25,9 +26,9 @@ width = None  # ConvMixer width (channels); None: 256
 depth = None  # ConvMixer depth (blocks); None: 8
 patch_size = None  # patch size (ConvMixer, ViT, MLP-Mixer); None: 2 for ConvMixer
 kernel_size = None  # ConvMixer depthwise kernel size; None: 5
-hyperparameters = {}  # a baseline's size, e.g. {"dim": 32, "depth": 4, "heads": 4, "mlp_ratio": 2} for vit (see convmixer/baselines.py)
+hyperparameters = {}  # a baseline's size, e.g. {"dim": 32, "depth": 4, "heads": 4, "mlp_ratio": 2} for vit (see convmixer/models/baselines.py)
 activation = 'gelu'  # ConvMixer activation: gelu or relu
-recipe = 'seed'  # training recipe: seed, official or official-logged (see convmixer/recipes.py)
+recipe = 'seed'  # training recipe: seed, official or official-logged (see convmixer/training/recipes.py)
 recipe_overrides = {}  # recipe fields to change, e.g. {"lr": 0.005}
 epochs = None  # epochs; None: the recipe's default
 batch_size = None  # batch size; None: the recipe's default
@@ -38,7 +39,7 @@ test_subset = None  # test on this many images; None: all
 backend = 'tensorflow'  # Keras backend: tensorflow, jax or torch
 precision = 'auto'  # auto, float32, mixed_float16 or mixed_bfloat16
 jit_compile = 'auto'  # XLA: auto (on GPU/TPU only), on or off
-out_dir = None  # None: results/runs/<run id> next to the notebooks folder
+out_dir = None  # None: results/runs/<run id> in the repository's checkout (./results where installed without one)
 run_lock = None  # set by the sweep: the token of the run's lock it holds for this notebook
 
 # %%
@@ -50,7 +51,10 @@ from convmixer.training.speed import quiet_tensorflow_logs
 
 quiet_tensorflow_logs()  # TensorFlow's C++ start-up lines, unless you set TF_CPP_MIN_LOG_LEVEL
 config = RunConfig.from_dict({name: globals()[name] for name in PARAMETER_NAMES})
-run_dir = Path(out_dir) if out_dir else Path("..") / "results" / "runs" / config.run_id
+from convmixer.records import default_results_dir
+
+# Not relative to the working directory: papermill starts kernels wherever it was started.
+run_dir = Path(out_dir) if out_dir else default_results_dir() / "runs" / config.run_id
 os.environ["KERAS_BACKEND"] = config.backend  # Keras reads it on first import, below
 print(config.run_id, "->", run_dir)
 

@@ -25,6 +25,35 @@ def run_main(argv, capsys):
     return info.value.code, capsys.readouterr().err
 
 
+# --- help ---------------------------------------------------------------------------------------
+
+def test_every_option_of_every_command_has_help_in_plain_text():
+    from convmixer.__main__ import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "sweep", "report", "bench"}
+    for name, command in [("", parser), *commands.items()]:
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+        text = command.format_help()
+        assert "``" not in text, f"{name or 'top-level'} help shows reStructuredText markup"
+
+
+def test_every_file_the_code_and_docs_point_to_exists():
+    """Help text and docs named convmixer/recipes.py and others after they moved into subpackages."""
+    import re
+
+    texts = [ROOT / "README.md", ROOT / "pyproject.toml"] + [
+        p for folder in ("convmixer", "notebooks", "grids", "benchmarks", "tools") for p in (ROOT / folder).rglob("*")
+        if p.suffix in (".py", ".md", ".yaml", ".ipynb") and p.is_file()]
+    named = {(m, p.relative_to(ROOT)) for p in texts
+             for m in re.findall(r"\bconvmixer/[\w/]+\.(?:py|yaml)\b", p.read_text(encoding="utf-8", errors="replace"))}
+    assert named, "the scan found no path at all"
+    missing = sorted(f"{where}: {path}" for path, where in named if not (ROOT / path).is_file())
+    assert not missing, missing
+
+
 # --- report: which README it may touch, and a missing results folder ---------------------------
 
 def test_report_refreshes_the_readme_only_for_the_repositorys_own_results(tmp_path):

@@ -51,7 +51,8 @@ from .locks import (
     take_over_stale_lock,
 )
 from .record import PREDICTION_ARRAYS, RunRecord
-from .provenance import REPOSITORY, cpu_name, device_description, git_commit, library_versions, portable_path
+from .provenance import (REPOSITORY, cpu_name, default_results_dir, device_description, git_commit, library_versions,
+                         portable_path)
 from .state import (
     RecordState,
     make_record_portable,
@@ -101,6 +102,7 @@ __all__ = [
     "RunRecord",
     "REPOSITORY",
     "cpu_name",
+    "default_results_dir",
     "device_description",
     "git_commit",
     "library_versions",

@@ -10,6 +10,15 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
+def default_results_dir() -> Path:
+    """Where a run writes when no folder is given: the checkout's ``results/`` when the package runs from
+    a clone of the repository (the sweep's default from its root), whatever the working directory;
+    ``./results`` when it is installed from an archive (Colab opens a notebook without a checkout)."""
+    if (REPOSITORY / "pyproject.toml").is_file() and (REPOSITORY / "notebooks").is_dir():
+        return REPOSITORY / "results"
+    return Path.cwd() / "results"
+
+
 def portable_path(source) -> str:
     """How a record names a local file: relative to the repository when inside it, else by file name.
 

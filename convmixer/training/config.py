@@ -43,9 +43,9 @@ class RunConfig:
     patch_size: typing.Optional[int] = _field(None, "patch size (ConvMixer, ViT, MLP-Mixer); None: 2 for ConvMixer")
     kernel_size: typing.Optional[int] = _field(None, "ConvMixer depthwise kernel size; None: 5")
     hyperparameters: dict = _field({}, "a baseline's size, e.g. {\"dim\": 32, \"depth\": 4, \"heads\": 4, "
-                                       "\"mlp_ratio\": 2} for vit (see convmixer/baselines.py)")
+                                       "\"mlp_ratio\": 2} for vit (see convmixer/models/baselines.py)")
     activation: str = _field("gelu", "ConvMixer activation: gelu or relu")
-    recipe: str = _field("seed", "training recipe: seed, official or official-logged (see convmixer/recipes.py)")
+    recipe: str = _field("seed", "training recipe: seed, official or official-logged (see convmixer/training/recipes.py)")
     recipe_overrides: dict = _field({}, "recipe fields to change, e.g. {\"lr\": 0.005}")
     epochs: typing.Optional[int] = _field(None, "epochs; None: the recipe's default")
     batch_size: typing.Optional[int] = _field(None, "batch size; None: the recipe's default")
