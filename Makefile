@@ -38,10 +38,11 @@ test-fast: $(VENV)/.installed
 notebooks: $(VENV)/.installed
 	$(PY) tools/sync_notebooks.py
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt: the exact versions the committed results were produced with (tools/constraints.py).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[tensorflow,test]'
 	touch $@
 
 # The report test opens the HTML in a real headless browser (Debian's chromium).

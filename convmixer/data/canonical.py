@@ -18,8 +18,24 @@ _KERAS_INNER = "cifar-10-batches-py"
 _CANONICAL_DESCRIPTION = "CIFAR-10, canonical python archive (checksum verified)"
 
 
+def _installed_backend_for_keras():
+    """Keras falls back on TensorFlow, which an install for JAX (pip install '.[jax]') lacks: name an
+    installed backend before keras is first imported here (get_file uses none of its arithmetic). A
+    run's own backend is chosen before its process imports keras (guards.select_backend)."""
+    import importlib.util
+    import sys
+
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND") or importlib.util.find_spec("tensorflow"):
+        return
+    for backend in ("jax", "torch"):
+        if importlib.util.find_spec(backend) is not None:
+            os.environ["KERAS_BACKEND"] = backend
+            return
+
+
 def _load_canonical() -> Dataset:
     """Fetch (or reuse from ~/.keras/datasets) the verified archive, as keras does."""
+    _installed_backend_for_keras()
     try:
         import keras  # lazy: keras pulls in a backend, which is slow to import
     except ImportError as err:
