@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -685,6 +686,8 @@ return [Array.from(document.querySelectorAll('#verdicts li.verdict-line'), li =>
         document.documentElement.scrollHeight];
 """
 FIRST_SCREEN_PX = 800  # the first screen at 1280 px: what a reader sees before scrolling
+# Where the browser test leaves its screenshots (report-1280px.png, report-390px.png): a temporary folder.
+SCREENSHOTS = Path(tempfile.gettempdir()) / "convmixer-report-screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -719,16 +722,15 @@ def open_at(driver, path, width):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 390])
-def test_the_page_is_legible_in_a_browser(built, browser, width, tmp_path_factory):
+def test_the_page_is_legible_in_a_browser(built, browser, width):
     """At a laptop's and a phone's width: nothing is wider than the page (tables scroll in their own box), no
     table header breaks inside a word, every image decodes (at 1280 px shown at 0.9 of its natural size or
     more, so its text is as large as it was drawn), every id is unique, and the console is clean. A
-    screenshot of the first screen is left in a temporary folder for a developer to look at."""
+    screenshot of the first screen is left in SCREENSHOTS (outside the repository) for a developer to look at."""
     path, _ = built
     open_at(browser, path, width)
-    shots = tmp_path_factory.mktemp("report-screenshots")
-    browser.get_screenshot_as_file(str(shots / f"report-{width}px.png"))
-    print(f"screenshot: {shots / f'report-{width}px.png'}")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    browser.get_screenshot_as_file(str(SCREENSHOTS / f"report-{width}px.png"))
     problems = browser.execute_script(LAYOUT_PROBLEMS_JS, 0.9 if width >= 1000 else 0)
     assert problems == [], "\n".join(problems[:20])
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -412,7 +412,8 @@ def timing_figure(bars: pd.DataFrame, groups: dict):
     if any(b not in keys for b in bars["group"]):
         handles.append(Patch(color="#9aa0a6", label="another model or setting"))
     handles += [Patch(facecolor="white", edgecolor="black", hatch="///", label="published, not measured here"),
-                Patch(facecolor="#555", label="measured here: solid (the fastest run; the whisker reaches the slowest)")]
+                Patch(facecolor="#555",
+                      label="measured here: solid (the fastest run; the whisker reaches the slowest)")]
     fig.legend(handles=handles, loc="lower left", ncol=1, frameon=False, bbox_to_anchor=(0.0, 0.0))
     fig.tight_layout(rect=(0, 0.22 * len(handles) / fig.get_size_inches()[1], 1, 1))
     return fig

@@ -73,8 +73,8 @@ def verdict_line_data(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> 
                     "95% CI ", "95% CI " if i == 0 else "") for i, e in enumerate(margins))
                 + " points, matched by parameters"]
             notes = [f"{MATCHINGS[d['matching']].capitalize()} (against {d['convmixer']}), "
-                     f"{_short_model(d['baseline'])}'s margin is {_points(d['effect'], d['ci_low'], d['ci_high'], '')}: "
-                     f"{d['verdict']}." for d in h["depends"]]
+                     f"{_short_model(d['baseline'])}'s margin is "
+                     f"{_points(d['effect'], d['ci_low'], d['ci_high'], '')}: {d['verdict']}." for d in h["depends"]]
         elif h["effects"]:
             effects = [f"{e['label']}: {_points(e['effect'], e['ci_low'], e['ci_high'])}" for e in h["effects"]]
         else:
@@ -171,8 +171,8 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
                element_id="forest", caption=(
                    "Every effect behind the verdicts, with its 95% confidence interval (accuracy points). Claim 1: "
                    "ConvMixer minus each baseline under each matching (params: by parameters, the verdict's; "
-                   "compute: by multiply-adds; patch: at the same patch size). Claims 2 and 3: each setup's effect from the smallest "
-                   "to the largest size (setup: model, epochs, recipe). Bold: the contrasts the verdict rests on. "
+                   "compute: by multiply-adds; patch: at the same patch size). Claims 2 and 3: each setup's effect "
+                   "from the smallest to the largest size (setup: model, epochs, recipe). Bold: the contrasts the verdict rests on. "
                    "The paper reports one run per cell, so its effects carry no interval. Details below.")),
     ])
 
@@ -203,7 +203,8 @@ def _axis_details(claim: dict, number: int, row, runs: pd.DataFrame, reference: 
             r = t["result"] or {}
             if r.get("steps"):
                 steps.append(f"Setup {t['setup']}, adjacent sizes: " + "; ".join(
-                    f"{s['low']} → {s['high']} {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})" for s in r["steps"]) + ".")
+                    f"{s['low']} → {s['high']} {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})" for s in r["steps"])
+                    + ".")
             if r.get("slope"):
                 s = r["slope"]
                 steps.append(f"Setup {t['setup']}, linear trend: {s['slope']:+.2f} points per {short_axis(axis)} step "
