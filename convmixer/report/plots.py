@@ -104,40 +104,6 @@ def _wrap(text, width=60):
     return "\n".join(textwrap.wrap(str(text), width)) if text else text
 
 
-def plot_learning_curves(histories, title=None):
-    """Overlay several runs of one configuration (e.g. its seeds): accuracy and loss per epoch.
-
-    ``histories`` is a list of (label, history DataFrame). Train is solid, held-out
-    (validation, or test for recipes without a split) dashed, one colour per run.
-    """
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    held_out = set()
-    for i, (label, h) in enumerate(histories):
-        acc, loss = eval_columns(h)
-        held_out.add(acc.split("_")[0])
-        color = f"C{i % 10}"
-        axes[0].plot(h["epoch"], 100 * h["accuracy"], "-", marker="o", ms=3, color=color, label=f"{label} train")
-        axes[0].plot(h["epoch"], 100 * h[acc], "--", marker="s", ms=3, color=color,
-                     label=f"{label} {acc.split('_')[0]}")
-        axes[1].plot(h["epoch"], h["loss"], "-", marker="o", ms=3, color=color)
-        axes[1].plot(h["epoch"], h[loss], "--", marker="s", ms=3, color=color)
-    axes[0].set_ylabel("accuracy (%)")
-    axes[1].set_ylabel("loss")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        epochs = sorted({int(e) for _, h in histories for e in h["epoch"]})
-        if len(epochs) <= 12:
-            ax.set_xticks(epochs)
-    axes[0].legend(fontsize=7, ncol=1 if len(histories) <= 3 else 2)
-    axes[1].set_title(f"solid: train, dashed: {' / '.join(sorted(held_out))}", fontsize=8)
-    if title:
-        fig.suptitle(_wrap(title, 90), fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # Report figures are drawn at the width the page shows them: html.figure saves them at html.FIGURE_DPI (110)
 # and never wider than the content column, so the browser does not scale them and a font of N points is
 # N * 110 / 72 pixels on screen (7 points: 10.7 px). REPORT_RC sets every text of a report figure to at
