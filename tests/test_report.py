@@ -837,3 +837,23 @@ def test_every_count_of_runs_agrees_across_the_report(tmp_path):
         "conv3", "conv9", RunConfig(architecture="resnet", hyperparameters={"blocks_per_stage": 1, "width": 4}).run_id,
         "unfinished"]), grids)
     assert coverage["completed here"].tolist() == [1]  # a baseline's completed run counts for its grid
+
+
+def test_budget_sentences_say_how_an_effect_moved_and_claim_nothing_beyond_the_budgets(tmp_path):
+    rows = []
+    for epochs, gap in ((8, 0.03), (25, 0.01)):
+        for k in (3, 9):
+            for s in range(3):
+                rows.append({"kernel_size": k, "seed": s, "epochs": epochs, "recipe": "official", "batch_size": 512,
+                             "test_accuracy": 0.6 + (gap if k == 9 else 0) + 0.001 * s,
+                             "run_id": f"e{epochs}k{k}s{s}"})
+    runs = fake_runs(rows)
+    runs = runs.assign(path=[str(tmp_path / r) for r in runs["run_id"]])
+    for path in runs["path"]:  # one-cycle histories: the learning rate ends at 0
+        Path(path).mkdir()
+        (Path(path) / "history.csv").write_text("epoch,loss,accuracy,test_loss,test_accuracy,lr\n1,1,0.5,1,0.5,0.0\n")
+    [kernel] = sections.budget_sentences(runs, load_reference())
+    assert "+3.00 points after 8 epochs, +1.00 points after 25 epochs; the effect shrank from 8 to 25" in kernel
+    assert "paper's 200-epoch effect for ConvMixer-256/8 at patch 1 is +2.27: another model, patch and budget" in kernel
+    assert "do not show that short training overstates" in kernel
+    assert sections.budget_sentences(runs[runs["epochs"] == 25], load_reference()) == []  # one budget: no trend
