@@ -431,3 +431,59 @@ def test_predictions_round_trip_compactly_and_refuse_what_they_are_not(tmp_path)
              true_probability=predicted)
     with pytest.raises(ValueError):  # an object array would need unpickling: refused
         record.predictions()
+
+
+# --- params.json: built once (RunConfig.to_params), the same bytes from the training loop and the sweep -------
+
+PARAMS_BYTES = """{
+  "activation": "gelu",
+  "architecture": "vit",
+  "backend": "tensorflow",
+  "batch_size": 512,
+  "config_hash": "7e056328",
+  "data": null,
+  "depth": null,
+  "epochs": 8,
+  "hyperparameters": {
+    "depth": 4,
+    "dim": 32,
+    "heads": 4,
+    "mlp_ratio": 2
+  },
+  "jit_compile": "auto",
+  "kernel_size": null,
+  "patch_size": 4,
+  "precision": "auto",
+  "recipe": "official",
+  "recipe_overrides": {
+    "lr": 0.005
+  },
+  "run_id": "vit_depth4_dim32_heads4_mlp_ratio2_p4_official-recipe_e8_s1_n1000-7e056328",
+  "seed": 1,
+  "test_subset": null,
+  "train_subset": 1000,
+  "width": null
+}
+""".encode()
+
+
+def _params_config():
+    from convmixer.training.config import RunConfig
+
+    return RunConfig(architecture="vit", patch_size=4, hyperparameters={"dim": 32, "depth": 4, "heads": 4,
+                                                                         "mlp_ratio": 2.0},
+                     recipe="official", epochs=8, seed=1, train_subset=1000, recipe_overrides={"lr": 0.005})
+
+
+def test_the_training_loop_and_the_sweep_write_the_same_params_json_as_ever(tmp_path):
+    import io
+
+    from convmixer.sweep.execute import _record_failure
+    from convmixer.training.train import _open
+
+    config = _params_config()
+    lock, done = _open(records.RunRecord(tmp_path / "trained"), config, io.StringIO(), None)
+    lock.release()
+    assert done is None and (tmp_path / "trained" / records.PARAMS).read_bytes() == PARAMS_BYTES
+    assert _record_failure(tmp_path / "refused", config, "refused", notebook=False) is None
+    assert (tmp_path / "refused" / records.PARAMS).read_bytes() == PARAMS_BYTES

@@ -46,7 +46,7 @@ def _record_failure(run_dir: Path, config: RunConfig, error: str, notebook: bool
         record.write_error({"status": "failed", "run_id": config.run_id, "error": error[:4000],
                             "traceback": tb[-8000:], "notebook": records.NOTEBOOK if notebook else None})
         if not record.has(records.PARAMS):
-            record.write_params(config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash})
+            record.write_params(config.to_params())
     except (OSError, ValueError) as exc:
         return str(exc)
     return None

@@ -164,6 +164,11 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_params(self) -> dict:
+        """The run folder's params.json: every field, the run id and the configuration hash (the one place
+        it is built, for the training loop and for the sweep's record of a run refused before it started)."""
+        return self.to_dict() | {"run_id": self.run_id, "config_hash": self.config_hash}
+
     @property
     def recipe_obj(self):
         return get_recipe(self.recipe, self.recipe_overrides)

@@ -156,7 +156,7 @@ def _open(record: RunRecord, config: RunConfig, log, lock_token):
         created = not record.path.exists()
         try:
             record.path.mkdir(parents=True, exist_ok=True)
-            record.write_params(config.to_dict() | {"run_id": config.run_id, "config_hash": config.config_hash})
+            record.write_params(config.to_params())
         except OSError as exc:
             if created:  # a run that could not even start leaves no folder behind
                 shutil.rmtree(record.path, ignore_errors=True)
