@@ -487,3 +487,49 @@ def test_the_training_loop_and_the_sweep_write_the_same_params_json_as_ever(tmp_
     assert done is None and (tmp_path / "trained" / records.PARAMS).read_bytes() == PARAMS_BYTES
     assert _record_failure(tmp_path / "refused", config, "refused", notebook=False) is None
     assert (tmp_path / "refused" / records.PARAMS).read_bytes() == PARAMS_BYTES
+
+
+# --- metrics.json's fields: one declaration (records/metrics.py) for the writer, the validation and the report ---
+
+BAD_VALUE = {"real": ("fast", "must be a finite number"), "int": (2.5, "must be an integer"),
+             "object": ([1], "must be a JSON object")}
+
+
+@pytest.mark.parametrize("field", [f for f in records.METRIC_FIELDS if f.kind], ids=lambda f: f.name)
+def test_validation_checks_each_declared_fields_kind(tmp_path, field):
+    value, problem = BAD_VALUE[field.kind]
+    _record(tmp_path, **{field.name: value})
+    check = records.validate_record(tmp_path, "abcd1234")
+    assert check.state == "corrupt" and f"{field.name} {problem}" in check.problem
+
+
+@pytest.mark.parametrize("field", [f for f in records.METRIC_FIELDS if f.kind is None
+                                   and f.name not in ("status", "test_accuracy", "run_id")], ids=lambda f: f.name)
+def test_validation_leaves_fields_declared_unchecked_alone_and_requires_none(tmp_path, field):
+    _record(tmp_path, **{field.name: [1, "x"]})
+    assert records.validate_record(tmp_path, "abcd1234").state == "completed"
+
+
+def test_the_writer_holds_to_the_declared_fields():
+    metrics = dict.fromkeys(records.METRIC_NAMES, 1)
+    assert records.check_metrics_fields(metrics) is metrics
+    with pytest.raises(ValueError, match=r"missing \['speed'\], undeclared \[\]"):
+        records.check_metrics_fields({k: v for k, v in metrics.items() if k != "speed"})
+    with pytest.raises(ValueError, match=r"missing \[\], undeclared \['accuracy'\]"):
+        records.check_metrics_fields(metrics | {"accuracy": 1})
+
+
+def test_the_reports_run_table_reads_every_declared_column(tmp_path):
+    from convmixer.report.runs import COLUMNS, read_run
+
+    values = {f.name: f"value of {f.name}" for f in records.METRIC_FIELDS if f.column and f.kind is None}
+    values |= {f.name: 7 for f in records.METRIC_FIELDS if f.column and f.kind == "int"}
+    values |= {f.name: 0.25 for f in records.METRIC_FIELDS if f.column and f.kind == "real"}
+    values["test_accuracy"] = 0.5
+    values["epochs"] = 1
+    _record(tmp_path, **values)
+    row = read_run(tmp_path)
+    assert row["status"] == "completed"
+    for f in records.METRIC_FIELDS:
+        if f.column:
+            assert f.name in COLUMNS and row[f.name] == values[f.name]

@@ -43,7 +43,7 @@ def test_run_writes_a_complete_record(finished_run):
     history = pd.read_csv(out / records.HISTORY)
     assert list(history["epoch"]) == [1, 2, 3]
     assert set(CURVE_COLUMNS + ["seconds", "images_per_second"]) <= set(history.columns)
-    assert REQUIRED_METRICS <= set(metrics)
+    assert REQUIRED_METRICS <= set(metrics) and sorted(metrics) == sorted(records.METRIC_NAMES)
     assert metrics["status"] == "completed"
     assert metrics["trainable_parameters"] == 3 * 16 * 16 + 16 + 32 + (9 * 16 + 16 + 32) + (16 * 16 + 16 + 32) + 170
     assert metrics["train_images"] == 540 and metrics["val_images"] == 60 and metrics["test_images"] == 100

@@ -8,6 +8,7 @@ looks complete.
   files       file names, atomic writes, one-line write errors
   provenance  code commit, library versions, device, portable paths
   locks       the per-run lock (one trainer per run, across processes and machines)
+  metrics     metrics.json's fields, declared once
   state       validating a record, tidying leftovers, moving corrupt records aside
   record      RunRecord: one run folder, read and written through one type
 """
@@ -50,6 +51,7 @@ from .locks import (
     read_lock,
     take_over_stale_lock,
 )
+from .metrics import METRIC_COLUMNS, METRIC_FIELDS, METRIC_NAMES, MetricField, check_metrics_fields
 from .record import PREDICTION_ARRAYS, RunRecord
 from .provenance import (REPOSITORY, cpu_name, default_results_dir, device_description, git_commit, library_versions,
                          portable_path)
@@ -64,6 +66,11 @@ from .state import (
 )
 
 __all__ = [
+    "METRIC_COLUMNS",
+    "METRIC_FIELDS",
+    "METRIC_NAMES",
+    "MetricField",
+    "check_metrics_fields",
     "CHECKPOINT_DIR",
     "CHECKPOINT_STATE",
     "ERROR",

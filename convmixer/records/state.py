@@ -15,13 +15,12 @@ from pathlib import Path
 
 from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, WEIGHTS,
                     atomic_write_text, dumps_json, read_json, write_error)
+from .metrics import fields_of_kind
 from .provenance import portable_path
 
 # One definition of a valid record, for the sweep's plan and the report's reader.
 
-REAL_FIELDS = ("test_loss", "best_val_accuracy", "seconds_per_epoch", "images_per_second", "total_train_seconds")
-INT_FIELDS = ("trainable_parameters", "selected_epoch", "epochs", "train_images", "val_images", "test_images")
-DICT_FIELDS = ("device", "dataset", "versions", "speed")
+REAL_FIELDS, INT_FIELDS, DICT_FIELDS = (fields_of_kind(kind) for kind in ("real", "int", "object"))
 
 
 # Keras' save_weights writes HDF5 with no user block, so the format's signature opens the file.

@@ -33,11 +33,7 @@ from ..training.config import PARAMETER_NAMES
 from .names import describe_setup
 
 
-METRIC_COLUMNS = [
-    "test_accuracy", "test_loss", "best_val_accuracy", "selected_epoch", "trainable_parameters",
-    "train_images", "val_images", "test_images", "seconds_per_epoch", "images_per_second",
-    "total_train_seconds", "git_commit", "started", "finished",
-]
+METRIC_COLUMNS = records.METRIC_COLUMNS
 COLUMNS = (
     ["run_id", "config_hash", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
     + ["device_kind", "device_name", "backend_used", "train_loop", "dataset_description", "dataset_fingerprint",

@@ -204,7 +204,7 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
     # and the first after each resume).
     steady = [r for r in history if not r.get("includes_tracing", r["epoch"] == 1)] or history
     ds = data.dataset
-    return {
+    return records.check_metrics_fields({
         "status": "completed",
         "run_id": config.run_id,
         "test_accuracy": float(test["accuracy"]),
@@ -244,4 +244,4 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
         "load_average": [load_at_start, load_average()],
         "started": progress.get("started"),
         "finished": now(),
-    }
+    })
