@@ -10,13 +10,9 @@ The pipeline, one subpackage (or module) per stage:
   bench     training-speed measurements
 
 Keras is imported lazily, so ``import convmixer`` is cheap and the backend can
-still be chosen.
+still be chosen; importing it changes no global setting. What trains (the CLI,
+``training.train.train``, the bench's children) turns TensorFlow's oneDNN on
+first (``training.speed.prefer_onednn``).
 """
 
 __version__ = "0.1.0"
-
-from .training.speed import prefer_onednn as _prefer_onednn
-
-# Must run before TensorFlow is imported: oneDNN more than doubles training speed on
-# CPUs where TensorFlow leaves it off by default (see speed.py).
-_prefer_onednn()

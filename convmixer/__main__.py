@@ -161,9 +161,12 @@ def readme_to_update(results, update_readme: bool):
 def main(argv=None):
     # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, absl) would bury the project's own
     # messages; the user's own TF_CPP_MIN_LOG_LEVEL wins.
-    from .training.speed import quiet_tensorflow_logs
+    from .training.speed import prefer_onednn, quiet_tensorflow_logs
 
     quiet_tensorflow_logs()
+    # Before anything imports TensorFlow, here and in the processes this one starts (the sweep's
+    # notebook kernels, the bench's children inherit the variable).
+    prefer_onednn()
     args = build_parser().parse_args(argv)
     if args.command == "train":
         try:

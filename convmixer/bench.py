@@ -276,14 +276,17 @@ def child_main(argv):
     p.add_argument("--case", required=True, choices=CASES)
     p.add_argument("--spec", required=True)
     a = p.parse_args(argv)
+    from .training.speed import prefer_onednn
+
+    prefer_onednn()  # a no-op in the baseline's child, which imports TensorFlow first
     result = run_case(BenchSpec(**json.loads(a.spec)), a.case)
     print("BENCH " + json.dumps(result), flush=True)
     return 0
 
 
 def _child_command(spec, case):
-    # The baseline imports TensorFlow before convmixer, so TensorFlow starts with its own
-    # defaults (convmixer only turns oneDNN on when it comes first, see speed.py).
+    # The baseline imports TensorFlow before child_main, so TensorFlow starts with its own
+    # defaults (prefer_onednn only turns oneDNN on before TensorFlow is imported, see speed.py).
     first = "import tensorflow, " if case == BASELINE and spec.backend == "tensorflow" else "import "
     code = first + "convmixer, sys; from convmixer.bench import child_main; sys.exit(child_main(sys.argv[1:]))"
     return [sys.executable, "-c", code, "--case", case, "--spec", json.dumps(asdict(spec))]

@@ -56,13 +56,28 @@ def _last_line_in_fresh_process(env_value, code):
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_importing_convmixer_first_turns_onednn_on():
-    assert _last_line_in_fresh_process(None, "import convmixer, tensorflow" + REPORT_ONEDNN) == "True"
+PREFER_ONEDNN = "from convmixer.training.speed import prefer_onednn; prefer_onednn()\n"
+
+
+def test_importing_convmixer_changes_no_global_setting():
+    code = "import os; before = dict(os.environ); import convmixer; print(dict(os.environ) == before)"
+    assert _last_line_in_fresh_process(None, code) == "True"
+
+
+def test_prefer_onednn_before_tensorflow_turns_onednn_on():
+    assert _last_line_in_fresh_process(None, PREFER_ONEDNN + "import tensorflow" + REPORT_ONEDNN) == "True"
 
 
 def test_a_users_choice_and_an_earlier_tensorflow_import_are_respected():
-    assert _last_line_in_fresh_process("0", "import convmixer, tensorflow" + REPORT_ONEDNN) == "False"
-    # TensorFlow imported first: too late to matter, so the package leaves the variable alone.
-    code = "import tensorflow, convmixer, os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
+    assert _last_line_in_fresh_process("0", PREFER_ONEDNN + "import tensorflow" + REPORT_ONEDNN) == "False"
+    # TensorFlow imported first: too late to matter, so the variable is left alone.
+    code = "import tensorflow\n" + PREFER_ONEDNN + "import os; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
     assert _last_line_in_fresh_process(None, code) == "None"
-    assert _last_line_in_fresh_process(None, "import convmixer" + REPORT_ONEDNN) == "None"  # TensorFlow not in use
+    assert _last_line_in_fresh_process(None, PREFER_ONEDNN + REPORT_ONEDNN) == "None"  # TensorFlow not in use
+
+
+def test_the_cli_turns_onednn_on_for_what_it_starts():
+    """The sweep's notebook kernels and the bench's children inherit the variable from the CLI's process."""
+    code = ("import os, sys\nfrom convmixer.__main__ import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
+    assert _last_line_in_fresh_process(None, code) == "1"

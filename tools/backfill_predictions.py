@@ -25,8 +25,10 @@ def backfill(results: Path, *, dry_run: bool = False, out=sys.stdout) -> dict:
     from convmixer import records
     from convmixer.data import load_cifar10, take_subset
     from convmixer.training.evaluate import accuracy_of, test_predictions
+    from convmixer.training.speed import prefer_onednn
     from convmixer.training.train import load_trained_model
 
+    prefer_onednn()  # the kernels the runs trained with: before the data or a model imports TensorFlow
     report = {"written": [], "skipped": [], "missing": []}
     datasets = {}
     for run_dir in sorted((results / "runs").iterdir()) if (results / "runs").is_dir() else []:

@@ -21,8 +21,8 @@ def prefer_onednn():
     TensorFlow enables oneDNN by default only on CPUs with AVX-512-class features;
     on the AVX/FMA CPU here it stays off, and turning it on speeds a ConvMixer-256/8
     training step up 2.2x (benchmarks/README.md). The variable is read when
-    TensorFlow is imported, so this only helps if ``convmixer`` is imported first;
-    ``onednn_enabled`` reports what TensorFlow actually does.
+    TensorFlow is imported, so the CLI, ``train`` and the bench's children call this
+    before anything imports it; ``onednn_enabled`` reports what TensorFlow actually does.
     """
     if "tensorflow" not in sys.modules:
         os.environ.setdefault(ONEDNN_VARIABLE, "1")

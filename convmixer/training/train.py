@@ -27,7 +27,7 @@ from .progress import batches_with_progress, progress_wanted
 from .session import (build_session, note_resumed_code, epoch_inputs, epoch_line, load_average, new_progress, note_epoch, now,
                       prepare_data, run_epoch, run_metrics)
 from .evaluate import EVAL_BATCH_SIZE, test_predictions
-from .speed import import_tensorflow_quietly
+from .speed import import_tensorflow_quietly, prefer_onednn
 
 
 def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=None) -> dict:
@@ -42,6 +42,7 @@ def train(config: RunConfig, out_dir, *, log=None, lock_token=None, progress=Non
     (the sweep's). ``progress``: show a bar within each epoch (None: when
     there is a terminal or a notebook widget to show it in).
     """
+    prefer_onednn()  # before TensorFlow is imported (see speed.py); the user's own choice wins
     log = log or sys.stdout  # looked up per call: the stream in effect now, not at import
     record, recipe = RunRecord(out_dir), config.recipe_obj
     done = _completed(record, config, log, lock_token)
@@ -179,6 +180,7 @@ def _record_error(record: RunRecord, config: RunConfig, exc: BaseException):
 
 def load_trained_model(run_dir):
     """Rebuild a finished run's model from its params.json and load its weights."""
+    prefer_onednn()  # the kernels the run trained with, where TensorFlow is not imported yet
     from ..models.baselines import build_model
     from .config import PARAMETER_NAMES
 
