@@ -96,7 +96,7 @@ class BenchSpec:
 
 def model_label(spec: BenchSpec) -> str:
     """The timed model as the report names it: ConvMixer-64/4 p2 k9, ResNet-20 (width 6), ..."""
-    from .report.names import cell_name
+    from .models.names import cell_name
 
     return cell_name({"architecture": spec.architecture, "width": spec.width, "depth": spec.depth,
                       "patch_size": spec.patch_size, "kernel_size": spec.kernel_size,

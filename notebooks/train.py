@@ -68,7 +68,7 @@ metrics = train(config, run_dir, lock_token=run_lock)
 # ## Learning curves and metrics
 
 # %%
-from convmixer.report.plots import plot_history, metrics_table
+from convmixer.training.show import plot_history, metrics_table
 
 plot_history(run_dir);
 metrics_table(metrics)

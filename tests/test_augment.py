@@ -126,7 +126,7 @@ def test_random_erasing_probability_area_and_fill():
     hit = fraction[fraction > 0]
     assert hit.min() >= 0.015 and hit.max() <= 0.36  # scale=(0.02, 0.33) of the area, up to rounding
     # After the model's normalisation the erased pixels are exactly 0, as torchvision erases.
-    from convmixer.models.convmixer import CIFAR10_MEAN, CIFAR10_STD
+    from convmixer.cifar10 import CIFAR10_MEAN, CIFAR10_STD
     normalised = (out / 255.0 - np.array(CIFAR10_MEAN)) / np.array(CIFAR10_STD)
     assert np.abs(normalised[erased]).max() < 1e-6
 

@@ -733,7 +733,7 @@ def test_cli_full_disk_during_force_is_one_line_and_keeps_the_record(tmp_path):
 
 def test_a_dirty_tree_is_refused_unless_allowed_and_the_flag_is_recorded(tmp_path, monkeypatch):
     from convmixer import sweep
-    from convmixer.training.session import ALLOW_DIRTY_ENV
+    from convmixer.records import ALLOW_DIRTY_ENV
 
     monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
     monkeypatch.setattr(records, "git_commit", lambda cwd=None: "abc123+dirty")

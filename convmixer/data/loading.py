@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..paths import portable_path
 from .archives import _open_members
 from .cache import _Decoded, _default_cache_dir, _read_cache, _source_key, _write_cache, log
 from .canonical import _CANONICAL_DESCRIPTION, _load_canonical
@@ -52,8 +53,6 @@ def _decode_local(path: str) -> _Decoded:
 
 
 def _describe_local(path: str, container: str, layout: str, lossy: bool, class_names) -> str:
-    from ..records import portable_path
-
     path = portable_path(path)
     if layout in ("python", "binary"):
         return f"CIFAR-10 {layout}-format {container} {path}"

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 
+from ..cifar10 import CIFAR10_MEAN, CIFAR10_STD
+
 # Trainable-parameter counts from the paper's CIFAR-10 table (ConvMixer-256/8),
 # keyed by (patch_size, kernel_size). Tests and the report check the builder
 # against them.
@@ -47,8 +49,6 @@ ACTIVATIONS = ("gelu", "relu")
 # Keras example the reference report used); "mean_std" is the per-channel CIFAR-10
 # mean/std standardisation of the official training script.
 INPUT_NORMALIZATIONS = ("rescale", "mean_std")
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 
 
 def check_int(name, value, low=1):

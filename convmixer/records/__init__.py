@@ -53,7 +53,7 @@ from .locks import (
 )
 from .metrics import METRIC_COLUMNS, METRIC_FIELDS, METRIC_NAMES, MetricField, check_metrics_fields
 from .record import PREDICTION_ARRAYS, RunRecord
-from .provenance import (REPOSITORY, cpu_name, default_results_dir, device_description, git_commit, library_versions,
+from .provenance import (ALLOW_DIRTY_ENV, REPOSITORY, cpu_name, default_results_dir, device_description, git_commit, library_versions,
                          portable_path)
 from .state import (
     RecordState,
@@ -66,6 +66,7 @@ from .state import (
 )
 
 __all__ = [
+    "ALLOW_DIRTY_ENV",
     "METRIC_COLUMNS",
     "METRIC_FIELDS",
     "METRIC_NAMES",

@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from ..paths import REPOSITORY, portable_path  # noqa: F401 (re-exported: records names them)
 
 
 def default_results_dir() -> Path:
@@ -19,20 +19,9 @@ def default_results_dir() -> Path:
     return Path.cwd() / "results"
 
 
-def portable_path(source) -> str:
-    """How a record names a local file: relative to the repository when inside it, else by file name.
-
-    Records never hold a machine's absolute paths; the data fingerprint, not the
-    path, says which data a run used. Named sources ("cifar10", "synthetic:...") pass through.
-    """
-    text = str(source)
-    if not os.path.isabs(text):
-        return text
-    try:
-        return Path(text).resolve().relative_to(REPOSITORY).as_posix()
-    except ValueError:
-        return Path(text).name
-
+# Set by ``sweep --allow-dirty`` for its notebook kernels (and forwarded to a cluster's workers): the
+# run's code has uncommitted changes, and its record says so (metrics.json's allow_dirty).
+ALLOW_DIRTY_ENV = "CONVMIXER_ALLOW_DIRTY"
 
 # What decides how a run trains: the package, the notebooks papermill executes, the grids and the
 # dependencies. Changes elsewhere (results/, report/, README.md, which building the report rewrites)

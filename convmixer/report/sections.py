@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..models.convmixer import MACS_COVER
 from ..training.recipes import DIFFERENCES
+from ..training.show import read_history
 from . import plots
 from .anchors import summary_sentences
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
@@ -469,7 +470,7 @@ def learning_curves_section(runs: pd.DataFrame) -> str:
             histories = []
             for run in sub.itertuples():
                 try:
-                    histories.append((f"seed {run.seed}", plots.read_history(run.path)))
+                    histories.append((f"seed {run.seed}", read_history(run.path)))
                 except (OSError, ValueError, KeyError) as exc:
                     problems.append(f"{run.run_id}: history unreadable ({exc})")
             if histories:

@@ -188,7 +188,7 @@ def probe_workers(client, results_dir: Path, sources: list, env: dict | None, st
         else:
             commits[address] = answer
     here = records.git_commit()
-    lenient = (env or {}).get("CONVMIXER_ALLOW_DIRTY") == "1"
+    lenient = (env or {}).get(records.ALLOW_DIRTY_ENV) == "1"
     for address, answer in commits.items():
         if answer["commit"] != here:
             message = (f"worker {address} ({answer['host']}): its checkout {records.REPOSITORY} is at commit "

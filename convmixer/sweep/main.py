@@ -23,7 +23,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     ``take_over_after`` (``--take-over-locks``): take over another host's run lock not refreshed
     for that many seconds (``records.take_over_stale_lock``).
     """
-    from ..training.session import ALLOW_DIRTY_ENV
+    from ..records import ALLOW_DIRTY_ENV
 
     saved = os.environ.get(ALLOW_DIRTY_ENV)  # --allow-dirty holds for this sweep only
     try:

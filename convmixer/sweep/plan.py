@@ -155,7 +155,7 @@ def check_clean_tree(allow_dirty: bool):
     The records then name a commit that reproduces them. With ``allow_dirty`` the
     kernels are told (``CONVMIXER_ALLOW_DIRTY``) and each record says so.
     """
-    from ..training.session import ALLOW_DIRTY_ENV
+    from ..records import ALLOW_DIRTY_ENV
 
     if allow_dirty:
         os.environ[ALLOW_DIRTY_ENV] = "1"

@@ -21,7 +21,7 @@ GPU_ENV = {
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # TensorFlow: memory growth instead of grabbing the whole GPU
 }
 # The sweep's settings its notebook kernels read from the environment, sent to the workers with each task.
-FORWARDED_ENV = ("CONVMIXER_ALLOW_DIRTY",)
+FORWARDED_ENV = (records.ALLOW_DIRTY_ENV,)
 # A notebook kernel that could not start (e.g. two worker processes picked the same free port for their
 # kernels: jupyter_client avoids that between threads of one process, not between processes) is retried.
 KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Address already in use",

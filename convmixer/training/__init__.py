@@ -12,4 +12,5 @@
   progress   a progress bar within each epoch
   checkpoint the atomic per-epoch checkpoint a killed run resumes from
   train      the training loop: set up, restore, loop over epochs, select, write the record
+  show       what the train notebook shows of its run (learning curves, headline metrics)
 """

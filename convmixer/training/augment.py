@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.convmixer import CIFAR10_MEAN
+from ..cifar10 import CIFAR10_MEAN
 
 # torchvision.transforms.RandAugment's op list, in its order, and its number of magnitude bins.
 RANDAUGMENT_OPS = (

@@ -21,7 +21,6 @@ from .optim import last_step_lr, make_optimizer, make_schedule
 from .speed import import_tensorflow_quietly, onednn_enabled, settings_for_device
 from .steps import make_epoch_trainer
 
-ALLOW_DIRTY_ENV = "CONVMIXER_ALLOW_DIRTY"  # set by ``sweep --allow-dirty`` for its notebook kernels
 
 
 def now():
@@ -226,7 +225,7 @@ def run_metrics(config: RunConfig, recipe, session: Session, data: Data, progres
         # Commits of other code that resumed the run after an interruption (none: one code version).
         "resumed_with": progress.get("resumed_with", []),
         # A sweep refuses a tree with uncommitted changes unless told otherwise; say when it was.
-        "allow_dirty": os.environ.get(ALLOW_DIRTY_ENV) == "1",
+        "allow_dirty": os.environ.get(records.ALLOW_DIRTY_ENV) == "1",
         "dataset": {
             "source": records.portable_path(ds.source),
             "description": ds.description,
