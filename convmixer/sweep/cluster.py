@@ -45,6 +45,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import records
+from .execute import one_line
 from .grids import SweepError
 from .tasks import FORWARDED_ENV, RunResult, probe, run_task
 
@@ -203,10 +204,6 @@ def probe_workers(client, results_dir: Path, sources: list, env: dict | None, st
     return {address: answer["host"] for address, answer in commits.items()}
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=False,
                 data_source: str | None = None, results_dir, progress: bool = True, log_output: bool = True,
                 env: dict | None = None, stream=sys.stdout,
@@ -329,7 +326,7 @@ def _wait(client, planned, forced, env, topic, resources, bar, stream, take_over
         try:
             result = future.result()
         except Exception as exc:  # KilledWorker (its worker died too often), or the task itself raised
-            result = RunResult("failed", Path(p.run_dir), _one_line(exc), p.config.run_id)
+            result = RunResult("failed", Path(p.run_dir), one_line(exc), p.config.run_id)
         result = seen_here(result, p)
         results[futures[future]] = result
         failed += result.status == "failed"

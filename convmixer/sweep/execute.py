@@ -61,7 +61,8 @@ class Outcome(NamedTuple):
     note: str = ""
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``exc`` as "Name: message" on one line; a notebook cell's error names the cell's exception."""
     text = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"
     return " ".join(str(text).split())
 
@@ -130,7 +131,7 @@ def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=T
     try:
         return _execute_locked(config, run_dir, lock, replace, log_output)
     except Exception as exc:  # a bug or an unexpected I/O error must not stop the other runs
-        return Outcome("failed", run_dir, _one_line(exc))
+        return Outcome("failed", run_dir, one_line(exc))
     finally:
         lock.release()
 
@@ -158,7 +159,7 @@ def _execute_locked(config, run_dir, lock, replace, log_output) -> Outcome:
                 os.replace(run_dir, previous)
         status, failure = _attempt(config, run_dir, lock, log_output, notes)
     except Exception as exc:  # whatever happened, the restore below still runs
-        status, failure = "failed", _one_line(exc)
+        status, failure = "failed", one_line(exc)
     where = run_dir
     if previous.exists():
         if status == "completed":
@@ -202,7 +203,7 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
     except Exception as exc:  # the run failed: record it and let the sweep continue
         # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
         # An OSError is papermill's own, writing the executed notebook (a full disk says only "[Errno 28]").
-        failure = _one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError) else exc)
+        failure = one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError) else exc)
         unwritten = _record_failure(run_dir, config, failure, partial.exists(), traceback.format_exc())
         if unwritten:
             notes.append(unwritten)
