@@ -166,7 +166,7 @@ def test_cli_rejects_bad_values_before_loading_anything():
     [
         (["--patch-size", "3"], "patch_size must divide"),
         (["--recipe", "fast"], "recipe must be one of"),
-        (["--epochs", "two"], "--epochs: invalid"),
+        (["--epochs", "two"], "argument --epochs: expected a whole number (or none), got 'two'"),
         (["--recipe-overrides", '{"lr": "high"}'], "recipe_overrides.lr must be a float"),
         (["--data", "/nonexistent/cifar.tar.gz"], "/nonexistent/cifar.tar.gz"),
     ],

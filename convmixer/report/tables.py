@@ -302,7 +302,7 @@ def skipped(runs: pd.DataFrame) -> pd.DataFrame:
         "folder": [Path(str(p)).name for p in rest["path"]],
         "run id": rest["run_id"].tolist(),
         "status": rest["status"].tolist(),
-        "reason": rest["problem"].fillna("").tolist(),
+        "reason": rest["problem"].astype(object).fillna("").tolist(),
     }, columns=columns)
 
 
