@@ -60,36 +60,33 @@ def _complete(architecture, hyperparameters):
     return full
 
 
+# Per architecture, the counters that work from the hyperparameters alone: (parameters, multiply-adds).
+COUNTERS = {
+    "convmixer": (model.count_parameters, model.count_macs),
+    "resnet": (resnet.count_resnet_parameters, resnet.count_resnet_macs),
+    "vit": (vit.count_vit_parameters, vit.count_vit_macs),
+    "mlp_mixer": (mlp_mixer.count_mlp_mixer_parameters, mlp_mixer.count_mlp_mixer_macs),
+}
+
+
+def _count(which: int, architecture, hyperparameters, num_classes):
+    hp = _complete(architecture, hyperparameters)
+    counter = COUNTERS[architecture][which]
+    if architecture == "convmixer":
+        model.validate_architecture(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"],
+                                    num_classes=num_classes, activation=hp["activation"])
+        return counter(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"], num_classes)
+    return counter(**hp, num_classes=num_classes)
+
+
 def count_model_parameters(architecture, hyperparameters, num_classes=10):
     """Trainable parameters of the architecture, computed without building it."""
-    hp = _complete(architecture, hyperparameters)
-    if architecture == "convmixer":
-        model.validate_architecture(
-            hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"], num_classes=num_classes,
-            activation=hp["activation"],
-        )
-        return model.count_parameters(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"], num_classes)
-    counter = {
-        "resnet": resnet.count_resnet_parameters,
-        "vit": vit.count_vit_parameters,
-        "mlp_mixer": mlp_mixer.count_mlp_mixer_parameters,
-    }[architecture]
-    return counter(**hp, num_classes=num_classes)
+    return _count(0, architecture, hyperparameters, num_classes)
 
 
 def count_model_macs(architecture, hyperparameters, num_classes=10):
     """Multiply-adds per image in the forward pass (convmixer.MACS_COVER), computed without building it."""
-    hp = _complete(architecture, hyperparameters)
-    if architecture == "convmixer":
-        model.validate_architecture(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"],
-                                    num_classes=num_classes, activation=hp["activation"])
-        return model.count_macs(hp["width"], hp["depth"], hp["patch_size"], hp["kernel_size"], num_classes)
-    counter = {
-        "resnet": resnet.count_resnet_macs,
-        "vit": vit.count_vit_macs,
-        "mlp_mixer": mlp_mixer.count_mlp_mixer_macs,
-    }[architecture]
-    return counter(**hp, num_classes=num_classes)
+    return _count(1, architecture, hyperparameters, num_classes)
 
 
 def build_model(architecture, hyperparameters, num_classes=10, normalization="rescale"):
