@@ -82,10 +82,11 @@ def main():
         layers.SWAPPED_GRADIENT_MIN_KERNEL = a.swapped_min_kernel
 
     from convmixer.bench import BenchSpec, _build, _random_data
+    from convmixer.training.config import RunConfig
     from convmixer.training.steps import make_epoch_trainer
 
-    spec = BenchSpec(width=a.width, depth=a.depth, patch_size=a.patch_size, kernel_size=a.kernel_size,
-                     batch_size=a.batch_size, recipe=a.recipe)
+    spec = BenchSpec(RunConfig(width=a.width, depth=a.depth, patch_size=a.patch_size, kernel_size=a.kernel_size,
+                               batch_size=a.batch_size, recipe=a.recipe))
     with layers.plain_keras_layers() if a.plain_keras else contextlib.nullcontext():
         model, loss_fn = _build(spec, {"precision": "float32", "jit_compile": False})
     train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn)

@@ -56,19 +56,25 @@ def _duration(text):
 
 
 def _json_mapping(text):
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
 
 
-def _add_train_args(p):
-    """One flag per RunConfig field, typed and documented from the field itself (config.py is the schema)."""
+def _add_config_args(p, names=None):
+    """One flag per RunConfig field (``names``: only these), typed and documented from the field itself
+    (config.py is the schema, for train and for bench)."""
     import dataclasses
     import typing
 
     hints = typing.get_type_hints(RunConfig)
     for f in dataclasses.fields(RunConfig):
+        if names is not None and f.name not in names:
+            continue
         hint = hints[f.name]
         optional = typing.get_origin(hint) is typing.Union
         base = [a for a in typing.get_args(hint) if a is not type(None)][0] if optional else hint
@@ -81,6 +87,10 @@ def _add_train_args(p):
             kind, metavar = (_optional_str if optional else str), None
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default, metavar=metavar,
                        help=f.metadata.get("help"))
+
+
+def _add_train_args(p):
+    _add_config_args(p)
     p.add_argument("--out", default=None, help="run folder (default: results/runs/<run id>)")
     p.add_argument("--take-over-locks", type=_duration, default=None, metavar="AGE", help=TAKE_OVER_HELP)
 
@@ -133,8 +143,9 @@ def build_parser():
                         "repository's own results/)")
 
     b = sub.add_parser("bench", help="measure training and inference images/s against a plain model.fit baseline")
-    from .bench import add_arguments
+    from .bench import CONFIG_FIELDS, add_arguments
 
+    _add_config_args(b, CONFIG_FIELDS)
     add_arguments(b)
     return parser
 

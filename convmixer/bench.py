@@ -38,76 +38,71 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+
+from .training.config import RunConfig
 
 CASES = ("fit", "project", "memory", "inference")
 BASELINE = "fit"
 TRAINING_CASES = ("fit", "project", "memory")
 
 
+# The run fields a bench measures, exactly as RunConfig declares them (bench's flags, their help and every
+# check come from there): the model, the recipe whose optimizer and augmentation are timed, the batch (None:
+# the recipe's) and the speed options.
+CONFIG_FIELDS = ("architecture", "width", "depth", "patch_size", "kernel_size", "hyperparameters", "activation",
+                 "recipe", "recipe_overrides", "batch_size", "backend", "precision", "jit_compile")
+
+
 @dataclass
 class BenchSpec:
-    # The model, exactly as a run configuration names it (RunConfig checks it): a ConvMixer's
-    # size fields (None: RunConfig's defaults, ConvMixer-256/8 p2 k5), or a baseline's
-    # ``hyperparameters`` (and ``patch_size`` for ViT and MLP-Mixer), so the models of claim 1
-    # can be timed side by side on an idle machine.
-    architecture: str = "convmixer"
-    width: int | None = None
-    depth: int | None = None
-    patch_size: int | None = None
-    kernel_size: int | None = None
-    hyperparameters: dict = field(default_factory=dict)
-    batch_size: int = 128
-    backend: str = "tensorflow"
-    precision: str = "auto"
-    jit_compile: str = "auto"
-    recipe: str = "seed"
+    """What bench times: a run's configuration, and how long to time it."""
+
+    config: RunConfig
     warmup_windows: int = 1
     windows: int = 3
     window_batches: int = 4
 
-    def run_config(self):
-        """The ``RunConfig`` of the timed model: it checks the model, recipe, backend and speed options."""
-        from .training.config import RunConfig
+    def __post_init__(self):
+        for name, least in (("warmup_windows", 0), ("windows", 1), ("window_batches", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
-        return RunConfig(architecture=self.architecture, width=self.width, depth=self.depth,
-                         patch_size=self.patch_size, kernel_size=self.kernel_size,
-                         hyperparameters=dict(self.hyperparameters), recipe=self.recipe, batch_size=self.batch_size,
-                         backend=self.backend, precision=self.precision, jit_compile=self.jit_compile)
-
-    def validate(self):
-        """ValueError naming the parameter and the allowed values, before any process starts.
-
-        Fills a ConvMixer's size defaults in place, so the children and the printed spec name them.
-        """
+    @classmethod
+    def from_dict(cls, values: dict) -> "BenchSpec":
+        """From CONFIG_FIELDS and the timing fields (a record's ``spec``); ValueError names a bad one."""
+        timing = [f.name for f in dataclasses.fields(cls) if f.name != "config"]
+        unknown = sorted(set(values) - set(CONFIG_FIELDS) - set(timing))
+        if unknown:
+            raise ValueError(f"unknown bench field(s) {unknown}; allowed are {list(CONFIG_FIELDS) + timing}")
         try:
-            config = self.run_config()
+            config = RunConfig.from_dict({k: v for k, v in values.items() if k in CONFIG_FIELDS})
         except TypeError as exc:  # a wrong type is bad input here too: one line, like the other values
             raise ValueError(str(exc)) from None
-        for name in ("width", "depth", "patch_size", "kernel_size"):
-            setattr(self, name, getattr(config, name))
-        for name in ("windows", "window_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if self.warmup_windows < 0:
-            raise ValueError(f"warmup_windows must be an integer >= 0, got {self.warmup_windows!r}")
+        return cls(config, **{k: v for k, v in values.items() if k in timing})
+
+    def to_dict(self) -> dict:
+        """The spec as records and child processes carry it: CONFIG_FIELDS (defaults filled in) and timing."""
+        return {**{k: getattr(self.config, k) for k in CONFIG_FIELDS},
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}}
 
 
 def model_label(spec: BenchSpec) -> str:
     """The timed model as the report names it: ConvMixer-64/4 p2 k9, ResNet-20 (width 6), ..."""
     from .models.names import cell_name
 
-    return cell_name({"architecture": spec.architecture, "width": spec.width, "depth": spec.depth,
-                      "patch_size": spec.patch_size, "kernel_size": spec.kernel_size,
-                      "hyperparameters": spec.hyperparameters})
+    return cell_name(spec.to_dict())
 
 
 def spec_flops_per_image(spec: BenchSpec):
     """Training FLOPs of one image of a ConvMixer spec; None for the baselines (not counted)."""
-    if spec.architecture != "convmixer":
+    c = spec.config
+    if c.architecture != "convmixer":
         return None
-    return training_flops_per_image(spec.width, spec.depth, spec.patch_size, spec.kernel_size)
+    return training_flops_per_image(c.width, c.depth, c.patch_size, c.kernel_size)
 
 
 def training_flops_per_image(width, depth, patch_size, kernel_size, image_size=32, num_classes=10, channels=3):
@@ -134,21 +129,10 @@ def cpu_peak_gflops(cpuinfo=None, cores=None):
     cores x clock x FLOPs per cycle of the widest FMA the CPU reports; ``cpuinfo``
     is /proc/cpuinfo's text (read when None), ``cores`` the cores this process may use.
     """
-    text = cpuinfo
-    if text is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                text = f.read()
-        except OSError:
-            return None, "no /proc/cpuinfo"
-    flags = set()
-    mhz = []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        elif key.strip() == "cpu MHz":
-            mhz.append(float(value))
+    from .records.provenance import parse_cpuinfo, read_cpuinfo
+
+    info = read_cpuinfo() if cpuinfo is None else parse_cpuinfo(cpuinfo)
+    flags, mhz = info["flags"], info["mhz"]
     per_cycle = next((n for flag, n in _FLOPS_PER_CYCLE if flag in flags), None)
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -177,7 +161,7 @@ def _build(spec, settings):
 
     keras.config.set_dtype_policy(settings["precision"])
     keras.utils.set_random_seed(0)
-    config = spec.run_config()
+    config = spec.config
     recipe = config.recipe_obj
     model = build_model(config.architecture, config.model_hyperparameters, normalization=recipe.normalization)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -212,7 +196,7 @@ def run_case(spec: BenchSpec, case: str) -> dict:
     if case == BASELINE:  # the framework's defaults: float32, no XLA, model.fit
         settings = {"precision": "float32", "jit_compile": False}
     else:
-        settings = settings_for_device(device["kind"], spec.precision, spec.jit_compile)
+        settings = settings_for_device(device["kind"], spec.config.precision, spec.config.jit_compile)
     if case == BASELINE:  # and Keras' own layers, without this project's faster CPU arithmetic
         from .models.layers import plain_keras_layers
 
@@ -220,36 +204,37 @@ def run_case(spec: BenchSpec, case: str) -> dict:
             model, loss_fn = _build(spec, settings)
     else:
         model, loss_fn = _build(spec, settings)
-    window_images = spec.window_batches * spec.batch_size
+    batch_size = spec.config.batch_size
+    window_images = spec.window_batches * batch_size
     x, y = _random_data(spec, window_images)
 
     if case == "inference":
         def run_window(_):
-            model.predict(x, batch_size=spec.batch_size, verbose=0)
+            model.predict(x, batch_size=batch_size, verbose=0)
         loop = "model.predict"
     elif case == "memory" and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn, jit_compile=settings["jit_compile"])
-        batches = [(tf.constant(x[i:i + spec.batch_size]), tf.constant(y[i:i + spec.batch_size]))
-                   for i in range(0, window_images, spec.batch_size)]
+        batches = [(tf.constant(x[i:i + batch_size]), tf.constant(y[i:i + batch_size]))
+                   for i in range(0, window_images, batch_size)]
 
         def run_window(_):
-            train_epoch(batches, None, spec.batch_size)
+            train_epoch(batches, None, batch_size)
         loop = train_epoch.kind
     else:
         use_fit = True if case == BASELINE else None  # None: the project's choice per backend
         train_epoch = make_epoch_trainer(model, model.optimizer, loss_fn, jit_compile=settings["jit_compile"],
                                          use_fit=use_fit)
-        config = spec.run_config()
+        config = spec.config
         recipe = config.recipe_obj
 
         def run_window(window):
             if case == "memory":  # other backends: the same trainer, no per-epoch augmentation
-                train_epoch(x, y, spec.batch_size)
+                train_epoch(x, y, batch_size)
             else:
                 inputs, labels = epoch_inputs(recipe, x, y, config, window)
-                train_epoch(inputs, labels, spec.batch_size)
+                train_epoch(inputs, labels, batch_size)
         loop = train_epoch.kind
 
     seconds = _time_windows(spec, run_window)
@@ -279,7 +264,7 @@ def child_main(argv):
     from .training.speed import prefer_onednn
 
     prefer_onednn()  # a no-op in the baseline's child, which imports TensorFlow first
-    result = run_case(BenchSpec(**json.loads(a.spec)), a.case)
+    result = run_case(BenchSpec.from_dict(json.loads(a.spec)), a.case)
     print("BENCH " + json.dumps(result), flush=True)
     return 0
 
@@ -287,14 +272,14 @@ def child_main(argv):
 def _child_command(spec, case):
     # The baseline imports TensorFlow before child_main, so TensorFlow starts with its own
     # defaults (prefer_onednn only turns oneDNN on before TensorFlow is imported, see speed.py).
-    first = "import tensorflow, " if case == BASELINE and spec.backend == "tensorflow" else "import "
+    first = "import tensorflow, " if case == BASELINE and spec.config.backend == "tensorflow" else "import "
     code = first + "convmixer, sys; from convmixer.bench import child_main; sys.exit(child_main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, "--case", case, "--spec", json.dumps(asdict(spec))]
+    return [sys.executable, "-c", code, "--case", case, "--spec", json.dumps(spec.to_dict())]
 
 
 def measure(spec: BenchSpec, case: str, timeout=3600) -> dict:
     """Run one case in a fresh process and return its result."""
-    env = dict(os.environ, KERAS_BACKEND=spec.backend)
+    env = dict(os.environ, KERAS_BACKEND=spec.config.backend)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if case == BASELINE:
         # A user's own TF_ENABLE_ONEDNN_OPTS would not be TensorFlow's default; the
@@ -314,7 +299,7 @@ def summarize(spec: BenchSpec, results: list[dict], peak=None) -> list[dict]:
     baseline = next((r["images_per_second"] for r in results if r["case"] == BASELINE), None)
     rows = []
     for r in results:
-        row = dict(r, model=model_label(spec), batch_size=spec.batch_size)
+        row = dict(r, model=model_label(spec), batch_size=spec.config.batch_size)
         row["vs_fit"] = r["images_per_second"] / baseline if baseline else None
         if r["case"] in TRAINING_CASES and flops is not None:
             row["gflops_per_second"] = r["images_per_second"] * flops / 1e9
@@ -338,29 +323,15 @@ def format_table(rows) -> str:
 
 
 def add_arguments(p):
-    d = BenchSpec.__dataclass_fields__
-    p.add_argument("--architecture", default=d["architecture"].default,
-                   help="convmixer, resnet, vit or mlp_mixer (a baseline's size goes in --hyperparameters)")
-    p.add_argument("--hyperparameters", type=_json_object, default={},
-                   help='a baseline\'s size as JSON, e.g. \'{"width": 6, "blocks_per_stage": 3}\' for resnet')
-    for name in ("width", "depth", "patch_size", "kernel_size"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=None,
-                       help="ConvMixer size (default: ConvMixer-256/8 p2 k5); --patch-size also for vit, mlp_mixer")
+    """bench's own flags; the run's fields (CONFIG_FIELDS) get RunConfig's flags from the CLI."""
     helps = {
-        "batch_size": "images per training step (default: %(default)s)",
         "warmup_windows": "untimed windows before the timed ones; the first traces the graph (default: %(default)s)",
         "windows": "timed windows; the median and the spread are reported (default: %(default)s)",
         "window_batches": "batches per window (default: %(default)s)",
-        "backend": "Keras backend: tensorflow, jax or torch (default: %(default)s)",
-        "precision": "auto (chosen per device), float32, mixed_float16 or mixed_bfloat16 (default: %(default)s)",
-        "jit_compile": "XLA: auto (on GPU/TPU only), on or off (default: %(default)s)",
-        "recipe": "training recipe whose optimizer and augmentation are timed: seed, official or official-logged "
-                  "(default: %(default)s)",
     }
-    for name in ("batch_size", "warmup_windows", "windows", "window_batches"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=d[name].default, help=helps[name])
-    for name in ("backend", "precision", "jit_compile", "recipe"):
-        p.add_argument("--" + name.replace("_", "-"), default=d[name].default, help=helps[name])
+    for f in dataclasses.fields(BenchSpec):
+        if f.name != "config":
+            p.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default, help=helps[f.name])
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {list(CASES)}")
     p.add_argument("--peak-gflops", type=float, default=None,
                    help="the CPU's fp32 peak in GFLOP/s, a finite number > 0 (default: estimated from /proc/cpuinfo)")
@@ -369,20 +340,10 @@ def add_arguments(p):
                         "report reads the cost of settings it has not run")
 
 
-def _json_object(text):
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, e.g. '{{\"dim\": 32}}', got {text!r}")
-    return value
-
-
 def main_bench(args, out=sys.stdout) -> int:
     """The ``bench`` command: validate everything, then measure each case in its own process."""
-    spec = BenchSpec(**{k: getattr(args, k) for k in BenchSpec.__dataclass_fields__})
-    spec.validate()
+    timing = [f.name for f in dataclasses.fields(BenchSpec) if f.name != "config"]
+    spec = BenchSpec.from_dict({k: getattr(args, k) for k in (*CONFIG_FIELDS, *timing)})
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
@@ -397,7 +358,7 @@ def main_bench(args, out=sys.stdout) -> int:
             raise ValueError(f"--record: cannot create the folder {args.record}: {exc.strerror or exc}") from None
     peak, how = (given, "given with --peak-gflops") if given is not None else cpu_peak_gflops()
     flops = spec_flops_per_image(spec)
-    print(f"# {model_label(spec)}: {json.dumps(asdict(spec))}", file=out)
+    print(f"# {model_label(spec)}: {json.dumps(spec.to_dict())}", file=out)
     print(f"# one training image = {'not counted' if flops is None else f'{flops / 1e9:.3f} GFLOP'}; CPU fp32 peak "
           f"{'unknown' if peak is None else f'{peak:.0f} GFLOP/s'} ({how})", file=out, flush=True)
     started, load_at_start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), _load()
@@ -426,10 +387,10 @@ def write_record(folder, spec: BenchSpec, rows: list[dict], started: str, load_a
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{model_label(spec)}_{spec.recipe}_b{spec.batch_size}").strip("-")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{model_label(spec)}_{spec.config.recipe}_b{spec.config.batch_size}").strip("-")
     path = folder / f"{started.replace(':', '')}_{slug}.json"
     atomic_write_json(path, {"kind": "bench", "measured": started, "load_average": [load_at_start, _load()],
-                             "git_commit": git_commit(), "spec": asdict(spec), "results": rows})
+                             "git_commit": git_commit(), "spec": spec.to_dict(), "results": rows})
     return path
 
 

@@ -24,6 +24,33 @@ def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
     assert cpu_peak_gflops("processor\t: 0\n", cores=2)[0] is None  # unknown clock: no made-up peak
 
 
+def test_bench_takes_its_run_fields_from_runconfig():
+    """bench's flags, spec and record for the run's fields are RunConfig's (same names, help, defaults, checks):
+    a field added to or changed in RunConfig cannot drift from bench."""
+    import dataclasses
+
+    from convmixer.__main__ import build_parser
+    from convmixer.bench import CONFIG_FIELDS, BenchSpec
+    from convmixer.training.config import RunConfig
+
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    assert set(CONFIG_FIELDS) <= set(fields)
+    bench = build_parser()._subparsers._group_actions[0].choices["bench"]
+    options = {a.dest: a for a in bench._actions}
+    for name in CONFIG_FIELDS:
+        assert options[name].help == fields[name].metadata["help"]
+    for name in set(fields) - set(CONFIG_FIELDS):  # what does not change the speed is not a bench flag
+        assert name not in options
+    args = bench.parse_args(["--recipe", "official-logged", "--patch-size", "1", "--windows", "2"])
+    spec = BenchSpec.from_dict({k: getattr(args, k) for k in (*CONFIG_FIELDS, "warmup_windows", "windows",
+                                                              "window_batches")})
+    assert spec.config == RunConfig(recipe="official-logged", patch_size=1)
+    assert spec.config.batch_size == 512  # the recipe's batch, as a run of it would train
+    assert BenchSpec.from_dict(spec.to_dict()) == spec  # what a record and a child process carry round-trips
+    with pytest.raises(ValueError, match="unknown bench field"):
+        BenchSpec.from_dict({**spec.to_dict(), "epochs": 3})
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--kernel-size", "4"], "kernel_size must be an odd integer"),
     (["--precision", "half"], "precision must be one of ['auto', 'float32', 'mixed_float16', 'mixed_bfloat16']"),
@@ -34,7 +61,10 @@ def test_cpu_peak_counts_cores_clock_and_vector_width(flags, per_cycle):
     (["--architecture", "resnet", "--kernel-size", "5", "--hyperparameters", '{"width": 6, "blocks_per_stage": 3}'],
      "kernel_size does not apply to resnet"),
     (["--architecture", "resnet", "--hyperparameters", '{"width": 6}'], "resnet needs blocks_per_stage"),
-    (["--architecture", "vit", "--hyperparameters", "[32]"], "argument --hyperparameters: must be a JSON object"),
+    (["--architecture", "vit", "--hyperparameters", "[32]"], "argument --hyperparameters: expected a JSON object"),
+    (["--hyperparameters", "{width"], "argument --hyperparameters: expected a JSON object"),
+    (["--recipe-overrides", '{"flips": 1}'], "recipe_overrides: unknown key 'flips'"),
+    (["--batch-size", "0"], "batch_size must be an integer from 1 to 50,000"),
     (["--hyperparameters", '{"dim": 8}'], "hyperparameters apply to the baselines only"),
     (["--record", "/proc/no-such-folder"], "--record: cannot create the folder /proc/no-such-folder"),
     (["--peak-gflops", "nan"], "--peak-gflops must be a finite number > 0 (the CPU's fp32 peak in GFLOP/s), got nan"),

@@ -66,15 +66,35 @@ def library_versions() -> dict:
     return versions
 
 
-def cpu_name() -> str:
+def parse_cpuinfo(text: str) -> dict:
+    """/proc/cpuinfo's text as the first CPU's ``model_name`` and ``flags`` and every core's clock (``mhz``):
+    the one reader of that file, for the records' CPU name and vector extension and for bench's peak."""
+    info = {"model_name": None, "flags": frozenset(), "mhz": []}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and info["model_name"] is None:
+            info["model_name"] = value.strip()
+        elif key == "flags" and not info["flags"]:
+            info["flags"] = frozenset(value.split())
+        elif key == "cpu MHz":
+            try:
+                info["mhz"].append(float(value))
+            except ValueError:
+                pass
+    return info
+
+
+def read_cpuinfo(path="/proc/cpuinfo") -> dict:
+    """``parse_cpuinfo`` of ``path``; empty fields where it cannot be read (not Linux, say)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+        return parse_cpuinfo(Path(path).read_text(encoding="utf-8", errors="replace"))
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return parse_cpuinfo("")
+
+
+def cpu_name() -> str:
+    return read_cpuinfo()["model_name"] or platform.processor() or platform.machine()
 
 
 # Widest vector instruction set first: CPUs sold under one name ("AMD EPYC") differ here, and
@@ -84,15 +104,8 @@ VECTOR_EXTENSIONS = ("avx512f", "avx2", "avx")
 
 def cpu_vector_extension(cpuinfo_path="/proc/cpuinfo"):
     """The CPU's widest vector extension from ``VECTOR_EXTENSIONS``, or None where unknown."""
-    try:
-        with open(cpuinfo_path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return next((ext for ext in VECTOR_EXTENSIONS if ext in flags), None)
-    except OSError:
-        pass
-    return None
+    flags = read_cpuinfo(cpuinfo_path)["flags"]
+    return next((ext for ext in VECTOR_EXTENSIONS if ext in flags), None)
 
 
 def device_description() -> dict:
