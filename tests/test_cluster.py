@@ -388,3 +388,39 @@ def test_worker_killed_mid_run_the_grid_still_completes_each_run_once(tmp_path, 
     assert "resuming after epoch" in (killed_run.run_dir / records.NOTEBOOK).read_text()
     for p, result in zip(planned, got):
         assert executed_on(p.run_dir) == {"host": result.host, "worker": result.worker}
+
+
+def test_notebook_output_reaches_the_sweep_without_papermill_bookkeeping(capsys):
+    """One filter decides what is bookkeeping, for the sweep's own stream and for a Dask worker's forwarder."""
+    import io
+    import logging
+    import threading
+
+    from convmixer.sweep.execute import _show_notebook_output
+    from convmixer.sweep.tasks import _ForwardOutput
+
+    class Worker:
+        def __init__(self):
+            self.events = []
+
+        def log_event(self, topic, message):
+            self.events.append((topic, message))
+
+    logger = logging.getLogger("papermill")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    stream, worker = io.StringIO(), Worker()
+    forward = _ForwardOutput(worker, "topic")
+    try:
+        _show_notebook_output(stream)
+        logger.addHandler(forward)
+        for line in ("Executing Cell 3---------", "epoch 1/2: loss 2.1", "Ending Cell 3---------",
+                     "Output Notebook: x.ipynb"):
+            logger.info(line)
+        other = threading.Thread(target=logger.info, args=("a line of another task's thread",))
+        other.start()
+        other.join()
+    finally:
+        logger.removeHandler(forward)
+        logger.handlers[:], logger.level, logger.propagate = before
+    assert worker.events == [("topic", "epoch 1/2: loss 2.1")]
+    assert stream.getvalue().splitlines() == ["epoch 1/2: loss 2.1", "a line of another task's thread"]

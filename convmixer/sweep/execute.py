@@ -246,22 +246,24 @@ class _NotebookStream:
         pass
 
 
-class _CellOutput(logging.Filter):
-    """Pass the notebook's own output (one line per epoch), drop papermill's bookkeeping."""
+class NotebookOutputOnly(logging.Filter):
+    """Pass the notebook's own output (one line per epoch), drop papermill's bookkeeping (the one list of
+    what is bookkeeping, for the sweep's own stream and for a Dask worker's ``tasks._ForwardOutput``)."""
+
+    BOOKKEEPING = ("Executing", "Ending Cell", "Input Notebook", "Output Notebook", "Black is not")
 
     def filter(self, record):
-        message = record.getMessage()
-        return not message.startswith(("Executing", "Ending Cell", "Input Notebook", "Output Notebook", "Black is not"))
+        return not record.getMessage().startswith(self.BOOKKEEPING)
 
 
 def _show_notebook_output(stream):
     logger = logging.getLogger("papermill")
-    shown = [h for h in logger.handlers if any(isinstance(f, _CellOutput) for f in h.filters)]
+    shown = [h for h in logger.handlers if any(isinstance(f, NotebookOutputOnly) for f in h.filters)]
     if shown:  # set up by an earlier sweep in this process: its lines now go to this sweep's stream
         shown[0].setStream(stream)
     else:
         handler = logging.StreamHandler(stream)
-        handler.addFilter(_CellOutput())
+        handler.addFilter(NotebookOutputOnly())
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)

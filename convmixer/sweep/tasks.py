@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import records
+from .execute import NotebookOutputOnly
 
 
 # Set in the worker before the notebook kernel starts (the kernel inherits the
@@ -28,7 +29,6 @@ KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Address 
                          "Kernel didn't respond")
 KERNEL_START_ATTEMPTS = 3
 # papermill's bookkeeping lines; the notebook's own output (one line per epoch) is forwarded to the sweep.
-_BOOKKEEPING = ("Executing", "Ending Cell", "Input Notebook", "Output Notebook", "Black is not")
 class RunResult(NamedTuple):
     """What one task reports back (small, picklable); ``status``/``where``/``note`` as ``sweep.Outcome``."""
 
@@ -102,14 +102,13 @@ class _ForwardOutput(logging.Handler):
     def __init__(self, worker, topic: str):
         super().__init__(logging.INFO)
         self.worker, self.topic, self.thread = worker, topic, threading.get_ident()
+        self.addFilter(NotebookOutputOnly())
 
     def emit(self, record):
         if record.thread != self.thread:
             return
         try:
-            message = record.getMessage()
-            if not message.startswith(_BOOKKEEPING):
-                self.worker.log_event(self.topic, message.rstrip("\n"))
+            self.worker.log_event(self.topic, record.getMessage().rstrip("\n"))
         except Exception:  # output is a courtesy: never let it fail the run
             pass
 
