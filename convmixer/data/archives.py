@@ -21,6 +21,7 @@ import posixpath
 import tarfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 
 from .core import ACCEPTED_SOURCES, DataError, _why
 
@@ -46,6 +47,16 @@ class _Members:
     def where(self, name: str) -> str:
         """How to name a member in an error message."""
         return f"{self.path}:{name}"
+
+    @contextmanager
+    def _reading(self, name: str):
+        """The archive library's errors while ``name`` is read, as one DataError naming the member."""
+        try:
+            yield
+        except DataError:
+            raise
+        except _ARCHIVE_ERRORS as err:
+            raise DataError(f"cannot read {self.where(name)}: {_why(err)} (truncated or corrupt archive?)") from err
 
     def iter_read(self, names, limit: int, what: str):
         """(name, bytes) of each of ``names``, in the order the container reads fastest; a member larger
@@ -143,12 +154,8 @@ class _TarMembers(_Members):
         # Read in archive order: seeking backwards in a .tar.gz restarts decompression.
         wanted = sorted(((n, self._by_name[n]) for n in names), key=lambda item: item[1].offset_data)
         for name, m in wanted:
-            try:
+            with self._reading(name):
                 blob = self._bounded(name, self._tar.extractfile(m), m.size, limit, what)
-            except DataError:
-                raise
-            except _ARCHIVE_ERRORS as err:
-                raise DataError(f"cannot read {self.where(name)}: {_why(err)} (truncated or corrupt archive?)") from err
             yield name, blob
 
     def close(self) -> None:
@@ -173,16 +180,12 @@ class _ZipMembers(_Members):
 
     def iter_read(self, names, limit: int, what: str):
         for name in names:
-            try:
+            with self._reading(name):
                 info = self._zip.getinfo(name)
                 if info.file_size > limit:  # before opening: nothing is decompressed
                     raise self._too_large(name, info.file_size, limit, what)
                 with self._zip.open(info) as fh:  # decompresses as it is read
                     blob = self._bounded(name, fh, info.file_size, limit, what)
-            except DataError:
-                raise
-            except _ARCHIVE_ERRORS as err:
-                raise DataError(f"cannot read {self.where(name)}: {_why(err)} (truncated or corrupt archive?)") from err
             yield name, blob
 
     def close(self) -> None:

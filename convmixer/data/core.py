@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cifar10 import IMAGE_SIZE
+
 CIFAR10_CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -30,8 +32,6 @@ ACCEPTED_SOURCES = (
     "cifar-10-binary.tar.gz or an extracted cifar-10-batches-bin/ folder; "
     "an image folder train/<class>/*.png|jpg + test/<class>/*, or a .zip/.tar of one"
 )
-
-IMAGE_SIZE = 32
 
 
 class DataError(ValueError):

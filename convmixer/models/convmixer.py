@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from ..cifar10 import CIFAR10_MEAN, CIFAR10_STD
+from ..cifar10 import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE
 
 # Trainable-parameter counts from the paper's CIFAR-10 table (ConvMixer-256/8),
 # keyed by (patch_size, kernel_size). Tests and the report check the builder
@@ -114,7 +114,9 @@ def count_macs(width, depth, patch_size, kernel_size, num_classes=10, channels=3
     return stem + depth * (depthwise + pointwise) + width * num_classes
 
 
-def _input_normalization(normalization):
+def input_normalization(normalization):
+    """The first layer of every model here: images in [0, 255] to [0, 1] ("rescale") or to CIFAR-10's
+    per-channel mean and standard deviation ("mean_std")."""
     from keras import layers
 
     if normalization == "rescale":
@@ -122,6 +124,20 @@ def _input_normalization(normalization):
     mean = [255.0 * m for m in CIFAR10_MEAN]
     variance = [(255.0 * s) ** 2 for s in CIFAR10_STD]
     return layers.Normalization(mean=mean, variance=variance, name="mean_std")
+
+
+def image_tokens(dim, patch_size, normalization):
+    """The ViT's and MLP-Mixer's stem: (N, 32, 32, 3) images in [0, 255] -> (inputs, (N, tokens, dim) patch
+    embeddings), the patch embedding a strided convolution (one matmul on the CPU, layers.py)."""
+    import keras
+    from keras import layers
+
+    from .layers import Conv2D
+
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    x = input_normalization(normalization)(inputs)
+    x = Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
+    return inputs, layers.Reshape(((IMAGE_SIZE // patch_size) ** 2, dim), name="tokens")(x)
 
 
 def build_convmixer(
@@ -147,7 +163,7 @@ def build_convmixer(
         return BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{prefix}_bn")(x)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = _input_normalization(normalization)(inputs)
+    x = input_normalization(normalization)(inputs)
     x = Conv2D(width, patch_size, strides=patch_size, name="stem_conv")(x)
     x = act_bn(x, "stem")
     for i in range(depth):

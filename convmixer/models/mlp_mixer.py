@@ -18,9 +18,9 @@ like ``build_convmixer``.
 
 from __future__ import annotations
 
-from .convmixer import _input_normalization, check_int, check_normalization, check_patch_size
+from ..cifar10 import IMAGE_SIZE
+from .convmixer import check_int, check_normalization, check_patch_size, image_tokens
 
-IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
 
 
@@ -71,12 +71,7 @@ def build_mlp_mixer(
     from keras import layers
 
     tokens = (IMAGE_SIZE // patch_size) ** 2
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    x = _input_normalization(normalization)(inputs)
-    from .layers import Conv2D  # Keras' Conv2D, as one matmul on the CPU (layers.py)
-
-    x = Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
-    x = layers.Reshape((tokens, dim), name="tokens")(x)
+    inputs, x = image_tokens(dim, patch_size, normalization)
     for i in range(depth):
         y = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"block{i}_token_norm")(x)
         y = layers.Permute((2, 1), name=f"block{i}_to_channels_tokens")(y)  # Dense now mixes along tokens

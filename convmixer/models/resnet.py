@@ -25,7 +25,7 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import BN_EPSILON, BN_MOMENTUM, _input_normalization, check_int, check_normalization
+from .convmixer import BN_EPSILON, BN_MOMENTUM, input_normalization, check_int, check_normalization
 
 STAGES = 3  # the CIFAR layout: 32x32, 16x16 and 8x8 feature maps
 
@@ -94,7 +94,7 @@ def build_resnet(width, blocks_per_stage, num_classes=10, normalization="rescale
         return layers.Activation("relu", name=f"{prefix}_relu")(x)
 
     inputs = keras.Input((32, 32, 3), name="image")
-    x = _input_normalization(normalization)(inputs)
+    x = input_normalization(normalization)(inputs)
     x = conv(width, 3, 1, "stem_conv")(x)
     in_ch = width
     for stage, out_ch in enumerate(_stage_widths(width)):

@@ -19,9 +19,9 @@ Inputs are pixels in [0, 255]; the model normalises them like ``build_convmixer`
 
 from __future__ import annotations
 
-from .convmixer import _input_normalization, check_int, check_normalization, check_patch_size
+from ..cifar10 import IMAGE_SIZE
+from .convmixer import check_int, check_normalization, check_patch_size, image_tokens
 
-IMAGE_SIZE = 32
 LN_EPSILON = 1e-6
 _POSITION_EMBEDDING = []  # the layer class, once defined
 
@@ -104,12 +104,7 @@ def build_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, normaliz
     from keras import layers
 
     tokens = (IMAGE_SIZE // patch_size) ** 2
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    x = _input_normalization(normalization)(inputs)
-    from .layers import Conv2D  # Keras' Conv2D, as one matmul on the CPU (layers.py)
-
-    x = Conv2D(dim, patch_size, strides=patch_size, name="patch_embedding")(x)
-    x = layers.Reshape((tokens, dim), name="tokens")(x)
+    inputs, x = image_tokens(dim, patch_size, normalization)
     x = position_embedding_class()(name="position_embedding")(x)
     for i in range(depth):
         y = layers.LayerNormalization(epsilon=LN_EPSILON, name=f"block{i}_attention_norm")(x)
