@@ -27,7 +27,7 @@ from .tables import (architecture_contrasts_table, architectures_table, like_for
                      published_trend_series, setups_table, trend, trend_setups)
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
                    reference_report_observations, reproduction_sentences, scope, setup_facts)
-from .verdicts import (CLAIM1_SCOPE, CLAIMS, MATCHING_RULE, MATCHINGS, VERDICT_RULE, architecture_regimes,
+from .verdicts import (CLAIMS, MATCHING_RULE, MATCHINGS, VERDICT_RULE, architecture_regimes, claim1_scope,
                        claim_tests, dependences, headlines, mixer_token_notes, no_trend_reason, schedule_end,
                        short_regime)
 
@@ -506,7 +506,7 @@ def architectures_section(runs: pd.DataFrame) -> str:
     parts = []
     for i, regime in enumerate(regimes):
         parts += _architecture_regime_parts(regime, i)
-    parts.append(note(CLAIM1_SCOPE))
+    parts.append(note(claim1_scope(regimes[0])))
     parts.append(details("The models compared: size, compute, speed and accuracy", table(
         architectures_table(runs), table_id="architectures-table", caption=(
             "Baselines were matched to the ConvMixer's parameter count within ±15% by "

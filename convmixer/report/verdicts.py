@@ -191,15 +191,21 @@ def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
 MODEL_FIELDS = ["architecture", "hyperparameters", "width", "depth", "patch_size", "kernel_size", "activation"]
 REGIME_FIELDS = [f for f in SETUP_FIELDS if f not in MODEL_FIELDS]
 MIN_RUNS_PER_MODEL = 2  # seeds a model needs before its own run-to-run spread enters a contrast
-CLAIM1_SCOPE = (
-    "This is CIFAR-10 at about 40k parameters and a CPU budget; the paper's claim 1 is mainly about "
-    "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
-    "The shared recipe is the ConvMixer code's own (locuslab/convmixer-cifar10's defaults), chosen for ConvMixer "
-    "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their own. "
-    "The verdict matches models by parameters, as the paper does; parameters are not compute, so the same "
-    "baselines are also contrasted with the ConvMixer closest to each in multiply-adds per image, and with a "
-    "ConvMixer of the same patch size, and the claim-1 table and figure show each model's multiply-adds and "
-    "seconds per epoch on this machine.")
+def claim1_scope(regime: dict) -> str:
+    """What claim 1's test here can and cannot say, with the model sizes read from the regime's runs."""
+    sizes = [size["parameters"] for size in regime["sizes"].values() if size.get("parameters")]
+    at = (f"{min(sizes) / 1000:,.0f}k to {max(sizes) / 1000:,.0f}k parameters" if sizes and min(sizes) != max(sizes)
+          else f"{sizes[0] / 1000:,.0f}k parameters" if sizes else "the sizes in the table")
+    return (
+        f"This is CIFAR-10 with models of {at} and a CPU budget; the paper's claim 1 is mainly about "
+        "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
+        "The shared recipe is the ConvMixer code's own (locuslab/convmixer-cifar10's defaults), chosen for ConvMixer "
+        "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their "
+        "own. The verdict matches models by parameters, as the paper does; parameters are not compute, so the same "
+        "baselines are also contrasted with the ConvMixer closest to each in multiply-adds per image, and with a "
+        "ConvMixer of the same patch size, and the claim-1 table and figure show each model's multiply-adds and "
+        "seconds per epoch on this machine.")
+
 
 # The ways a baseline is paired with a ConvMixer of its regime, each fixed from the architectures alone.
 MATCHINGS = {
@@ -454,7 +460,7 @@ def dependences(regime: dict) -> list[dict]:
 
 def mixer_token_notes(regime: dict) -> list[str]:
     """Each MLP-Mixer's token-mixing width against its token count: a possible handicap, said beside the verdict."""
-    from ..models.mlp_mixer import IMAGE_SIZE
+    from ..cifar10 import IMAGE_SIZE
 
     notes = []
     for name, runs in regime["models"].items():
@@ -498,7 +504,7 @@ def _architecture_verdict(runs: pd.DataFrame) -> dict:
     matching_text = ("Matched by parameters, as in the paper; " + ("; ".join(changed) if changed else
                      "the conclusion for each baseline is the same under every matching tested") + ". ")
     head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. " + matching_text +
-            "ConvMixer must beat every baseline for the claim to hold here. " + CLAIM1_SCOPE)
+            "ConvMixer must beat every baseline for the claim to hold here. " + claim1_scope(lead))
     tests = [_test_entry(t, lead) for t in lead["tests"]]
     details = {kind: [_test_entry(t, lead) for t in family] for kind, family in lead["matchings"].items()}
     return {"verdict": verdict, "evidence": "\n".join([head, *lines]), "regime": lead["regime"],
