@@ -79,7 +79,7 @@ def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
         spec = {"architecture": "convmixer", "width": 256, "depth": 8, "patch_size": patch, "kernel_size": kernel,
                 "batch_size": batch, "recipe": recipe}
         result = {"case": "project", "images_per_second": ips,
-                  "device": {"kind": "CPU", "cpu_vector_extension": "avx2"}}
+                  "device": {"kind": "CPU", "cpu_vector_extension": "avx2", "cpu_count": 2}}
         (tmp_path / name).write_text(json.dumps({"kind": "bench", "measured": measured, "spec": spec,
                                                  "results": [result]}))
 
@@ -92,6 +92,12 @@ def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
     assert cost["hours"] == pytest.approx(5 * 45_000 / 5.0 / 3600) and cost["isa"] == "avx2"
     assert cost["measured"] == "2026-12-06"
     assert row_of(rows, "reference_report", 1, 5)["cost"] is None  # no record: no made-up cost
+    from convmixer.report.tables import like_for_like_table
+
+    shown = like_for_like_table(rows)["verdict"].tolist()
+    assert any(v.startswith("not run: about 12.5 hours on a 2-core AVX2 CPU (5.0 training images/s measured by "
+                            "bench, 2026-12-06)") for v in shown), shown
+    assert any(v.startswith("not run: cost not yet measured here") for v in shown)
 
 
 def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_rows():

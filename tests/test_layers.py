@@ -141,6 +141,7 @@ def test_fast_paths_are_off_where_tensorflow_does_not_run_on_the_cpu(monkeypatch
     assert not conv._fast_path(x) and not bn._fast_path(x, True, None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("patch,kernel", [(2, 9), (4, 5)])  # the 16x16 and 8x8 token grids
 def test_training_steps_match_a_convmixer_of_plain_keras_layers(patch, kernel):
     """Loss and every weight (BatchNorm statistics too) after a few steps of the project's step."""

@@ -52,6 +52,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_the_canonical_download_imports_keras_with_an_installed_backend_when_tensorflow_is_missing():
     pytest.importorskip("jax")
     code = WITHOUT_TENSORFLOW.replace(

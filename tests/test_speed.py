@@ -64,10 +64,12 @@ def test_importing_convmixer_changes_no_global_setting():
     assert _last_line_in_fresh_process(None, code) == "True"
 
 
+@pytest.mark.slow
 def test_prefer_onednn_before_tensorflow_turns_onednn_on():
     assert _last_line_in_fresh_process(None, PREFER_ONEDNN + "import tensorflow" + REPORT_ONEDNN) == "True"
 
 
+@pytest.mark.slow
 def test_a_users_choice_and_an_earlier_tensorflow_import_are_respected():
     assert _last_line_in_fresh_process("0", PREFER_ONEDNN + "import tensorflow" + REPORT_ONEDNN) == "False"
     # TensorFlow imported first: too late to matter, so the variable is left alone.

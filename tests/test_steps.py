@@ -19,6 +19,7 @@ def _train(use_fit, x, y, epochs=2):
     return model, optimizer, curve
 
 
+@pytest.mark.slow
 def test_custom_step_trains_exactly_like_fit():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (200, 32, 32, 3)).astype("uint8")  # 200 = 3 full batches + one of 8
@@ -32,6 +33,7 @@ def test_custom_step_trains_exactly_like_fit():
     assert step_curve[1][0] < step_curve[0][0]  # it learns: loss falls
 
 
+@pytest.mark.slow
 def test_custom_step_accepts_a_batched_dataset():
     import tensorflow as tf
 

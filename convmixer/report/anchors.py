@@ -116,7 +116,7 @@ def bench_records(folder) -> list[dict]:
 
 
 def training_cost(row: dict, records: list[dict]) -> dict | None:
-    """CPU-hours to train the published setting once, from the latest matching ``bench`` record.
+    """Hours on the measured CPU to train the published setting once, from the latest matching ``bench`` record.
 
     Training images per epoch times epochs over the measured training images/s
     (the ``project`` case: the real training path); evaluation is not counted.
@@ -137,7 +137,8 @@ def training_cost(row: dict, records: list[dict]) -> dict | None:
     record, result = best
     seconds = row["epochs"] * row["train_images"] / result["images_per_second"]
     return {"hours": seconds / 3600, "images_per_second": result["images_per_second"],
-            "isa": result["device"].get("cpu_vector_extension"), "measured": record["measured"][:10]}
+            "isa": result["device"].get("cpu_vector_extension"), "cores": result["device"].get("cpu_count"),
+            "measured": record["measured"][:10]}
 
 
 def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planned: dict | None = None) -> list[dict]:

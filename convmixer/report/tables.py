@@ -152,6 +152,17 @@ def _comparison_row(*, setup, width, depth, patch, kernel, recipe, train_images,
     }
 
 
+ISA_WORDS = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX"}
+
+
+def _cpu_words(cost: dict) -> str:
+    """'a 2-core AVX-512 CPU': the machine a cost was measured on, as the reader compares it with theirs."""
+    cores = f"{cost['cores']}-core " if cost.get("cores") else ""
+    isa = ISA_WORDS.get(cost.get("isa"), cost.get("isa") or "")
+    words = f"{cores}{isa + ' ' if isa else ''}CPU"
+    return ("an " if words[0].lower() in "aeiou" or words.startswith(("8", "11", "18")) else "a ") + words
+
+
 def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
     """``anchors.like_for_like`` as the report shows it: the published run, ours, the verdict (or the cost)."""
     out = []
@@ -159,8 +170,8 @@ def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
         verdict = r["verdict"]
         if r["n"] == 0:
             cost = r["cost"]
-            verdict += (f": about {cost['hours']:.1f} CPU-hours here ({cost['images_per_second']:.1f} training "
-                        f"images/s measured by bench on a {cost['isa'] or 'CPU'} CPU, {cost['measured']})"
+            verdict += (f": about {cost['hours']:.1f} hours on {_cpu_words(cost)} ({cost['images_per_second']:.1f} "
+                        f"training images/s measured by bench, {cost['measured']})"
                         if cost else ": cost not yet measured here")
             if r["planned"]:
                 verdict += "; planned in " + ", ".join(f"grids/{g}" for g in r["planned"])
