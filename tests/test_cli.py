@@ -226,7 +226,7 @@ def test_a_run_locked_by_another_process_is_refused_in_one_line(tmp_path, capsys
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         lock = records.lock_path(out)
-        lock.write_text(json.dumps({"host": records._hostname(),
+        lock.write_text(json.dumps({"host": records.hostname(),
                                     "pids": [{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}]}))
         code, err = run_main(["train", *TINY, "--out", str(out)], capsys)
     finally:

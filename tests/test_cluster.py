@@ -396,7 +396,7 @@ def test_notebook_output_reaches_the_sweep_without_papermill_bookkeeping(capsys)
     import logging
     import threading
 
-    from convmixer.sweep.execute import _show_notebook_output
+    from convmixer.sweep.execute import show_notebook_output
     from convmixer.sweep.tasks import _ForwardOutput
 
     class Worker:
@@ -411,7 +411,7 @@ def test_notebook_output_reaches_the_sweep_without_papermill_bookkeeping(capsys)
     stream, worker = io.StringIO(), Worker()
     forward = _ForwardOutput(worker, "topic")
     try:
-        _show_notebook_output(stream)
+        show_notebook_output(stream)
         logger.addHandler(forward)
         for line in ("Executing Cell 3---------", "epoch 1/2: loss 2.1", "Ending Cell 3---------",
                      "Output Notebook: x.ipynb"):

@@ -67,7 +67,7 @@ def test_stale_locks_are_broken_live_ones_are_not(tmp_path):
     run = tmp_path / "r"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    host = records._hostname()
+    host = records.hostname()
     _write_lock(run, host=host, pids=[{"pid": dead.pid, "start": None}])
     records.acquire_lock(run).release()  # its process is gone
     # a live pid whose start time differs: the pid was reused by another process
@@ -110,7 +110,7 @@ def test_another_hosts_lock_is_taken_over_on_request_once_older_than_asked_and_n
     # A lock of this host is decided by its processes, whatever its age: a live one is never taken over.
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        path = _write_lock(run, host=records._hostname(),
+        path = _write_lock(run, host=records.hostname(),
                            pids=[{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}])
         os.utime(path, (two_hours_ago, two_hours_ago))
         assert records.take_over_stale_lock(run, 0) is None
@@ -285,14 +285,14 @@ def test_an_exited_unreaped_process_and_an_orphaned_kernel_do_not_hold_a_lock_fo
     zombie = subprocess.Popen(["true"])  # exits at once; not reaped until wait(): a zombie meanwhile
     time.sleep(0.5)
     try:
-        _write_lock(run, host=records._hostname(),
+        _write_lock(run, host=records.hostname(),
                     pids=[{"pid": zombie.pid, "start": records._process_start(zombie.pid)}])
         records.acquire_lock(run).release()
     finally:
         zombie.wait()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:  # the sweep that took it is gone, the kernel that joined it still runs
-        owner = {"host": records._hostname(), "pids": [{"pid": zombie.pid, "start": None},
+        owner = {"host": records.hostname(), "pids": [{"pid": zombie.pid, "start": None},
                                                       {"pid": sleeper.pid, "start": None}]}
         assert records.lock_orphaned(owner)
         assert not records.lock_orphaned(owner | {"pids": owner["pids"][1:]})
@@ -305,7 +305,7 @@ def test_an_exited_unreaped_process_and_an_orphaned_kernel_do_not_hold_a_lock_fo
 def test_an_orphaned_kernel_is_ended_but_a_live_sweeps_kernel_or_a_reused_pid_is_not():
     gone = subprocess.Popen(["true"])
     gone.wait()
-    host = records._hostname()
+    host = records.hostname()
 
     def entry(proc, start=None):
         return {"pid": proc.pid, "start": start or records._process_start(proc.pid)}

@@ -437,7 +437,7 @@ def test_a_run_locked_by_another_live_process_is_skipped_as_running_elsewhere(tm
     try:
         lock = records.lock_path(run_dir)
         lock.parent.mkdir(parents=True)
-        lock.write_text(json.dumps({"host": records._hostname(),
+        lock.write_text(json.dumps({"host": records.hostname(),
                                     "pids": [{"pid": sleeper.pid, "start": records._process_start(sleeper.pid)}]}))
         assert plan([config], tmp_path)[0].state == "elsewhere"
         status, where, note = execute_run(config, run_dir)
@@ -527,7 +527,7 @@ def test_a_kernel_left_by_a_killed_sweep_that_does_not_end_is_ended_and_the_run_
         time.sleep(0.3)
         lock = records.lock_path(run_dir)
         lock.parent.mkdir(parents=True)
-        lock.write_text(json.dumps({"host": records._hostname(),
+        lock.write_text(json.dumps({"host": records.hostname(),
                                     "pids": [{"pid": gone.pid, "start": "1"},
                                              {"pid": kernel.pid, "start": records._process_start(kernel.pid)}]}))
         assert plan([config], tmp_path)[0].state == "todo"  # an orphan is waited for, then run

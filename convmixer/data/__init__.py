@@ -34,12 +34,14 @@ from .canonical import CIFAR10_ORIGIN, CIFAR10_SHA256
 from .core import ACCEPTED_SOURCES, CIFAR10_CLASSES, IMAGE_SIZE, Dataset, DataError, resolve_source
 from .loading import describe_source, load_cifar10
 from .splits import take_subset, validation_split
+from .synthetic import check_synthetic
 
 __all__ = [
     "CIFAR10_CLASSES",
     "DataError",
     "Dataset",
     "resolve_source",
+    "check_synthetic",
     "load_cifar10",
     "describe_source",
     "validation_split",

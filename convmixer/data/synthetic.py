@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from .core import IMAGE_SIZE, Dataset, DataError, _make_dataset
+from .core import IMAGE_SIZE, Dataset, DataError, _is_synthetic, _make_dataset
 
 _SYNTHETIC_DEFAULT = (2000, 500)
 _SYNTHETIC_SEED = 0
@@ -18,6 +18,13 @@ _SYNTHETIC_SEED = 0
 # anything is generated, cannot ask for gigabytes (each image is 3,072 bytes, and generating it
 # takes several times that in float32).
 _SYNTHETIC_MAX = (50_000, 10_000)
+
+
+def check_synthetic(text: str) -> None:
+    """DataError for a malformed ``synthetic:N_TRAIN:N_TEST`` source (nothing is generated); other sources
+    pass: a path is checked when a run opens it, on the machine that trains."""
+    if _is_synthetic(text):
+        _parse_synthetic(text)
 
 
 def _parse_synthetic(text: str) -> tuple[int, int]:

@@ -71,7 +71,7 @@ class RunLocked(RuntimeError):
 
     def __init__(self, run_dir, owner: dict | None, path):
         self.run_dir, self.owner, self.path = Path(run_dir), owner or {}, Path(path)
-        if self.owner.get("host", _hostname()) == _hostname():
+        if self.owner.get("host", hostname()) == hostname():
             when = "taken over automatically once that process has ended"
         else:
             when = (f"another host's lock counts as live until it has not been refreshed for "
@@ -84,7 +84,8 @@ def lock_path(run_dir) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
 
 
-def _hostname() -> str:
+def hostname() -> str:
+    """This machine's name, as a lock records its holder."""
     return socket.gethostname()
 
 
@@ -139,7 +140,7 @@ def lock_is_stale(path, owner: dict | None, *, now: float | None = None) -> bool
         return True
     if owner is None:  # empty or garbled: live only just after creation
         return age > _LOCK_UNREADABLE_GRACE
-    if owner.get("host") != _hostname():
+    if owner.get("host") != hostname():
         return age > LOCK_STALE_AFTER
     pids = [p for p in owner.get("pids", []) if isinstance(p, dict)]
     live = []
@@ -169,7 +170,7 @@ def lock_orphaned(owner: dict | None) -> bool:
     kernel within seconds, and ``end_orphans`` ends it if it does not, so it is
     worth waiting for rather than skipping.
     """
-    if not owner or owner.get("host") != _hostname():
+    if not owner or owner.get("host") != hostname():
         return False
     pids = [p for p in owner.get("pids", []) if isinstance(p, dict)]
     return len(pids) > 1 and not _alive(pids[0]) and any(_alive(p) for p in pids[1:])
@@ -249,7 +250,7 @@ def take_over_stale_lock(run_dir, older_than: float) -> str | None:
 
     def abandoned(p, owner) -> bool:
         age = lock_age(p)
-        return owner is not None and owner.get("host") != _hostname() and age is not None and age > older_than
+        return owner is not None and owner.get("host") != hostname() and age is not None and age > older_than
 
     for _ in range(20):
         owner = read_lock(path)
@@ -323,7 +324,7 @@ def acquire_lock(run_dir, *, token: str | None = None, what: str = "training") -
         except OSError as exc:
             raise write_error(path, exc) from None
         new = secrets.token_hex(8)
-        owner = {"host": _hostname(), "pids": [_me()], "token": new, "what": what,
+        owner = {"host": hostname(), "pids": [_me()], "token": new, "what": what,
                  "run": Path(run_dir).name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -67,7 +67,7 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _previous(run_dir: Path) -> Path:
+def previous_attempt_dir(run_dir: Path) -> Path:
     """Where a forced re-run keeps the completed record it replaces until it completes."""
     return run_dir.parent.parent / ".previous" / run_dir.name
 
@@ -138,7 +138,7 @@ def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=T
 
 def _execute_locked(config, run_dir, lock, replace, log_output) -> Outcome:
     results_dir = run_dir.parent.parent
-    previous = _previous(run_dir)
+    previous = previous_attempt_dir(run_dir)
     notes = []
     check = records.validate_record(run_dir, config.config_hash)
     if check.state == "completed" and previous.exists():
@@ -231,7 +231,7 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
 
 class _NotebookStream:
     """A file-like papermill writes a stream of the notebook's output to: each write becomes one record of
-    papermill's logger, which the sweep shows (``_show_notebook_output``; from a Dask worker,
+    papermill's logger, which the sweep shows (``show_notebook_output``; from a Dask worker,
     ``tasks._ForwardOutput``)."""
 
     def __init__(self, level):
@@ -256,7 +256,7 @@ class NotebookOutputOnly(logging.Filter):
         return not record.getMessage().startswith(self.BOOKKEEPING)
 
 
-def _show_notebook_output(stream):
+def show_notebook_output(stream):
     logger = logging.getLogger("papermill")
     shown = [h for h in logger.handlers if any(isinstance(f, NotebookOutputOnly) for f in h.filters)]
     if shown:  # set up by an earlier sweep in this process: its lines now go to this sweep's stream

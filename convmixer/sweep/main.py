@@ -8,9 +8,9 @@ from pathlib import Path
 
 
 from .. import records
-from .execute import NOTEBOOK, _show_notebook_output, execute_run
+from .execute import NOTEBOOK, show_notebook_output, execute_run
 from .grids import SweepError, load_grid
-from .plan import _print_plan, check_clean_tree, check_data_sources, plan, tidy_done_runs
+from .plan import print_plan, check_clean_tree, check_data_sources, plan, tidy_done_runs
 
 
 def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
@@ -64,7 +64,7 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
         os.environ["CONVMIXER_DATA"] = resolve_source(None)
     planned = plan(configs, results, take_over_after)
     replace = {p.config.run_id for p in planned if force and p.state == "done"}
-    _print_plan(planned, stream, replace)
+    print_plan(planned, stream, replace)
     if dry_run:
         return 0
     check_clean_tree(allow_dirty)
@@ -73,7 +73,7 @@ def _main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", 
     todo = [p for p in planned if p.state != "done" or p.config.run_id in replace]
     if scheduler is None:  # a cluster's workers are probed instead, each for its own access (run_on_dask)
         check_data_sources([p.config for p in todo])
-    _show_notebook_output(stream)
+    show_notebook_output(stream)
     # Kernels inherit the environment: keep TensorFlow's C++ start-up chatter out of the log.
     from ..training.speed import quiet_tensorflow_logs
 

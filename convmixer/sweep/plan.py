@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import records
 from ..training.config import RunConfig
-from .execute import _previous
+from .execute import previous_attempt_dir
 from .grids import SweepError
 
 
@@ -61,7 +61,7 @@ class PlannedRun:
 
 def _takes_over(run_dir: Path, holder: dict, older_than: float | None) -> bool:
     """Whether ``--take-over-locks`` (``older_than`` seconds) will take over ``holder``'s live lock."""
-    if older_than is None or holder.get("host") == records._hostname():
+    if older_than is None or holder.get("host") == records.hostname():
         return False
     age = records.lock_age(records.lock_path(run_dir))
     return age is not None and age > older_than
@@ -107,7 +107,7 @@ def check_data_sources(configs):
             raise SweepError(f"data: {exc}") from None
 
 
-def _print_plan(planned, stream, replace=frozenset()):
+def print_plan(planned, stream, replace=frozenset()):
     counts = {s: sum(p.state == s for p in planned) for s in STATES}
     done = counts["done"] - len(replace)
     print(
@@ -124,7 +124,7 @@ def _print_plan(planned, stream, replace=frozenset()):
 
 def _has_leftovers(run_dir: Path) -> bool:
     return ((run_dir / records.CHECKPOINT_DIR).exists() or records.partial_notebook(run_dir).exists()
-            or _previous(run_dir).exists()
+            or previous_attempt_dir(run_dir).exists()
             or (run_dir / records.ERROR).exists() or records.lock_path(run_dir).exists()
             or any(p.name.endswith(".tmp") or ".partial" in p.name for p in run_dir.glob(".*")))
 
@@ -138,8 +138,8 @@ def tidy_done_runs(planned, stream):
             with records.acquire_lock(p.run_dir, what="tidy"):
                 if records.validate_record(p.run_dir, p.config.config_hash).state == "completed":
                     done = records.tidy_completed(p.run_dir)
-                    if _previous(p.run_dir).exists():  # a forced re-run completed, then was killed
-                        shutil.rmtree(_previous(p.run_dir), ignore_errors=True)
+                    if previous_attempt_dir(p.run_dir).exists():  # a forced re-run completed, then was killed
+                        shutil.rmtree(previous_attempt_dir(p.run_dir), ignore_errors=True)
                         done.append("removed the replaced record kept in .previous/")
                     if done:
                         print(f"  tidied  {p.config.run_id}: {', '.join(done)}", file=stream)

@@ -88,12 +88,11 @@ class RunConfig:
     def _check_data(self):
         """A synthetic source's sizes are checked here, before anything is generated or written; a path is
         checked when the run opens it (it may exist only on the machine that trains)."""
-        from ..data.core import DataError, _is_synthetic
-        from ..data.synthetic import _parse_synthetic
+        from ..data import DataError, check_synthetic
 
-        if self.data is not None and _is_synthetic(self.data):
+        if self.data is not None:
             try:
-                _parse_synthetic(self.data)
+                check_synthetic(self.data)
             except DataError as exc:
                 raise ValueError(f"data: {exc}") from None
 
