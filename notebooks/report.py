@@ -27,9 +27,9 @@ from pathlib import Path
 
 from convmixer.report import anchors, html, sections, tables, verdicts
 from convmixer.report.provenance import GRIDS_DIR
-from convmixer.report.runs import load_reference, load_runs
+from convmixer.report.runs import load_reference, load_runs, prepare_table
 
-runs = load_runs(results_dir)
+runs = prepare_table(load_runs(results_dir))  # prepared once; every section reads this table
 reference = load_reference()
 verdict_table = verdicts.verdicts(runs)
 # Every published single run, like for like; costs of the unrun ones from bench records (results/bench).

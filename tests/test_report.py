@@ -147,20 +147,23 @@ def test_runs_of_different_budgets_are_not_compared():
 
 
 def test_a_report_prepares_its_runs_once(monkeypatch):
-    calls = []
-    real = runs_module._prepare
-    monkeypatch.setattr(runs_module, "_prepare", lambda frame, arch: calls.append(arch) or real(frame, arch))
     runs = kernel_runs({3: [0.5, 0.6], 5: [0.7, 0.8]})
-    verdicts.verdicts(runs)
-    tables.comparison_table(runs, load_reference())
-    text.scope(runs)
-    assert len(calls) == 2 and set(calls) == {"convmixer", None}  # ConvMixer runs, and every architecture (claim 1)
-    # A caller gets a copy it may change; a frame changed in place is prepared afresh.
-    mine = prepare(runs)
+    runs.loc[len(runs)] = runs.iloc[0]
+    runs.loc[len(runs) - 1, ["status", "run_id"]] = ["failed", "a failed run"]
+    table = runs_module.prepare_table(runs)  # what the notebook does, once
+    calls = []
+    real = runs_module.prepare_table
+    monkeypatch.setattr(runs_module, "prepare_table", lambda frame: calls.append(1) or real(frame))
+    verdicts.verdicts(table)
+    tables.comparison_table(table, load_reference())
+    text.scope(table)
+    assert calls == []  # every section read the prepared table
+    assert list(tables.skipped(table)["run id"]) == ["a failed run"]  # records that did not complete stay in it
+    # The same labels and rows as from the raw frame, and a caller's change never reaches the table.
+    pd.testing.assert_frame_equal(prepare(table), prepare(runs))
+    mine = prepare(table)
     mine["setup"] = "changed by a caller"
-    assert set(prepare(runs)["setup"]) == {"A"} and len(calls) == 2
-    runs.loc[0, "status"] = "failed"
-    assert len(prepare(runs)) == 3 and len(calls) == 3
+    assert set(prepare(table)["setup"]) == {"A"} and len(prepare(table)) == 4
 
 
 def test_architecture_claim_is_not_tested_with_a_reason():

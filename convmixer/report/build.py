@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import records
 from .readme import START, results_markdown, update_readme
-from .runs import duplicate_lines, load_reference, load_runs
+from .runs import duplicate_lines, load_reference, load_runs, prepare_table
 from .anchors import like_for_like
 from .verdicts import claims_json
 
@@ -225,7 +225,7 @@ def build_report(results="results", out=None, *, notebook=None, executed_copy=Fa
             readme = None
     # Loaded now, just before the notebook loads the same folder, so both see the same runs
     # (a run finishing in between is picked up by the next build).
-    runs = load_runs(results)
+    runs = prepare_table(load_runs(results))
     for line in duplicate_lines(runs):
         print(line, file=log or sys.stderr)
     claims = claims_payload(runs)

@@ -206,13 +206,6 @@ def _setup_label(i: int) -> str:
     return label
 
 
-# prepare's latest results: (id of the frame, architecture) -> (a copy of the frame, its prepared runs).
-# A hit also needs the frame to equal its copy, so a frame changed in place, or a new frame that
-# reuses a freed id, is prepared afresh.
-_PREPARED: dict[tuple[int, str | None], tuple[pd.DataFrame, pd.DataFrame]] = {}
-_PREPARED_KEEP = 8
-
-
 def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.DataFrame:
     """Completed runs with integer fields as ints and a ``setup`` label plus its description.
 
@@ -220,42 +213,33 @@ def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.Da
     ``architecture=None`` keeps every architecture (claim 1). Accepts frames with
     only some of ``COLUMNS`` (e.g. hand-built in tests).
 
-    Every public function of the report takes a ``load_runs`` frame and prepares
-    it here, so the work is remembered: calling it again with the same, unchanged
-    frame returns a copy of the first result (a copy, so callers may add columns).
+    Cheap on a ``prepare_table`` result, which the report notebook makes once and
+    passes to every section; a ``load_runs`` frame is prepared here in full.
     """
-    key = (id(runs), architecture)
-    hit = _PREPARED.get(key)
-    if hit is None or not _unchanged(hit[0], runs):
-        hit = (runs.copy(), _prepare(runs, architecture))
-        _PREPARED.pop(key, None)
-        _PREPARED[key] = hit
-        while len(_PREPARED) > _PREPARED_KEEP:  # oldest first
-            del _PREPARED[next(iter(_PREPARED))]
-    return hit[1].copy()
+    table = runs if "setup" in runs.columns else prepare_table(runs)
+    done = table[table["status"] == "completed"]
+    if architecture is not None:
+        done = done[done["architecture"] == architecture]
+    return done.reset_index(drop=True).copy()  # a copy: callers add columns
 
 
-def _unchanged(copy: pd.DataFrame, runs: pd.DataFrame) -> bool:
-    try:
-        return copy.equals(runs)
-    except (TypeError, ValueError):  # cells pandas cannot compare (e.g. arrays): prepare again
-        return False
-
-
-def _prepare(runs: pd.DataFrame, architecture: str | None) -> pd.DataFrame:
+def prepare_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every record of a ``load_runs`` frame, ready for the report: fields cleaned (integers as ints), and each
+    completed run labelled with its ``setup`` (A, B, ...; over every architecture, ConvMixer's first, so a
+    label is the same whichever architectures a section looks at) and ``setup_description``. Completed runs
+    come first, by setup, patch, kernel and seed; the rest keep their order with no setup."""
     frame = runs.reindex(columns=COLUMNS + [c for c in runs.columns if c not in COLUMNS])
     frame["architecture"] = frame["architecture"].astype(object).where(frame["architecture"].notna(), "convmixer")
     frame["hyperparameters"] = frame["hyperparameters"].map(lambda v: "{}" if v is None or v != v else v)
-    done = frame[frame["status"] == "completed"].copy()
-    if architecture is not None:
-        done = done[done["architecture"] == architecture]
     # load_runs stores integers as floats (NaN for corrupt rows); make keys and labels read "3", not "3.0".
     for col in dict.fromkeys(SETUP_FIELDS + INT_FIELDS):
-        done[col] = pd.Series([clean(v) for v in done[col]], index=done.index, dtype=object)
-    done["test_accuracy"] = pd.to_numeric(done["test_accuracy"], errors="coerce")
-    keys = [tuple(clean(r[f]) for f in SETUP_FIELDS) for _, r in done.iterrows()]
+        frame[col] = pd.Series([clean(v) for v in frame[col]], index=frame.index, dtype=object)
+    frame["test_accuracy"] = pd.to_numeric(frame["test_accuracy"], errors="coerce")
+    done = frame[frame["status"] == "completed"].copy()
+    rest = frame[frame["status"] != "completed"].copy()
+    keys = [tuple(r[f] for f in SETUP_FIELDS) for _, r in done.iterrows()]
     order = {k: _setup_label(i) for i, k in enumerate(sorted(set(keys), key=_sort_key))}
-    done["setup"] = [order[k] for k in keys]
+    done["setup"] = pd.Series([order[k] for k in keys], index=done.index, dtype=object)
     descriptions = {}
     for label, sub in done.groupby("setup", sort=True):
         row = sub.iloc[0].to_dict()
@@ -263,7 +247,11 @@ def _prepare(runs: pd.DataFrame, architecture: str | None) -> pd.DataFrame:
         row["train_images"] = images[0] if len(images) == 1 else None
         descriptions[label] = describe_setup(row)
     done["setup_description"] = done["setup"].map(descriptions) if not done.empty else pd.Series(dtype=object)
-    return done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable").reset_index(drop=True)
+    done = done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable")
+    if rest.empty:
+        return done.reset_index(drop=True)
+    rest["setup"] = rest["setup_description"] = pd.Series(None, index=rest.index, dtype=object)
+    return pd.concat([done, rest]).reset_index(drop=True)
 
 
 def comparable_groups(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
