@@ -809,14 +809,14 @@ def _with_histories(tmp_path, runs, lr_end, train_end, test_curve_end):
 
 def test_how_training_ended_comes_from_the_schedule_and_training_accuracy_never_the_test_curve(tmp_path):
     runs = kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.70, 0.71, 0.72]}, epochs=5)
-    annealed = verdicts.schedule_end(_with_histories(tmp_path / "a", runs, 0.0, 0.55, 0.9))
+    annealed = verdicts.schedule_end(prepare(_with_histories(tmp_path / "a", runs, 0.0, 0.55, 0.9)))
     assert annealed["annealed"] and annealed["underfit"]  # training 55% against 61% test
     assert "end of a one-cycle schedule at a fixed budget of 5 epochs" in annealed["text"]
     assert "55.0% against 61.0% test: the models still underfit" in annealed["text"]
     # The test curve (here flat at 10% or at 90%) changes nothing: the schedule and training accuracy decide.
-    flat = verdicts.schedule_end(_with_histories(tmp_path / "b", runs, 0.0, 0.55, 0.1))
+    flat = verdicts.schedule_end(prepare(_with_histories(tmp_path / "b", runs, 0.0, 0.55, 0.1)))
     assert flat == annealed
-    constant = verdicts.schedule_end(_with_histories(tmp_path / "c", runs, 0.001, 0.95, 0.9))
+    constant = verdicts.schedule_end(prepare(_with_histories(tmp_path / "c", runs, 0.001, 0.95, 0.9)))
     assert not constant["annealed"] and not constant["underfit"] and "not annealed" in constant["text"]
 
 

@@ -247,10 +247,14 @@ def prepare_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["train_images"] = images[0] if len(images) == 1 else None
         descriptions[label] = describe_setup(row)
     done["setup_description"] = done["setup"].map(descriptions) if not done.empty else pd.Series(dtype=object)
+    ends = [history_end(path) for path in done["path"]]  # read here once, for every section that needs it
+    done["final_lr"] = pd.Series([e["lr"] for e in ends], index=done.index, dtype=object)
+    done["final_train_accuracy"] = pd.Series([e["accuracy"] for e in ends], index=done.index, dtype=object)
     done = done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable")
     if rest.empty:
         return done.reset_index(drop=True)
-    rest["setup"] = rest["setup_description"] = pd.Series(None, index=rest.index, dtype=object)
+    for column in ("setup", "setup_description", "final_lr", "final_train_accuracy"):
+        rest[column] = pd.Series(None, index=rest.index, dtype=object)
     return pd.concat([done, rest]).reset_index(drop=True)
 
 
@@ -264,6 +268,18 @@ def comparable_groups(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- one run's files beyond its row
+
+def history_end(path) -> dict:
+    """The last epoch's learning rate and accuracy on the (augmented) training images, from history.csv;
+    None where the file or the column is missing."""
+    h = history(path)
+    out = {"lr": None, "accuracy": None}
+    if h is not None and len(h):
+        for key in out:
+            if key in h:
+                out[key] = float(h[key].iloc[-1])
+    return out
+
 
 def history(path) -> pd.DataFrame | None:
     """A run's history.csv (one row per epoch), or None when it is missing or unreadable."""

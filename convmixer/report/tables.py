@@ -16,7 +16,7 @@ import pandas as pd
 from ..models.convmixer import count_parameters
 from .names import ARCHITECTURE_NAMES, hyperparameters
 from .stats import binomial_se_pct
-from .runs import AXES, comparable_groups, history, other_axis, prepare, short_axis
+from .runs import AXES, comparable_groups, other_axis, prepare, short_axis
 from .verdicts import MATCHINGS, architecture_regimes
 
 
@@ -266,7 +266,7 @@ def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "seconds per epoch": round(pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").min(), 1),
                          "our accuracy (%)": format_mean_std(stats), "n": stats["n"],
                          "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}",
-                         "last-epoch train accuracy (%)": _last_train_accuracy(sub["path"])})
+                         "last-epoch train accuracy (%)": _last_train_accuracy(sub)})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -296,10 +296,10 @@ def architecture_contrasts_table(regime: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _last_train_accuracy(paths) -> str:
-    """Mean over runs of the last epoch's accuracy on the (augmented) training images, from history.csv:
-    far below the test accuracy a model could reach means it is still underfitting at this budget."""
-    last = [float(h["accuracy"].iloc[-1]) for h in map(history, paths) if h is not None and "accuracy" in h and len(h)]
+def _last_train_accuracy(runs: pd.DataFrame) -> str:
+    """Mean over runs of the last epoch's accuracy on the (augmented) training images (``prepare_table``
+    reads it from history.csv): far below the test accuracy a model could reach means it still underfits."""
+    last = [a for a in runs["final_train_accuracy"] if a is not None]
     return f"{100 * np.mean(last):.1f}" if last else "—"
 
 

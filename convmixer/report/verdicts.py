@@ -19,7 +19,7 @@ import pandas as pd
 from ..models.baselines import MATCH_TOLERANCE
 from . import stats
 from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, model_name, parameter_count, regime
-from .runs import SETUP_FIELDS, clean, comparable_groups, history, other_axis, prepare, short_axis
+from .runs import SETUP_FIELDS, clean, comparable_groups, other_axis, prepare, short_axis
 
 
 # The paper's claims this study tests, in the order of the summary's numbered list.
@@ -62,12 +62,8 @@ def schedule_end(setup_runs: pd.DataFrame) -> dict:
     images, mean over runs) beside ``test_pct`` says whether the models still
     underfit: below the test accuracy means they do not yet fit their own training data.
     """
-    lr_zero, train = True, []
-    for path in setup_runs["path"]:
-        h = history(path)
-        lr_zero &= h is not None and "lr" in h and bool(abs(float(h["lr"].iloc[-1])) < 1e-6)
-        if h is not None and "accuracy" in h and len(h):
-            train.append(100 * float(h["accuracy"].iloc[-1]))
+    lr_zero = all(lr is not None and abs(lr) < 1e-6 for lr in setup_runs["final_lr"])
+    train = [100 * a for a in setup_runs["final_train_accuracy"] if a is not None]
     epochs = int(setup_runs["epochs"].min()) if len(setup_runs) else 0
     train_pct = float(np.mean(train)) if train else float("nan")
     test_pct = float(100 * pd.to_numeric(setup_runs["test_accuracy"], errors="coerce").mean())
