@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from convmixer.models import layers as convmixer_layers
-from convmixer.models.layers import DepthwiseConv2D, swapped_kernel_gradient
+from convmixer.models.layers import DepthwiseConv2D, dense_block_kernel_gradient, swapped_kernel_gradient
 
 
 @pytest.mark.parametrize("tokens,channels,kernel", [(8, 16, 9), (4, 8, 3), (8, 32, 5), (5, 3, 7)])
@@ -17,6 +17,16 @@ def test_swapped_kernel_gradient_equals_tensorflows(tokens, channels, kernel):
     np.testing.assert_allclose(swapped_kernel_gradient(x, dy, kernel), reference, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("tokens,channels,kernel,block", [(8, 32, 9, 16), (6, 48, 5, 16), (5, 8, 7, 4), (4, 6, 3, 1)])
+def test_dense_block_kernel_gradient_equals_tensorflows(tokens, channels, kernel, block):
+    rng = np.random.default_rng(tokens + kernel)
+    x = tf.constant(rng.normal(size=(6, tokens, tokens, channels)), tf.float32)
+    dy = tf.constant(rng.normal(size=(6, tokens, tokens, channels)), tf.float32)
+    reference = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=x, filter_sizes=[kernel, kernel, channels, 1], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME")
+    np.testing.assert_allclose(dense_block_kernel_gradient(x, dy, kernel, block), reference, rtol=1e-4, atol=1e-4)
+
+
 def _outputs_and_gradients(layer, x):
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -24,10 +34,13 @@ def _outputs_and_gradients(layer, x):
     return layer(x), tape.gradient(loss, [x] + layer.trainable_weights)
 
 
-# the swapped kernel gradient (k >= 5), and TensorFlow's own at k = 3; the flipped-kernel input gradient in all
-@pytest.mark.parametrize("tokens,kernel", [(8, 9), (16, 9), (16, 5), (16, 3), (4, 3)])
-def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens, kernel):
-    x = tf.random.stateless_normal((4, tokens, tokens, 12), seed=[1, 2])
+# the swapped kernel gradient (k >= 5), the dense blocks at 32x32 (k >= 5), TensorFlow's own at k = 3; the
+# flipped-kernel input gradient in all
+@pytest.mark.parametrize("tokens,kernel,channels,method", [
+    (8, 9, 12, "swapped"), (16, 9, 12, "swapped"), (16, 5, 12, "swapped"), (16, 3, 12, "tensorflow"),
+    (4, 3, 12, "tensorflow"), (32, 5, 32, "dense blocks"), (32, 9, 12, "swapped"), (32, 3, 32, "tensorflow")])
+def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens, kernel, channels, method):
+    x = tf.random.stateless_normal((2, tokens, tokens, channels), seed=[1, 2])
     plain = keras.layers.DepthwiseConv2D(kernel, padding="same")
     fast = DepthwiseConv2D(kernel, padding="same")
     plain.build(x.shape)
@@ -35,7 +48,7 @@ def test_layer_matches_keras_depthwise_conv_forward_and_backward(tokens, kernel)
     fast.set_weights([w + 0.1 for w in plain.get_weights()])  # a nonzero bias, so its gradient is exercised
     plain.set_weights(fast.get_weights())
     assert fast._fast_path(x)
-    assert fast._swapped_kernel_gradient() == (kernel >= convmixer_layers.SWAPPED_GRADIENT_MIN_KERNEL)
+    assert fast._kernel_gradient(tokens, channels) == method  # 12 channels do not divide into 16-channel blocks
     y_plain, g_plain = _outputs_and_gradients(plain, x)
     y_fast, g_fast = _outputs_and_gradients(fast, x)
     np.testing.assert_allclose(y_fast, y_plain, rtol=1e-5, atol=1e-5)
@@ -142,7 +155,7 @@ def test_fast_paths_are_off_where_tensorflow_does_not_run_on_the_cpu(monkeypatch
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("patch,kernel", [(2, 9), (4, 5)])  # the 16x16 and 8x8 token grids
+@pytest.mark.parametrize("patch,kernel", [(2, 9), (4, 5), (1, 5)])  # the 16x16, 8x8 and 32x32 token grids
 def test_training_steps_match_a_convmixer_of_plain_keras_layers(patch, kernel):
     """Loss and every weight (BatchNorm statistics too) after a few steps of the project's step."""
     from convmixer.models.convmixer import build_convmixer
@@ -169,6 +182,7 @@ def test_training_steps_match_a_convmixer_of_plain_keras_layers(patch, kernel):
 
     fast_model, fast_curve = train(plain=False)
     plain_model, plain_curve = train(plain=True)
+    assert (convmixer_layers.DENSE_BLOCKS_PATH in convmixer_layers.fast_paths_in(fast_model)) == (patch == 1)
     assert type(fast_model.get_layer("block0_pointwise")) is convmixer_layers.Conv2D
     assert type(plain_model.get_layer("block0_pointwise")) is keras.layers.Conv2D
     np.testing.assert_allclose(fast_curve, plain_curve, rtol=1e-5, atol=1e-6)
@@ -197,6 +211,9 @@ def test_fast_paths_listed_for_a_run_are_the_ones_taken():
     from convmixer.models.convmixer import build_convmixer
 
     assert convmixer_layers.fast_paths_in(build_convmixer(8, 1, 4, 3)) == sorted(convmixer_layers.FAST_PATHS.values())
+    assert convmixer_layers.fast_paths_in(build_convmixer(16, 1, 1, 5)) == sorted(
+        [*convmixer_layers.FAST_PATHS.values(), convmixer_layers.DENSE_BLOCKS_PATH])  # patch 1: 32x32 tokens
+    assert convmixer_layers.DENSE_BLOCKS_PATH not in convmixer_layers.fast_paths_in(build_convmixer(16, 1, 1, 3))
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:  # 16-bit inputs: BatchNorm and GELU take Keras' own code
         assert convmixer_layers.fast_paths_in(build_convmixer(8, 1, 4, 3)) == [

@@ -22,7 +22,12 @@ went before and after: benchmarks/README.md (``benchmarks/profile_step.py``).
   channel), summed over the batch. For kernels of 5 and more it is 1.1-2.6x
   faster than TensorFlow's op on 4x4 to 32x32 token grids; TensorFlow's
   specialised 3x3 kernel is faster, so it is kept there
-  (``SWAPPED_GRADIENT_MIN_KERNEL``). The input gradient is the forward
+  (``SWAPPED_GRADIENT_MIN_KERNEL``). On grids of 32x32 tokens (patch 1) both
+  forms run at a tenth of the forward convolution's rate, and the kernel
+  gradient is taken instead from oneDNN's *dense* filter gradient of 16-channel
+  blocks, keeping each block's diagonal (``dense_block_kernel_gradient``): 16
+  times the arithmetic, in oneDNN's best-tuned kernel, 1.3-1.7x faster than
+  the swapped form there. The input gradient is the forward
   convolution of dy with the kernel turned by 180 degrees, 1.4-2x faster than
   TensorFlow's ``DepthwiseConv2dNativeBackpropInput``.
 * ``Conv2D``: a convolution whose kernel equals its stride (the patch embedding,
@@ -50,6 +55,11 @@ import keras
 # Kernels from this size up use the swapped kernel gradient: at 3x3 TensorFlow's own is faster
 # (benchmarks/README.md has the measurements).
 SWAPPED_GRADIENT_MIN_KERNEL = 5
+# From this many tokens per side (patch 1 on CIFAR-10) the kernel gradient of kernels of 5 and more comes
+# from dense filter gradients of DENSE_BLOCK_CHANNELS-channel blocks (benchmarks/README.md; at 16x16 the
+# blocks are no faster than TensorFlow's op).
+DENSE_BLOCK_GRADIENT_MIN_TOKENS = 32
+DENSE_BLOCK_CHANNELS = 16
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,6 +102,22 @@ def swapped_kernel_gradient(x, dy, kernel_size):
     return tf.reduce_sum(per_image, axis=2)[..., None]  # (K, K, C, 1), the kernel's shape
 
 
+def dense_block_kernel_gradient(x, dy, kernel_size, block=DENSE_BLOCK_CHANNELS):
+    """dK of a stride-1, SAME-padded depthwise convolution from dense filter gradients of ``block``-channel
+    blocks: each block's (K, K, block, block) gradient pairs every channel with every other, and its
+    diagonal (a channel with itself) is the depthwise kernel's gradient. The channels must divide into blocks."""
+    import tensorflow as tf
+
+    channels = x.shape[-1]
+    parts = []
+    for start in range(0, channels, block):
+        full = tf.raw_ops.Conv2DBackpropFilter(
+            input=x[..., start:start + block], filter_sizes=[kernel_size, kernel_size, block, block],
+            out_backprop=dy[..., start:start + block], strides=[1, 1, 1, 1], padding="SAME")
+        parts.append(tf.linalg.diag_part(full))  # (K, K, block)
+    return tf.concat(parts, axis=2)[..., None]  # (K, K, C, 1), the kernel's shape
+
+
 # Same class name as Keras' on purpose: Keras names a layer's weights in a .weights.h5 file
 # after its class ("depthwise_conv2d_3"), so records saved with the plain layer load into this one.
 @keras.saving.register_keras_serializable(package="convmixer")
@@ -109,8 +135,15 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
             and inputs.shape[1] is not None
         )
 
-    def _swapped_kernel_gradient(self):
-        return self.kernel_size[0] >= SWAPPED_GRADIENT_MIN_KERNEL
+    def _kernel_gradient(self, tokens: int, channels: int, dtype="float32") -> str:
+        """How the fast path takes the kernel gradient on a grid of ``tokens`` per side: "tensorflow" (its
+        own op, fastest at 3x3), "dense blocks" (32x32 grids, float32: where it was measured) or "swapped"
+        (one forward convolution)."""
+        if self.kernel_size[0] < SWAPPED_GRADIENT_MIN_KERNEL:
+            return "tensorflow"
+        if tokens >= DENSE_BLOCK_GRADIENT_MIN_TOKENS and channels % DENSE_BLOCK_CHANNELS == 0 and dtype == "float32":
+            return "dense blocks"
+        return "swapped"
 
     def call(self, inputs):
         if not self._fast_path(inputs):
@@ -118,7 +151,7 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
         import tensorflow as tf
 
         k = self.kernel_size[0]
-        swapped = self._swapped_kernel_gradient()
+        method = self._kernel_gradient(inputs.shape[1], inputs.shape[-1], inputs.dtype)
 
         @tf.custom_gradient
         def depthwise(x, kernel):
@@ -126,7 +159,9 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
                 # The input gradient of a stride-1 SAME correlation with an odd kernel is the same
                 # correlation of dy with the kernel turned by 180 degrees: the fast forward kernel.
                 dx = tf.nn.depthwise_conv2d(dy, tf.reverse(kernel, [0, 1]), [1, 1, 1, 1], "SAME")
-                if swapped:
+                if method == "dense blocks":
+                    dkernel = tf.cast(dense_block_kernel_gradient(x, dy, k), kernel.dtype)
+                elif method == "swapped":
                     dkernel = tf.cast(swapped_kernel_gradient(x, dy, k), kernel.dtype)
                 else:
                     dkernel = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
@@ -257,8 +292,25 @@ def fast_paths_in(model) -> list[str]:
         return []
     # BatchNorm's and GELU's fast paths are float32 code: under a mixed policy their inputs are 16-bit
     float32_only = (BatchNormalization, Activation)
-    return sorted({FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS
-                   and (type(layer) not in float32_only or layer.compute_dtype == "float32")})
+    taken = {FAST_PATHS[type(layer)] for layer in model.layers if type(layer) in FAST_PATHS
+             and (type(layer) not in float32_only or layer.compute_dtype == "float32")}
+    for layer in model.layers:
+        if type(layer) is DepthwiseConv2D and _dense_blocks_in(layer):
+            taken.add(DENSE_BLOCKS_PATH)
+    return sorted(taken)
+
+
+DENSE_BLOCKS_PATH = f"depthwise kernel gradient from dense {DENSE_BLOCK_CHANNELS}-channel blocks at 32x32 tokens"
+
+
+def _dense_blocks_in(layer) -> bool:
+    """Whether a built DepthwiseConv2D of a functional model takes the dense-block kernel gradient."""
+    try:
+        shape = layer.input.shape
+    except (AttributeError, ValueError):  # not called on a symbolic input: the grid is unknown
+        return False
+    return (shape[1] is not None and layer._fast_path(layer.input)
+            and layer._kernel_gradient(shape[1], shape[-1], layer.compute_dtype) == "dense blocks")
 
 
 @contextlib.contextmanager
