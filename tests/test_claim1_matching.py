@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from convmixer.models.baselines import count_model_macs
-from convmixer.report import plots, sections, stats, tables, verdicts
+from convmixer.report import plots, sections, stats, tables, verdicts, wording
 from convmixer.report.names import cell_name
 from convmixer.report.runs import COLUMNS, prepare
 
@@ -88,7 +88,7 @@ def test_each_baseline_meets_the_convmixer_closest_in_compute_and_the_one_at_its
 def test_pairings_do_not_follow_accuracy():
     flipped = {name: 150 - mean for name, mean in LEVEL_AT_COMPUTE.items()}  # every ranking reversed
     pairs = [{m: {b: t["convmixer"] for b, t in by_baseline(lead(regime_runs(means)), m).items()}
-              for m in verdicts.MATCHINGS} for means in (LEVEL_AT_COMPUTE, flipped)]
+              for m in wording.MATCHINGS} for means in (LEVEL_AT_COMPUTE, flipped)]
     assert pairs[0] == pairs[1]
 
 
@@ -155,7 +155,7 @@ def test_claims_json_carries_every_matching_the_sizes_and_the_dependence():
 
 def test_the_mixers_token_bottleneck_is_disclosed_from_its_own_hyperparameters():
     for patch, tokens in ((2, 256), (4, 64)):
-        notes = verdicts.mixer_token_notes(lead(regime_runs(LEVEL_AT_COMPUTE, mixer_patch=patch, twins=TWINS)))
+        notes = wording.mixer_token_notes(lead(regime_runs(LEVEL_AT_COMPUTE, mixer_patch=patch, twins=TWINS)))
         assert len(notes) == 1 and f"its {tokens} tokens through a token MLP of 13 hidden units" in notes[0]
     row = verdicts.verdicts(regime_runs(LEVEL_AT_COMPUTE, twins=TWINS)).set_index("id").loc["architectures"]
     evidence = row["evidence"]

@@ -19,7 +19,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from convmixer import report
-from convmixer.report import build, cost, html, plots, provenance, sections, stats, tables, text, verdicts
+from convmixer.report import build, cost, html, plots, provenance, sections, stats, tables, text, verdicts, wording
 from convmixer.report import runs as runs_module
 from convmixer.report.runs import COLUMNS, comparable_groups, load_reference, load_runs, prepare
 
@@ -419,7 +419,7 @@ def test_verdict_details_keep_every_test_in_folds_without_paragraph_cells():
     assert "adjacent sizes: 3 → 5" in text and "linear trend" in text and "The paper's own effect" in text
     assert max(len(td.get_text()) for td in soup.find_all("td")) <= MAX_CELL_CHARS
     rule = [li.get_text() for li in folds["verdict-rule"].find_all("li")]  # a sentence a line, not one block
-    assert len(rule) >= 5 and " ".join(rule) == " ".join(verdicts.VERDICT_RULE.split())
+    assert len(rule) >= 5 and " ".join(rule) == " ".join(wording.VERDICT_RULE.split())
 
 
 def test_jpeg_sentence_only_for_lossy_sources():

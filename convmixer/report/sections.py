@@ -27,9 +27,8 @@ from .tables import (architecture_contrasts_table, architectures_table, like_for
                      published_trend_series, setups_table, trend, trend_setups)
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
                    reference_report_observations, reproduction_sentences, scope, setup_facts)
-from .verdicts import (CLAIMS, MATCHING_RULE, MATCHINGS, VERDICT_RULE, architecture_regimes, claim1_scope,
-                       claim_tests, dependences, headlines, mixer_token_notes, no_trend_reason, schedule_end,
-                       short_regime)
+from .verdicts import CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason, schedule_end
+from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, short_regime
 
 
 def _budget(setup_runs: pd.DataFrame) -> str:

@@ -47,6 +47,9 @@ import numpy as np
 import pandas as pd
 
 ALPHA = 0.05
+# Seeds a model needs before its own run-to-run spread enters a contrast (claim 1; a model with one run has
+# no spread of its own, and pooling the others' would assume it).
+MIN_RUNS_PER_MODEL = 2
 CONSISTENT, CONTRADICTS, INCONCLUSIVE, NOT_TESTED = (
     "consistent with the claim", "contradicts the claim", "inconclusive", "not tested")
 

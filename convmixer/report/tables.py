@@ -17,7 +17,8 @@ from ..models.convmixer import count_parameters
 from .names import ARCHITECTURE_NAMES, hyperparameters
 from .stats import binomial_se_pct
 from .runs import AXES, comparable_groups, other_axis, prepare, short_axis
-from .verdicts import MATCHINGS, architecture_regimes
+from .verdicts import architecture_regimes
+from .wording import MATCHINGS
 
 
 def setups_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -279,7 +280,7 @@ def _hyperparameter_text(first) -> str:
 
 
 def architecture_contrasts_table(regime: dict) -> pd.DataFrame:
-    """One regime's claim-1 contrasts under every matching (``verdicts.MATCHINGS``): which ConvMixer each
+    """One regime's claim-1 contrasts under every matching (``wording.MATCHINGS``): which ConvMixer each
     baseline meets, both models' multiply-adds per image, the margin with its interval, and the verdict."""
     columns = ["matching", "ConvMixer", "baseline", "ConvMixer multiply-adds", "baseline multiply-adds",
                "ConvMixer minus baseline (points)", "95% CI", "Holm p", "verdict"]

@@ -2,7 +2,7 @@
 
 An axis claim (kernel, patch) is tested in every setup that varies its axis
 (``stats.axis_test``), Holm-adjusted across setups, and takes the verdict of its
-lead setup (``VERDICT_RULE``). Claim 1 contrasts a pre-chosen ConvMixer with
+lead setup (``wording.VERDICT_RULE``). Claim 1 contrasts a pre-chosen ConvMixer with
 size-matched baselines trained in the same regime (rows that match a published
 run like for like are ``anchors``'). Every function accepts an
 empty or partial ``load_runs`` frame and returns "not tested" rather than raising.
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
-from . import stats
-from .names import ARCHITECTURE_NAMES, cell_name, hyperparameters, model_name, parameter_count, regime
+from . import stats, wording
+from .names import cell_name, hyperparameters, parameter_count, regime
 from .runs import SETUP_FIELDS, clean, comparable_groups, other_axis, prepare, short_axis
 
 
@@ -31,25 +31,6 @@ CLAIMS = [
     {"id": "patch", "anchor": "trend-patch", "axis": "patch_size", "sign": -1,
      "claim": "A larger patch lowers accuracy."},
 ]
-
-
-# How a verdict is reached, stated once for the evidence and the note under the verdict table.
-VERDICT_RULE = (
-    "Each setup (runs that differ only in kernel size, patch size and seed) is one unit of evidence. Its runs' "
-    "test accuracies (percent) are fitted by ordinary least squares, accuracy ~ C(kernel) + C(patch), with a seed "
-    "block where every seed ran in every cell (statsmodels). A claim's effect in a setup is the difference between "
-    "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
-    "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
-    "sampling noise (every run is scored on the same test images; method of moments on the per-image "
-    "differences, Welch-Satterthwaite degrees of freedom); the p-values of one claim's setups are Holm-adjusted "
-    "together. A setup is "
-    "consistent with the claim (or contradicts it) when its adjusted p < 0.05 and the effect has the claimed (or "
-    "the opposite) sign, and inconclusive otherwise. A claim's verdict is that of its lead setup: the longest "
-    "training whose learning rate was annealed to 0 (the end of a one-cycle schedule at a fixed budget), else the "
-    "longest training; the lead is chosen from the recipe and budget alone, never from accuracy. On synthetic "
-    "tables of this grid's shape with no "
-    "effect, the rule calls a claim consistent in under 5% of draws (tests/test_inference.py)."
-)
 
 
 def schedule_end(setup_runs: pd.DataFrame) -> dict:
@@ -140,85 +121,19 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
     return tests
 
 
-def _test_line(t: dict, axis: str) -> str:
-    r = t["result"]
-    head = f"setup {t['setup']} ({t['regime']}; {t['schedule_end']}): "
-    if r is None:
-        return head + (f"{short_axis(axis)} {t['low']} → {t['high']}: not estimable (no seed replicates, so the "
-                       f"noise is unknown, or the design changes {short_axis(other_axis(axis))} together with it): "
-                       f"{t['verdict']}")
-    text = (head + f"{short_axis(axis)} {r['low']} → {r['high']}: {r['effect']:+.2f} points "
-            f"(95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; p = {r['p']:.2g}, Holm-adjusted {t['p_holm']:.2g}; "
-            f"{r['df']:.0f} df; noise from {r.get('noise', 'seeds only')}; {r['n_runs']} runs): {t['verdict']}")
-    if r.get("steps"):
-        steps = "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})"
-                          for s in r["steps"])
-        slope = r.get("slope")
-        trend_text = (f" Linear trend {slope['slope']:+.2f} points per {short_axis(axis)} step of 1 "
-                      f"(95% CI {slope['ci_low']:+.2f} to {slope['ci_high']:+.2f}, p = {slope['p']:.2g})."
-                      if slope else "")
-        text += f". Adjacent sizes: {steps}.{trend_text}"
-    return text
-
-
 def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
     tests = claim_tests(runs, claim)
     if not tests:
         return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {no_trend_reason(runs, claim['axis'])}.",
                 "regime": None, "setups": [], "tests": []}
     lead = tests[0]
-    r = lead["result"] or {}
-    trained = ("at the end of its one-cycle schedule" if lead["annealed"]
-               else "stopped mid-schedule (learning rate above 0)")
-    summary = f"{lead['verdict']} for {lead['regime']}, {trained}"
-    if r:
-        summary += (f": {short_axis(claim['axis'])} {r['low']} → {r['high']} changes accuracy by "
-                    f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}, Holm-adjusted "
-                    f"p = {lead['p_holm']:.2g})")
-    others = [f"{t['verdict']} for {t['regime']}" for t in tests[1:]]
-    if others:
-        summary += ". Other regimes: " + "; ".join(others)
-    lines = [summary + ".", *[_test_line(t, claim["axis"]) for t in tests]]
-    return {"verdict": lead["verdict"], "evidence": "\n".join(lines), "regime": lead["regime"],
+    return {"verdict": lead["verdict"], "evidence": wording.axis_evidence(claim["axis"], tests), "regime": lead["regime"],
             "setups": [t["setup"] for t in tests], "tests": tests}
 
 
 # Fields that say which model a run trained; every other setup field is its training regime.
 MODEL_FIELDS = ["architecture", "hyperparameters", "width", "depth", "patch_size", "kernel_size", "activation"]
 REGIME_FIELDS = [f for f in SETUP_FIELDS if f not in MODEL_FIELDS]
-MIN_RUNS_PER_MODEL = 2  # seeds a model needs before its own run-to-run spread enters a contrast
-def claim1_scope(regime: dict) -> str:
-    """What claim 1's test here can and cannot say, with the model sizes read from the regime's runs."""
-    sizes = [size["parameters"] for size in regime["sizes"].values() if size.get("parameters")]
-    at = (f"{min(sizes) / 1000:,.0f}k to {max(sizes) / 1000:,.0f}k parameters" if sizes and min(sizes) != max(sizes)
-          else f"{sizes[0] / 1000:,.0f}k parameters" if sizes else "the sizes in the table")
-    return (
-        f"This is CIFAR-10 with models of {at} and a CPU budget; the paper's claim 1 is mainly about "
-        "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
-        "The shared recipe is the ConvMixer code's own (locuslab/convmixer-cifar10's defaults), chosen for ConvMixer "
-        "and not tuned for any baseline: the margins say how the baselines fare under it, not after tuning of their "
-        "own. The verdict matches models by parameters, as the paper does; parameters are not compute, so the same "
-        "baselines are also contrasted with the ConvMixer closest to each in multiply-adds per image, and with a "
-        "ConvMixer of the same patch size, and the claim-1 table and figure show each model's multiply-adds and "
-        "seconds per epoch on this machine.")
-
-
-# The ways a baseline is paired with a ConvMixer of its regime, each fixed from the architectures alone.
-MATCHINGS = {
-    "parameters": "matched by parameters",
-    "compute": "matched by compute",
-    "patch": "compared at the same patch size",
-}
-MATCHING_RULE = (
-    "Matched by parameters (the verdict's pairing): every baseline against one ConvMixer, the smallest patch and "
-    f"then the largest kernel among those within ±{MATCH_TOLERANCE:.0%} of the baselines' median size. Matched "
-    "by compute: each baseline against the ConvMixer of the regime closest to it in multiply-adds per image "
-    "(the smallest ratio of the larger count to the smaller, since compute differs by factors). At "
-    "the same patch size: each patch-based baseline against the ConvMixer at its patch size (largest kernel, then "
-    "closest size). No pairing looks at accuracy. All contrasts come from one OLS fit over every model in the "
-    "claim-1 table (stats.group_contrasts), so a pair has the same interval under every matching; the p-values of "
-    "each matching are Holm-adjusted across its baselines. Multiply-adds count the forward pass's convolutions, "
-    "dense layers and attention products (convmixer/models, count_model_macs).")
 
 
 def macs_per_image(row) -> int | None:
@@ -242,7 +157,7 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
     """Training regimes (every setup field but the model's) that hold ConvMixer and baseline runs.
 
     In each, every baseline is paired with a ConvMixer of the regime in each of
-    ``MATCHINGS``, chosen before looking at any accuracy (``MATCHING_RULE``);
+    ``wording.MATCHINGS``, chosen before looking at any accuracy (``wording.MATCHING_RULE``);
     ``tests`` are the parameter-matched contrasts (the verdict's), ``matchings``
     all three.
     """
@@ -285,26 +200,14 @@ def _regime_contrasts(conv: pd.DataFrame, base: pd.DataFrame) -> dict:
              for n, m in models.items()}
     matchings = {kind: _family(pairing, fits, counts, annealed, sizes, kind) for kind, pairing in pairings.items()}
     tests = matchings["parameters"]
-    return {"reference": reference, "regime": _regime_text(reference, ref_runs.iloc[0], cells), "tests": tests,
+    return {"reference": reference, "regime": wording.regime_text(reference, ref_runs.iloc[0], cells), "tests": tests,
             "matchings": matchings, "runs": cells, "sizes": sizes, "models": models,
             "annealed": annealed[reference] and all(t["annealed"] for t in tests),
             "budget": _budget_size(ref_runs), "n_runs": len(frame)}
 
 
-def _regime_text(reference: str, first, cells: pd.DataFrame) -> str:
-    seeds = cells.groupby(cells["architecture"].map(lambda a: ARCHITECTURE_NAMES.get(a, a)), sort=False)[
-        "seed"].nunique()
-    seeds_text = (f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] != 1 else ''} each" if seeds.nunique() == 1 else
-                  "seeds: " + ", ".join(f"{arch} {n}" for arch, n in seeds.items()))
-    # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
-    jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
-    return (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
-            f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
-            f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
-
-
 def _pairings(conv_cells: pd.DataFrame, base: pd.DataFrame, reference: str) -> dict[str, dict[str, str]]:
-    """For each of MATCHINGS, baseline name -> the ConvMixer it is contrasted with (from architectures only)."""
+    """For each of wording.MATCHINGS, baseline name -> the ConvMixer it is contrasted with (from architectures only)."""
     baselines = {cell_name(r): r for _, r in base.iterrows()}
     same_patch = {b: _patch_match(conv_cells, row) for b, row in baselines.items()}
     return {
@@ -320,10 +223,10 @@ def _fits(frame: pd.DataFrame, counts: pd.Series, convmixers: set) -> dict[str, 
     A model with one run has no spread of its own: pooling the others' would assume it, so such a model
     does not enter the fit and gets no contrast (inconclusive).
     """
-    replicated = frame[frame["group"].map(counts) >= MIN_RUNS_PER_MODEL].reset_index(drop=True)
+    replicated = frame[frame["group"].map(counts) >= stats.MIN_RUNS_PER_MODEL].reset_index(drop=True)
     correct = per_image_correct(replicated["path"])  # the test images' noise, where every run kept predictions
     return {c: (stats.group_contrasts(replicated, c, correct) or {}) if (
-        counts.get(c, 0) >= MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
+        counts.get(c, 0) >= stats.MIN_RUNS_PER_MODEL and replicated["group"].nunique() > 1) else {}
         for c in sorted(convmixers)}
 
 
@@ -397,51 +300,11 @@ def _claim_word(tests: list[dict]) -> str:
     return stats.INCONCLUSIVE
 
 
-def _millions(macs) -> str:
-    return f"{macs / 1e6:.2f}M" if macs else "?"
-
-
-def _contrast_line(t: dict) -> str:
-    r = t["result"]
-    if r is None:
-        return (f"not estimable ({t['n_runs']} run{'s' if t['n_runs'] != 1 else ''} of it; a contrast needs at "
-                f"least {MIN_RUNS_PER_MODEL} seeds of each model): {t['verdict']}")
-    return (f"{r['effect']:+.2f} points (95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; Holm-adjusted p = "
-            f"{t['p_holm']:.2g}; {r['df']:.0f} residual df): {t['verdict']}")
-
-
-def _matching_line(t: dict, reference: str) -> str:
-    """A compute-matched or same-patch contrast, with both models' multiply-adds and parameters."""
-    same = " (the parameter-matched ConvMixer)" if t["convmixer"] == reference else ""
-    return (f"{MATCHINGS[t['matching']].capitalize()}: {t['convmixer']}{same} ({_millions(t['convmixer_macs'])} "
-            f"multiply-adds per image, {t['convmixer_parameters'] or 0:,} parameters) minus {t['baseline']} "
-            f"({_millions(t['baseline_macs'])}, {t['baseline_parameters'] or 0:,}): " + _contrast_line(t))
-
-
-def _join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _short_contrast(t: dict) -> str:
-    r = t["result"]
-    return (f"{t['convmixer']} minus it: " + (f"{r['effect']:+.2f} points, 95% CI {r['ci_low']:+.2f} to "
-            f"{r['ci_high']:+.2f}, Holm-adjusted p = {t['p_holm']:.2g}" if r else "not estimable")
-            + f", {t['verdict']}")
-
-
 def dependence(baseline: str, tests: dict[str, dict]) -> dict:
     """Whether ConvMixer beats ``baseline`` under every matching it has (``tests``: matching -> contrast)."""
     beats = [m for m, t in tests.items() if t["verdict"] == stats.CONSISTENT]
     rest = [m for m in tests if m not in beats]
-    if beats and rest:
-        text = (f"the conclusion for {baseline} depends on the matching: ConvMixer beats it when "
-                f"{_join([MATCHINGS[m] for m in beats])} but not when {_join([MATCHINGS[m] for m in rest])} ("
-                + "; ".join(_short_contrast(tests[m]) for m in rest) + ")")
-    elif beats:
-        text = f"ConvMixer beats {baseline} under every matching tested ({_join([MATCHINGS[m] for m in beats])})"
-    else:
-        text = (f"ConvMixer beats {baseline} under no matching tested ("
-                + "; ".join(f"{MATCHINGS[m]}: {_short_contrast(t)}" for m, t in tests.items()) + ")")
+    text = wording.dependence_text(baseline, tests, beats, rest)
     return {"baseline": baseline, "depends": bool(beats and rest), "beats_under": beats, "text": text}
 
 
@@ -452,25 +315,6 @@ def dependences(regime: dict) -> list[dict]:
         for t in tests:
             by_baseline.setdefault(t["baseline"], {})[kind] = t
     return [dependence(b, tests) for b, tests in sorted(by_baseline.items())]
-
-
-def mixer_token_notes(regime: dict) -> list[str]:
-    """Each MLP-Mixer's token-mixing width against its token count: a possible handicap, said beside the verdict."""
-    from ..cifar10 import IMAGE_SIZE
-
-    notes = []
-    for name, runs in regime["models"].items():
-        row = runs.iloc[0]
-        hp = hyperparameters(row)
-        if row["architecture"] != "mlp_mixer" or "token_mlp_dim" not in hp or pd.isna(row.get("patch_size")):
-            continue
-        tokens = (IMAGE_SIZE // int(row["patch_size"])) ** 2
-        notes.append(
-            f"{name} mixes its {tokens} tokens through a token MLP of {hp['token_mlp_dim']} hidden units, because its "
-            "family ties the token MLP to half the channel width so that its parameters can match the ConvMixer's "
-            "(convmixer/models/baselines.py). That bottleneck may handicap it: the original Mixers' token MLPs "
-            "are wider than their token count (Mixer-B/16: 384 units for 196 tokens).")
-    return notes
 
 
 def _architecture_verdict(runs: pd.DataFrame) -> dict:
@@ -485,29 +329,15 @@ def _architecture_verdict(runs: pd.DataFrame) -> dict:
                 "details": None}
     lead = regimes[0]
     verdict = _claim_word(lead["tests"])
-    lines = [f"{lead['reference']} minus {t['baseline']}: " + _contrast_line(t) for t in lead["tests"]]
-    lines += [_matching_line(t, lead["reference"]) for kind in ("compute", "patch") for t in lead["matchings"][kind]]
     depends = dependences(lead)
-    lines += [d["text"][0].upper() + d["text"][1:] + "." for d in depends]
-    lines += [MATCHING_RULE, *mixer_token_notes(lead)]
-    # The first line is the summary the README shows, so it carries every parameter-matched contrast and
-    # says where another matching changes the conclusion (the lines below add the other contrasts).
-    margins = "; ".join(
-        f"{t['baseline']} {t['result']['effect']:+.2f} points (95% CI {t['result']['ci_low']:+.2f} to "
-        f"{t['result']['ci_high']:+.2f})" if t["result"] else f"{t['baseline']} not estimable"
-        for t in lead["tests"])
-    changed = [d["text"] for d in depends if d["depends"]]
-    matching_text = ("Matched by parameters, as in the paper; " + ("; ".join(changed) if changed else
-                     "the conclusion for each baseline is the same under every matching tested") + ". ")
-    head = (f"{verdict} for {lead['regime']}: {lead['reference']} minus {margins}. " + matching_text +
-            "ConvMixer must beat every baseline for the claim to hold here. " + claim1_scope(lead))
     tests = [_test_entry(t, lead) for t in lead["tests"]]
     details = {kind: [_test_entry(t, lead) for t in family] for kind, family in lead["matchings"].items()}
-    return {"verdict": verdict, "evidence": "\n".join([head, *lines]), "regime": lead["regime"],
+    return {"verdict": verdict, "evidence": wording.architecture_evidence(lead, verdict, depends),
+            "regime": lead["regime"],
             "setups": [lead["reference"]] + [t["baseline"] for t in lead["tests"]], "tests": tests,
             "details": {"matchings": details, "depends": depends, "sizes": lead["sizes"],
                         "verdict_by_matching": {k: _claim_word(f) for k, f in lead["matchings"].items()},
-                        "notes": mixer_token_notes(lead)}}
+                        "notes": wording.mixer_token_notes(lead)}}
 
 
 def _test_entry(t: dict, lead: dict) -> dict:
@@ -560,7 +390,7 @@ def _json_details(details) -> dict:
     depends on the matching, each model's size and multiply-adds, and the disclosed handicaps."""
     if not isinstance(details, dict):
         return {}
-    return {"matching_rule": MATCHING_RULE,
+    return {"matching_rule": wording.MATCHING_RULE,
             "matchings": {k: [_json_test(t) for t in tests] for k, tests in details["matchings"].items()},
             "verdict_by_matching": details["verdict_by_matching"],
             "depends_on_matching": [{"baseline": d["baseline"], "depends": d["depends"],
@@ -582,29 +412,10 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
                         "setups": list(row.setups), "effect": lead.get("effect"), "ci_low": lead.get("ci_low"),
                         "ci_high": lead.get("ci_high"), "p": lead.get("p_holm"),
                         "n_runs": lead.get("n_runs", 0), "tests": tests, **_json_details(row.details)})
-    return {"rule": VERDICT_RULE, "claims": entries}
+    return {"rule": wording.VERDICT_RULE, "claims": entries}
 
 
 # --------------------------------------------------------------------------- the first screen
-
-def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word: str = "") -> str:
-    """A regime in a few words (the report's first screen): model (``model`` overrides it; "" leaves it out),
-    epochs and recipe, a training subset, the data when it is not canonical CIFAR-10, and the seeds.
-    ``regime`` says the same at length."""
-    first = setup_runs.iloc[0]
-    per_cell = setup_runs.groupby(["patch_size", "kernel_size"], dropna=False)["seed"].nunique()
-    low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
-    seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}-{high} seeds"
-    parts = ([model_name(first)] if model is None else [model] if model else []) + [
-        f"{first['epochs']} epochs of the {first['recipe']} recipe"]
-    images = first.get("train_images")
-    if not pd.isna(first.get("train_subset")) and not pd.isna(images):
-        parts.append(f"{int(images):,} training images")
-    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
-        parts.append("JPEG CIFAR-10")
-    elif str(first.get("data") or "").startswith("synthetic"):
-        parts.append("synthetic data")
-    return ", ".join(parts + [seeds + seeds_word])
 
 
 def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dict]:
@@ -624,14 +435,14 @@ def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dic
         if "axis" in claim and tests:
             lead = tests[0]
             r = lead["result"]
-            entry["regime"] = short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
+            entry["regime"] = wording.short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
             entry["effects"] = [{"label": f"{short_axis(claim['axis'])} {lead['low']} → {lead['high']}",
                                  "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
                                  "ci_high": r["ci_high"] if r else None, "p_holm": lead["p_holm"]}]
         elif tests:
             lead = architecture_regimes(runs)[0]
             ref_runs = lead["models"][lead["reference"]]
-            entry["regime"] = short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
+            entry["regime"] = wording.short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
             entry["reference"] = lead["reference"]
             entry["effects"] = [{"label": t["setup"], "effect": t["result"]["effect"] if t["result"] else None,
                                  "ci_low": t["result"]["ci_low"] if t["result"] else None,
