@@ -5,8 +5,10 @@ At patch 1 (32x32 tokens) this gradient is most of a training step: TensorFlow's
 (``layers.swapped_kernel_gradient``) both run at a tenth of the forward
 convolution's rate there (benchmarks/README.md). The third way is a dense
 convolution's filter gradient (oneDNN's ``Conv2DBackpropFilter``) per group of
-``g`` channels, keeping the diagonal of each g x g result: g times the
-arithmetic, in the one kernel family oneDNN tunes hardest.
+``g`` channels, keeping the diagonal of each g x g result
+(``layers.dense_block_kernel_gradient``, which the layer takes at 32x32 grids
+with g = 16): g times the arithmetic, in the one kernel family oneDNN tunes
+hardest.
 
 Each case is traced once, then the cases are timed in turn, ``--repeats``
 times, so that load changes hit all of them alike; the median milliseconds are
@@ -27,20 +29,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def grouped_dense_kernel_gradient(x, dy, kernel_size, group):
-    """dK of a stride-1 SAME depthwise convolution from dense filter gradients of ``group``-channel blocks."""
-    import tensorflow as tf
-
-    n, h, w, c = x.shape
-    blocks = []
-    for start in range(0, c, group):
-        full = tf.raw_ops.Conv2DBackpropFilter(
-            input=x[..., start:start + group], filter_sizes=[kernel_size, kernel_size, group, group],
-            out_backprop=dy[..., start:start + group], strides=[1, 1, 1, 1], padding="SAME")
-        blocks.append(tf.linalg.diag_part(full))  # (K, K, g): channel with itself
-    return tf.concat(blocks, axis=2)[..., None]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=128)
@@ -54,7 +42,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from convmixer.models.layers import swapped_kernel_gradient
+    from convmixer.models.layers import dense_block_kernel_gradient, swapped_kernel_gradient
 
     shape = (a.batch, a.grid, a.grid, a.width)
     x, dy = tf.random.normal(shape, seed=1), tf.random.normal(shape, seed=2)
@@ -65,7 +53,7 @@ def main():
         "swapped": tf.function(lambda: swapped_kernel_gradient(x, dy, k)),
     }
     for g in (int(v) for v in a.groups.split(",")):
-        cases[f"dense blocks of {g}"] = tf.function(lambda g=g: grouped_dense_kernel_gradient(x, dy, k, g))
+        cases[f"dense blocks of {g}"] = tf.function(lambda g=g: dense_block_kernel_gradient(x, dy, k, g))
     reference = cases["tensorflow"]().numpy()
     errors = {name: float(np.abs(f().numpy() - reference).max() / np.abs(reference).max())
               for name, f in cases.items()}

@@ -68,7 +68,7 @@ def main():
     p.add_argument("--inter-op", type=int, default=0, help="TensorFlow inter-op threads (0: its default)")
     p.add_argument("--intra-op", type=int, default=0, help="TensorFlow intra-op threads (0: its default)")
     p.add_argument("--swapped-min-kernel", type=int, default=None,
-                   help="override layers.SWAPPED_GRADIENT_MIN_KERNEL (to time the depthwise gradient choice)")
+                   help="override layers.SWAPPED_GRADIENT_MIN_KERNEL (to time the depthwise gradient choice; at 32x32 grids the dense blocks take kernels of 5 and more, see layers.DENSE_BLOCK_GRADIENT_MIN_TOKENS)")
     p.add_argument("--plain-keras", action="store_true", help="time the model built from plain Keras layers")
     a = p.parse_args()
 

@@ -95,7 +95,7 @@ def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
     from convmixer.report.tables import like_for_like_table
 
     shown = like_for_like_table(rows)["verdict"].tolist()
-    assert any(v.startswith("not run: about 12.5 hours on a 2-core AVX2 CPU (5.0 training images/s measured by "
+    assert any(v.startswith("not run: about 12.5 hours on 2 cores of an AVX2 CPU (5.0 training images/s measured by "
                             "bench, 2026-12-06)") for v in shown), shown
     assert any(v.startswith("not run: cost not yet measured here") for v in shown)
 

@@ -159,6 +159,8 @@ def test_a_report_prepares_its_runs_once(monkeypatch):
     text.scope(table)
     assert calls == []  # every section read the prepared table
     assert list(tables.skipped(table)["run id"]) == ["a failed run"]  # records that did not complete stay in it
+    assert table.loc[table["status"] != "completed", "final_lr"].tolist() == [None]  # None, never NaN
+    assert set(prepare(runs.assign(setup="mine"))["setup"]) == {"A"}  # a column of that name alone is not a table
     # The same labels and rows as from the raw frame, and a caller's change never reaches the table.
     pd.testing.assert_frame_equal(prepare(table), prepare(runs))
     mine = prepare(table)

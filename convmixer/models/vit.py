@@ -103,7 +103,6 @@ def build_vit(dim, depth, heads, mlp_ratio, patch_size, num_classes=10, normaliz
     import keras
     from keras import layers
 
-    tokens = (IMAGE_SIZE // patch_size) ** 2
     inputs, x = image_tokens(dim, patch_size, normalization)
     x = position_embedding_class()(name="position_embedding")(x)
     for i in range(depth):

@@ -128,6 +128,8 @@ def training_cost(row: dict, records: list[dict]) -> dict | None:
             continue
         if spec.get("architecture", "convmixer") != "convmixer" or spec.get("recipe") != row["recipe"]:
             continue
+        if spec.get("activation", "gelu") != "gelu" or (spec.get("recipe_overrides") or {}) != row["recipe_overrides"]:
+            continue  # another model or recipe than the published setting's
         for result in record.get("results") or []:
             if result.get("case") == "project" and result.get("device", {}).get("kind") == "CPU":
                 if best is None or record["measured"] > best[0]["measured"]:

@@ -12,9 +12,10 @@ ints and a ``setup`` label. Only runs of one *setup* are compared with each
 other: a setup is every configuration field except the two ablation axes
 (kernel size, patch size) and the seed, because runs that differ in width,
 recipe, epochs, data, ... would confound the trend with something else. Every
-table, verdict and sentence of the report starts from ``prepare``; it remembers
-its last results, so one report prepares its runs once however many functions
-it calls with the same frame.
+table, verdict and sentence of the report starts from ``prepare``. The report
+prepares its runs once (``prepare_table``, which also reads each run's
+history.csv) and hands that table to every section, for which ``prepare`` is
+only a filter.
 
 Reference numbers (paper, reference report) come only from ``load_reference``.
 """
@@ -216,11 +217,15 @@ def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.Da
     Cheap on a ``prepare_table`` result, which the report notebook makes once and
     passes to every section; a ``load_runs`` frame is prepared here in full.
     """
-    table = runs if "setup" in runs.columns else prepare_table(runs)
+    table = runs if set(PREPARED_COLUMNS) <= set(runs.columns) else prepare_table(runs)
     done = table[table["status"] == "completed"]
     if architecture is not None:
         done = done[done["architecture"] == architecture]
     return done.reset_index(drop=True).copy()  # a copy: callers add columns
+
+
+# What prepare_table adds to a load_runs frame; a frame with all of them is taken as prepared.
+PREPARED_COLUMNS = ("setup", "setup_description", "final_lr", "final_train_accuracy")
 
 
 def prepare_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -253,8 +258,8 @@ def prepare_table(runs: pd.DataFrame) -> pd.DataFrame:
     done = done.sort_values(["setup", "patch_size", "kernel_size", "seed"], kind="stable")
     if rest.empty:
         return done.reset_index(drop=True)
-    for column in ("setup", "setup_description", "final_lr", "final_train_accuracy"):
-        rest[column] = pd.Series(None, index=rest.index, dtype=object)
+    for column in PREPARED_COLUMNS:
+        rest[column] = pd.Series([None] * len(rest), index=rest.index, dtype=object)  # None, not NaN
     return pd.concat([done, rest]).reset_index(drop=True)
 
 

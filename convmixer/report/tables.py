@@ -157,11 +157,10 @@ ISA_WORDS = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX"}
 
 
 def _cpu_words(cost: dict) -> str:
-    """'a 2-core AVX-512 CPU': the machine a cost was measured on, as the reader compares it with theirs."""
-    cores = f"{cost['cores']}-core " if cost.get("cores") else ""
-    isa = ISA_WORDS.get(cost.get("isa"), cost.get("isa") or "")
-    words = f"{cores}{isa + ' ' if isa else ''}CPU"
-    return ("an " if words[0].lower() in "aeiou" or words.startswith(("8", "11", "18")) else "a ") + words
+    """'2 cores of an AVX-512 CPU': the machine a cost was measured on, as the reader compares it with theirs."""
+    isa = ISA_WORDS.get(cost.get("isa"), cost.get("isa"))
+    cpu = f"an {isa} CPU" if isa else "a CPU"  # every vector extension's name starts with "A"
+    return f"{cost['cores']} cores of {cpu}" if cost.get("cores") else cpu
 
 
 def like_for_like_table(rows: list[dict]) -> pd.DataFrame:

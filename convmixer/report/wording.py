@@ -53,9 +53,9 @@ MATCHING_RULE = (
 
 def claim1_scope(regime: dict) -> str:
     """What claim 1's test here can and cannot say, with the model sizes read from the regime's runs."""
-    sizes = [size["parameters"] for size in regime["sizes"].values() if size.get("parameters")]
-    at = (f"{min(sizes) / 1000:,.0f}k to {max(sizes) / 1000:,.0f}k parameters" if sizes and min(sizes) != max(sizes)
-          else f"{sizes[0] / 1000:,.0f}k parameters" if sizes else "the sizes in the table")
+    sizes = sorted({round(size["parameters"] / 1000) for size in regime["sizes"].values() if size.get("parameters")})
+    at = (f"{sizes[0]:,}k to {sizes[-1]:,}k parameters" if len(sizes) > 1
+          else f"{sizes[0]:,}k parameters" if sizes else "the sizes in the table")
     return (
         f"This is CIFAR-10 with models of {at} and a CPU budget; the paper's claim 1 is mainly about "
         "ImageNet-scale models, which a small-CIFAR result can neither confirm nor refute, only illustrate. "
