@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import records
-from .runs import prepare
+from .runs import as_table, prepare
 from .tables import comparison_table
 from .anchors import like_for_like, planned_settings, summary_sentences
 from .provenance import GRIDS_DIR
@@ -45,6 +45,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     not change the block; the table is ``tables.comparison_table`` without the
     published rows nobody ran here.
     """
+    runs = as_table(runs)
     done = prepare(runs)
     lines = []
     if done.empty:

@@ -217,7 +217,7 @@ def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.Da
     Cheap on a ``prepare_table`` result, which the report notebook makes once and
     passes to every section; a ``load_runs`` frame is prepared here in full.
     """
-    table = runs if set(PREPARED_COLUMNS) <= set(runs.columns) else prepare_table(runs)
+    table = as_table(runs)
     done = table[table["status"] == "completed"]
     if architecture is not None:
         done = done[done["architecture"] == architecture]
@@ -226,6 +226,12 @@ def prepare(runs: pd.DataFrame, architecture: str | None = "convmixer") -> pd.Da
 
 # What prepare_table adds to a load_runs frame; a frame with all of them is taken as prepared.
 PREPARED_COLUMNS = ("setup", "setup_description", "final_lr", "final_train_accuracy")
+
+
+def as_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` if it is a ``prepare_table`` result, else that table: a function that prepares its runs more
+    than once (directly or through the functions it calls) calls this first, so a raw frame is prepared once."""
+    return runs if set(PREPARED_COLUMNS) <= set(runs.columns) else prepare_table(runs)
 
 
 def prepare_table(runs: pd.DataFrame) -> pd.DataFrame:

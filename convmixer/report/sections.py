@@ -22,7 +22,7 @@ from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, t
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
 from .names import cell_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
-from .runs import PAPER_WIDTH_DEPTH, comparable_groups, other_axis, prepare, short_axis
+from .runs import PAPER_WIDTH_DEPTH, as_table, comparable_groups, other_axis, prepare, short_axis
 from .tables import (architecture_contrasts_table, architectures_table, like_for_like_table, paper_points,
                      published_trend_series, setups_table, trend, trend_setups)
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
@@ -60,6 +60,7 @@ def _short_model(name: str) -> str:
 
 def verdict_line_data(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dict]:
     """``verdicts.headlines`` as the first screen's lines: the effects and notes as short text."""
+    runs = as_table(runs)
     from .verdicts import verdicts as verdict_table
 
     table = verdict_table(runs) if table is None else table
@@ -90,6 +91,7 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dic
     matchings share is one row); claims 2 and 3: every setup's extreme-level effect, the lead setup first,
     and the paper's own 200-epoch effect (``paper_effects``) where its table has one. The verdict's own
     contrasts are marked ``lead``."""
+    runs = as_table(runs)
     panels = []
     rows = []
     regimes = architecture_regimes(runs)
@@ -160,6 +162,7 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dic
 def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], table: pd.DataFrame | None = None) -> str:
     """What a reader takes in at a glance: the three claims one line each (verdict, effect with its 95%
     interval, regime), the paper-scale headline, and the forest plot of every effect behind them."""
+    runs = as_table(runs)
     lines = verdict_line_data(runs, table)
     headline = summary_sentences(published)[:1] + reproduction_sentences(published)[:1]
     panels = forest_panels(runs, reference)
@@ -232,6 +235,7 @@ def _architecture_details(claim: dict, number: int, row) -> str:
 def verdict_details(runs: pd.DataFrame, reference: dict | None = None, table: pd.DataFrame | None = None) -> str:
     """The full evidence of every verdict (every regime, test and p-value), folded one claim at a time, and
     how a verdict is reached."""
+    runs = as_table(runs)
     from .verdicts import verdicts as verdict_table
 
     table = verdict_table(runs) if table is None else table
@@ -249,6 +253,7 @@ def verdict_details(runs: pd.DataFrame, reference: dict | None = None, table: pd
 
 def summary_rest(runs: pd.DataFrame, reference: dict, results_dir=None) -> str:
     """The summary below the first screen: what the report covers, then the rest folded."""
+    runs = as_table(runs)
     return "\n".join([
         note(scope(runs, results_dir)),
         details("What each setup trained: budget, data and device",
@@ -265,6 +270,7 @@ def summary_rest(runs: pd.DataFrame, reference: dict, results_dir=None) -> str:
 def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict]) -> str:
     """Every published single run beside ours like for like (visible), then the sources, the setups and every
     configuration beside the published values (folded)."""
+    runs = as_table(runs)
     from .tables import comparison_display, comparison_table
 
     from . import anchors as a
@@ -305,6 +311,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
 def trend_section(runs: pd.DataFrame, reference: dict, axis: str) -> str:
     """Accuracy against ``axis``, a panel per comparable setup (one figure), the numbers folded; or why
     there is none."""
+    runs = as_table(runs)
     other, short = other_axis(axis), short_axis
     setups = trend_setups(runs, axis)
     if not setups:
@@ -356,6 +363,7 @@ def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[
     """What the effects at several one-cycle budgets of one model show, against the paper's 200-epoch effect,
     in words that claim no more than that: how the effect moved between the budgets measured, and that a
     larger model's long-training effect elsewhere does not say how this one would move."""
+    runs = as_table(runs)
     groups = comparable_groups(runs)
     table = reference["accuracy"] if reference is not None else pd.DataFrame()
 
@@ -407,6 +415,7 @@ def effect_by_budget_section(runs: pd.DataFrame, reference: dict | None = None) 
     """Claims 2 and 3: each setup's effect with its interval, ordered by training budget, so a reader sees
     whether an effect grows, holds or vanishes as training goes on (and what a 4- or 5-epoch result means).
     The forest plot on the first screen draws the same effects; the table is folded."""
+    runs = as_table(runs)
     rows = []
     for claim in (c for c in CLAIMS if "axis" in c):
         tests = sorted(claim_tests(runs, claim), key=lambda t: (t["budget"], t["setup"]))
@@ -446,6 +455,7 @@ def effect_by_budget_section(runs: pd.DataFrame, reference: dict | None = None) 
 
 def published_trends_section(runs: pd.DataFrame, reference: dict) -> str:
     """This project's kernel and patch trends beside the paper's and the reference report's."""
+    runs = as_table(runs)
     series = published_trend_series(runs, reference)
     return figure(plots.published_trends_figure(series), alt="Trends here and as published", caption=(
         "Accuracy change from each line's smallest kernel (left) or patch (right) size, in points: this project's "
@@ -459,6 +469,7 @@ def published_trends_section(runs: pd.DataFrame, reference: dict) -> str:
 def learning_curves_section(runs: pd.DataFrame) -> str:
     """Every setup's learning in one figure (a panel per setup, a line per configuration), how each setup's
     training ended, and the per-seed small multiples folded."""
+    runs = as_table(runs)
     done = prepare(runs)
     if done.empty:
         return missing("No completed runs, so there are no learning curves.")
@@ -497,6 +508,7 @@ def learning_curves_section(runs: pd.DataFrame) -> str:
 def architectures_section(runs: pd.DataFrame) -> str:
     """Claim 1: ConvMixer against size-matched baselines trained the same way: the models with their size and
     compute, a figure per regime, and the contrasts under every matching with where the conclusion depends on it."""
+    runs = as_table(runs)
     regimes = architecture_regimes(runs)
     if not regimes:
         return missing("No baseline (ResNet, ViT, MLP-Mixer) shares a training regime with a ConvMixer here, so "
@@ -545,6 +557,7 @@ def _architecture_regime_parts(regime: dict, index: int) -> list[str]:
 def cost_section(runs: pd.DataFrame, reference: dict) -> str:
     """ConvMixer-256/8 seconds per epoch here beside the published timings (figure), every configuration's
     seconds per epoch by setup (one compact table), the full measurements folded, and compute vs accuracy."""
+    runs = as_table(runs)
     marks = reference_marks(reference)
     bars, settings = timing_bars(runs, reference)
     w, d = PAPER_WIDTH_DEPTH
@@ -592,6 +605,7 @@ def cost_section(runs: pd.DataFrame, reference: dict) -> str:
 def provenance_section(runs: pd.DataFrame) -> str:
     """Recipes, differences from the originals, data sources (JPEG flagged), versions, devices, commits:
     each folded under its name; the warnings stay in view."""
+    runs = as_table(runs)
     tables = provenance(runs)
     empty = "No completed runs, so there is nothing to list."
     parts = []
@@ -618,6 +632,7 @@ def provenance_section(runs: pd.DataFrame) -> str:
 def lessons_section(runs: pd.DataFrame, grids_dir=GRIDS_DIR) -> str:
     """Section 7's generated statements and what the shipped grids (``grids_dir``) would add (folded: each
     grid's coverage in a table, its description as a sentence below it rather than a paragraph in a cell)."""
+    runs = as_table(runs)
     grids = grid_coverage(runs, grids_dir)
     described = [f"{g}: {text}" for g, text in zip(grids["grid"], grids["description"]) if text] if not grids.empty \
         else []

@@ -19,7 +19,7 @@ import pandas as pd
 from ..models.baselines import MATCH_TOLERANCE
 from . import stats, wording
 from .names import cell_name, hyperparameters, parameter_count, regime
-from .runs import SETUP_FIELDS, clean, comparable_groups, other_axis, prepare, short_axis
+from .runs import SETUP_FIELDS, as_table, clean, comparable_groups, other_axis, prepare, short_axis
 
 
 # The paper's claims this study tests, in the order of the summary's numbered list.
@@ -161,6 +161,7 @@ def architecture_regimes(runs: pd.DataFrame) -> list[dict]:
     ``tests`` are the parameter-matched contrasts (the verdict's), ``matchings``
     all three.
     """
+    runs = as_table(runs)
     done = prepare(runs, architecture=None)
     out = []
     if done.empty:
@@ -357,6 +358,7 @@ def verdicts(runs: pd.DataFrame) -> pd.DataFrame:
 
     ``details`` holds claim 1's contrasts under every matching (None for the axis claims).
     """
+    runs = as_table(runs)
     rows = []
     for claim in CLAIMS:
         result = _architecture_verdict(runs) if "axis" not in claim else _axis_verdict(runs, claim) | {"details": None}
@@ -402,6 +404,7 @@ def _json_details(details) -> dict:
 
 def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
     """The verdicts as data (``claims.json`` beside the report): one entry per claim, every setup's test under it."""
+    runs = as_table(runs)
     table = verdicts(runs) if table is None else table
     entries = []
     for row in table.itertuples(index=False):
@@ -425,6 +428,7 @@ def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dic
 
     Read from ``verdicts(runs)`` (pass it as ``table`` when it is at hand); nothing is recomputed but the
     regime's runs."""
+    runs = as_table(runs)
     table = verdicts(runs) if table is None else table
     groups = comparable_groups(runs)
     out = []
