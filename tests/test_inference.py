@@ -71,8 +71,19 @@ def test_contrast_matches_the_cell_means_in_a_balanced_design():
 
 
 def test_holm_is_statsmodels_holm():
+    import gc
+
     assert stats.holm([0.01, 0.04, float("nan")])[:2] == pytest.approx([0.02, 0.04])
     assert np.isnan(stats.holm([0.01, 0.04, float("nan")])[2])
+    # The heap is frozen only for statsmodels' call (its gc.collect), and left as it was found.
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+        assert gc.get_freeze_count() == frozen  # a caller's frozen heap stays frozen
+    finally:
+        gc.unfreeze()
 
 
 def test_trend_across_kernel_sizes_shows_a_plateau_step_by_step():
