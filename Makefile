@@ -32,7 +32,7 @@ test: $(VENV)/.installed browser
 
 # The edit-test loop: every test not marked slow (no training, no notebook execution).
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n auto
 
 # Write notebooks/*.ipynb from their jupytext sources notebooks/*.py.
 notebooks: $(VENV)/.installed

@@ -105,18 +105,16 @@ def spec_flops_per_image(spec: BenchSpec):
     return training_flops_per_image(c.width, c.depth, c.patch_size, c.kernel_size)
 
 
-def training_flops_per_image(width, depth, patch_size, kernel_size, image_size=32, num_classes=10, channels=3):
-    """fp32 FLOPs of one training image: forward multiply-adds x 2 (FLOPs) x 3 (forward + two backward).
+def training_flops_per_image(width, depth, patch_size, kernel_size):
+    """fp32 FLOPs of one training image: the forward pass's multiply-adds (``count_macs``: the convolutions
+    and the classifier, all but a few percent of the arithmetic) x 2 (FLOPs) x 3 (forward + two backward).
 
-    Counts the convolutions and the classifier, which are all but a few percent
-    of the arithmetic; the elementwise BatchNorm/GELU work is memory-bound and
-    not counted (it costs time without adding FLOPs, which is the point).
+    The elementwise BatchNorm/GELU work is memory-bound and not counted (it costs time without adding FLOPs,
+    which is the point).
     """
-    tokens = (image_size // patch_size) ** 2
-    macs = tokens * channels * patch_size**2 * width  # patch embedding
-    macs += depth * tokens * (width * kernel_size**2 + width * width)  # depthwise + pointwise
-    macs += width * num_classes
-    return 3 * 2 * macs
+    from .models.convmixer import count_macs
+
+    return 3 * 2 * count_macs(width, depth, patch_size, kernel_size)
 
 
 # fp32 FLOPs per cycle per core by the widest vector FMA the CPU has (two FMA pipes).
