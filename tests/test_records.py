@@ -56,6 +56,19 @@ def test_a_child_joins_the_lock_its_parent_holds_for_it(tmp_path):
     assert not records.lock_path(run).exists()
 
 
+def test_a_child_joins_only_under_the_guard_that_breaking_a_lock_takes(tmp_path):
+    # A sweep killed before its kernel joins leaves a stale lock; a process breaking it holds <lock>.break
+    # while it reads and removes the file, so the kernel's join (a rename over that file) must wait for it.
+    run = tmp_path / "r"
+    with records.acquire_lock(run) as lock:
+        guard = records.lock_path(run).with_name(records.lock_path(run).name + ".break")
+        guard.touch()
+        assert _in_child(_try_lock(run, token=lock.token)) == "locked"  # gave up waiting, joined nothing
+        assert len(json.loads(records.lock_path(run).read_text())["pids"]) == 1
+        guard.unlink()
+        assert _in_child(_try_lock(run, token=lock.token)) == "joined"
+
+
 def _write_lock(run, **owner):
     path = records.lock_path(run)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,10 +132,9 @@ def read_lock(path) -> dict | None:
     return owner if isinstance(owner, dict) else None
 
 
-def lock_is_stale(path, owner: dict | None, *, now: float | None = None) -> bool:
-    now = time.time() if now is None else now
+def lock_is_stale(path, owner: dict | None) -> bool:
     try:
-        age = now - os.stat(path).st_mtime
+        age = time.time() - os.stat(path).st_mtime
     except FileNotFoundError:
         return True
     if owner is None:  # empty or garbled: live only just after creation
@@ -157,7 +156,7 @@ def lock_is_stale(path, owner: dict | None, *, now: float | None = None) -> bool
 def lock_holder(run_dir) -> dict | None:
     """The owner of a live lock on ``run_dir`` (None when unlocked or stale)."""
     path = lock_path(run_dir)
-    if not path.exists():
+    if not path.exists():  # also where a parent is not a folder: nothing is locked there
         return None
     owner = read_lock(path)
     return None if lock_is_stale(path, owner) else (owner or {})
@@ -203,30 +202,37 @@ def _me() -> dict:
     return {"pid": os.getpid(), "start": _process_start(os.getpid())}
 
 
-def _break_stale(path: Path, seen: dict | None, stale=None) -> bool:
-    """Remove a stale lock, unless someone replaced it since it was read (``seen``); True when removed.
-
-    A second file, ``<lock>.break``, taken with O_EXCL, makes the check and the
-    removal one step, so two processes breaking the same stale lock cannot
-    remove each other's new one. ``stale(path, owner)`` decides (default: ``lock_is_stale``).
-    """
-    stale = stale or lock_is_stale
+def _take_guard(path: Path) -> Path | None:
+    """Take ``<lock>.break``, the guard under which a lock file is read and then removed or replaced
+    (O_EXCL: one holder at a time); None when another process holds it (after a short wait)."""
     guard = path.with_name(path.name + ".break")
     try:
-        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        os.close(os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK))
+        return guard
     except FileExistsError:
-        try:  # left by a process killed while breaking: a break takes microseconds
+        try:  # left by a process killed while holding it: it is held for microseconds
             if time.time() - os.stat(guard).st_mtime > _LOCK_UNREADABLE_GRACE:
                 guard.unlink(missing_ok=True)
         except OSError:
             pass
         time.sleep(0.05)
-        return False
+        return None
     except OSError as exc:
         raise write_error(guard, exc) from None
+
+
+def _break_stale(path: Path, seen: dict | None, stale=None) -> bool:
+    """Remove a stale lock, unless someone replaced it since it was read (``seen``); True when removed.
+
+    Under the guard the check and the removal are one step, so two processes breaking the same stale
+    lock cannot remove each other's new one, nor a lock that a child is joining (``acquire_lock``).
+    ``stale(path, owner)`` decides (default: ``lock_is_stale``).
+    """
+    guard = _take_guard(path)
+    if guard is None:
+        return False
     try:
-        os.close(fd)
-        if read_lock(path) == seen and stale(path, seen):
+        if read_lock(path) == seen and (stale or lock_is_stale)(path, seen):
             path.unlink(missing_ok=True)
             return True
         return False
@@ -249,8 +255,7 @@ def take_over_stale_lock(run_dir, older_than: float) -> str | None:
     path = lock_path(run_dir)
 
     def abandoned(p, owner) -> bool:
-        age = lock_age(p)
-        return owner is not None and owner.get("host") != hostname() and age is not None and age > older_than
+        return lock_abandoned(p, owner, older_than)
 
     for _ in range(20):
         owner = read_lock(path)
@@ -260,6 +265,13 @@ def take_over_stale_lock(run_dir, older_than: float) -> str | None:
         if _break_stale(path, owner, stale=abandoned):
             return line
     return None
+
+
+def lock_abandoned(path, owner: dict | None, older_than: float) -> bool:
+    """Whether ``--take-over-locks`` (``older_than`` seconds) takes over the lock at ``path``: another
+    host's, not refreshed for longer than that."""
+    age = lock_age(path)
+    return owner is not None and owner.get("host") != hostname() and age is not None and age > older_than
 
 
 class RunLock:
@@ -312,8 +324,19 @@ def acquire_lock(run_dir, *, token: str | None = None, what: str = "training") -
         except FileExistsError:
             owner = read_lock(path)
             if token is not None and owner is not None and owner.get("token") == token:
-                owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
-                atomic_write_json(path, owner)  # a rename over the file: the lock never disappears
+                # Joined under the guard: a sweep killed before its child joins leaves a stale lock, and
+                # another process breaking it must not remove the file this rename has just put in place.
+                guard = _take_guard(path)
+                if guard is None:
+                    continue
+                try:
+                    owner = read_lock(path)
+                    if owner is None or owner.get("token") != token:
+                        continue  # broken meanwhile: decide again
+                    owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
+                    atomic_write_json(path, owner)  # a rename over the file: the lock never disappears
+                finally:
+                    guard.unlink(missing_ok=True)
                 with _HELD_GUARD:
                     _HELD.add(str(path))
                 return RunLock(path, token, joined=True)

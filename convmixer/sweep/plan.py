@@ -61,10 +61,7 @@ class PlannedRun:
 
 def _takes_over(run_dir: Path, holder: dict, older_than: float | None) -> bool:
     """Whether ``--take-over-locks`` (``older_than`` seconds) will take over ``holder``'s live lock."""
-    if older_than is None or holder.get("host") == records.hostname():
-        return False
-    age = records.lock_age(records.lock_path(run_dir))
-    return age is not None and age > older_than
+    return older_than is not None and records.lock_abandoned(records.lock_path(run_dir), holder, older_than)
 
 
 def plan(configs, results_dir, take_over_after: float | None = None) -> list[PlannedRun]:
