@@ -272,6 +272,31 @@ def test_two_sweeps_into_two_results_folders_on_one_scheduler_each_get_their_own
         assert all(p.state == "done" for p in plan(load_grid(SMOKE), results))
 
 
+def test_a_forced_sweep_is_not_answered_by_a_plain_sweeps_task_of_the_same_run(tmp_path, monkeypatch):
+    # Same grid, same results folder, same scheduler: a plain sweep's task must not stand in for a --force
+    # re-run (they would share one Dask key, and the re-run would silently not happen).
+    from convmixer.sweep import cluster
+
+    monkeypatch.setattr(cluster, "run_task", _stand_in_task)
+    _STARTED.clear()
+    results = tmp_path / "results"
+    planned = plan(load_grid(SMOKE), results)
+    got = {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=6, processes=False, dashboard_address=None) as local:
+        def sweep(replace):
+            got[bool(replace)] = run_on_dask(planned, scheduler=local.scheduler_address, results_dir=results,
+                                             replace=replace, progress=False, stream=io.StringIO())
+
+        threads = [threading.Thread(target=sweep, args=(replace,))
+                   for replace in (set(), {p.config.run_id for p in planned})]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert len(_STARTED) == 6  # each sweep's three tasks ran
+    assert [r.status for r in got[True]] == [r.status for r in got[False]] == ["completed"] * 3
+
+
 def test_a_task_reporting_a_record_this_sweep_cannot_see_counts_as_failed(tmp_path):
     from convmixer.sweep.cluster import seen_here
     from convmixer.sweep.tasks import RunResult

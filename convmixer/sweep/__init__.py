@@ -12,26 +12,9 @@ folder (or on many machines sharing it) train each run once.
   tasks     what runs inside a Dask worker
 """
 
-from .execute import NOTEBOOK, ORPHAN_WAIT, Outcome, execute_run, notebook_parameters
-from .grids import GRID_KEYS, SweepError, load_grid
+from .execute import execute_run
+from .grids import SweepError, load_grid
 from .main import main_sweep
-from .plan import STATES, PlannedRun, check_clean_tree, check_data_sources, data_mismatch, plan, tidy_done_runs
+from .plan import check_clean_tree, plan
 
-__all__ = [
-    "NOTEBOOK",
-    "ORPHAN_WAIT",
-    "Outcome",
-    "execute_run",
-    "notebook_parameters",
-    "GRID_KEYS",
-    "SweepError",
-    "load_grid",
-    "main_sweep",
-    "STATES",
-    "PlannedRun",
-    "check_clean_tree",
-    "check_data_sources",
-    "data_mismatch",
-    "plan",
-    "tidy_done_runs",
-]
+__all__ = ["SweepError", "check_clean_tree", "execute_run", "load_grid", "main_sweep", "plan"]

@@ -204,23 +204,19 @@ def probe_workers(client, results_dir: Path, sources: list, env: dict | None, st
     return {address: answer["host"] for address, answer in commits.items()}
 
 
-def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=False,
-                data_source: str | None = None, results_dir, progress: bool = True, log_output: bool = True,
-                env: dict | None = None, stream=sys.stdout,
+def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = None, replace=frozenset(),
+                results_dir, progress: bool = True, log_output: bool = True, stream=sys.stdout,
                 connect_timeout: float = CONNECT_TIMEOUT, dashboard: bool = False,
                 take_over_after: float | None = None) -> list[RunResult]:
     """Execute ``planned`` (``sweep.PlannedRun`` s) on Dask; one RunResult per run, in the order given.
 
     ``scheduler``: the address of a running cluster; ``jobs``: start a local
     cluster of that many worker processes instead (exactly one of the two).
-    ``replace``: True re-runs the runs planned as done (``--force``), or the set
-    of run ids to re-run. ``data_source``: the sweep's resolved $CONVMIXER_DATA,
-    which runs configured with ``data: null`` then use on every worker (None:
-    each worker's own environment). ``results_dir``: the results directory,
-    shared by all workers; it is probed before anything is submitted.
-    ``env``: further environment variables for the notebook kernels (default:
-    those of FORWARDED_ENV set in this process, e.g. CONVMIXER_ALLOW_DIRTY
-    from ``sweep --allow-dirty``); set around each task, never left behind.
+    ``replace``: the run ids to re-run though done (``--force``). ``results_dir``: the results
+    directory, shared by all workers; it is probed before anything is submitted. The variables of
+    FORWARDED_ENV set in this process (the sweep's resolved $CONVMIXER_DATA, which runs configured
+    with ``data: null`` then read on every worker; CONVMIXER_ALLOW_DIRTY from ``--allow-dirty``) are
+    set around each task, never left behind.
 
     ``dashboard``: the local cluster (``jobs``) serves Dask's dashboard on
     127.0.0.1 (without it, none); a running cluster's own dashboard is only linked.
@@ -236,15 +232,7 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
         raise ClusterError("give either a scheduler address or a number of local worker processes (jobs)")
     planned = list(planned)
     results_dir = Path(os.path.abspath(results_dir))
-    if env is None:
-        env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
-    env = dict(env)
-    if data_source:  # runs configured with `data: null` read the sweep's $CONVMIXER_DATA on every worker
-        env["CONVMIXER_DATA"] = str(data_source)
-    if isinstance(replace, bool):
-        forced = {p.config.run_id for p in planned if replace and p.state == "done"}
-    else:
-        forced = set(replace)
+    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
     cluster = None
     if scheduler is not None:
         client = connect(scheduler, timeout=connect_timeout)
@@ -267,34 +255,29 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
         hosts = probe_workers(client, results_dir, sources, env, stream)
         print(f"dask: {len(hosts)} worker(s) on {len(set(hosts.values()))} host(s) at "
               f"{client.scheduler.address}", file=stream)
-        return _submit_and_wait(client, planned, forced, env, log_output, progress, stream, take_over_after)
+        from tqdm.auto import tqdm
+
+        topic = f"convmixer-output-{secrets.token_hex(6)}" if log_output else None
+        with tqdm(total=len(planned), desc="runs", unit="run", file=sys.stderr, disable=not progress) as bar:
+            if topic:
+                client.subscribe_topic(topic, lambda event: bar.write(str(event[1]), file=stream))
+            try:
+                return _wait(client, planned, set(replace), env, topic, bar, stream, take_over_after)
+            finally:
+                if topic:
+                    client.unsubscribe_topic(topic)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _submit_and_wait(client, planned, forced, env, log_output, progress, stream,
-                     take_over_after=None) -> list[RunResult]:
-    from tqdm.auto import tqdm
-
-    resources = gpu_resources(client)
-    topic = f"convmixer-output-{secrets.token_hex(6)}" if log_output else None
-    with tqdm(total=len(planned), desc="runs", unit="run", file=sys.stderr, disable=not progress) as bar:
-        if topic:
-            client.subscribe_topic(topic, lambda event: bar.write(str(event[1]), file=stream))
-        try:
-            return _wait(client, planned, forced, env, topic, resources, bar, stream, take_over_after)
-        finally:
-            if topic:
-                client.unsubscribe_topic(topic)
-
-
-def task_key(run_id: str, run_dir: str) -> str:
-    """The Dask key of a run's task: its run id and its folder. Two sweeps of one grid into one results
-    folder share a run's task instead of queueing it twice; into two results folders they must not, or
-    the second would be answered with the first's record, written in the first's folder."""
-    return f"{run_id}@{run_dir}"
+def task_key(run_id: str, run_dir: str, replace: bool) -> str:
+    """The Dask key of a run's task: its run id, its folder and whether it re-runs a completed record.
+    Two sweeps of one grid into one results folder share a run's task instead of queueing it twice; into
+    two results folders they must not, or the second would be answered with the first's record, written
+    in the first's folder; nor may a forced re-run (``--force``) be answered by a plain sweep's task."""
+    return f"{run_id}@{run_dir}" + ("#replace" if replace else "")
 
 
 def seen_here(result: RunResult, p) -> RunResult:
@@ -308,14 +291,17 @@ def seen_here(result: RunResult, p) -> RunResult:
                                                  f"{p.run_dir} holds no completed record of this run")
 
 
-def _wait(client, planned, forced, env, topic, resources, bar, stream, take_over_after=None) -> list[RunResult]:
+def _wait(client, planned, forced, env, topic, bar, stream, take_over_after) -> list[RunResult]:
+    """Submit one task per run and collect their results as they finish, in the order of ``planned``."""
     from distributed import as_completed
 
+    resources = gpu_resources(client)
     futures = {}
     for i, p in enumerate(planned):
         run_dir = str(Path(os.path.abspath(p.run_dir)))
-        future = client.submit(run_task, p.config, run_dir, p.config.run_id in forced, env, topic, take_over_after,
-                               key=task_key(p.config.run_id, run_dir), retries=RETRIES, pure=False,
+        replace = p.config.run_id in forced
+        future = client.submit(run_task, p.config, run_dir, replace, env, topic, take_over_after,
+                               key=task_key(p.config.run_id, run_dir, replace), retries=RETRIES, pure=False,
                                resources=resources)
         futures[future] = i
     results: list[RunResult | None] = [None] * len(planned)

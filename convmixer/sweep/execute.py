@@ -31,6 +31,13 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 ORPHAN_WAIT = 60.0  # seconds to wait for a killed sweep's leftover kernel to end (see records.lock_orphaned)
 ORPHAN_GRACE = 5.0  # seconds it gets to end itself (ipykernel polls its parent each second) before it is killed
+# A notebook kernel that could not start (e.g. two sweeps or Dask workers picked the same free port for their
+# kernels: jupyter_client avoids that between threads of one process, not between processes) is retried.
+KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Address already in use",
+                         "Kernel didn't respond")
+KERNEL_START_ATTEMPTS = 3
+
+
 def notebook_parameters(config: RunConfig, run_dir: Path, lock_token: str | None = None) -> dict:
     return config.to_dict() | {"out_dir": str(run_dir), "run_lock": lock_token}
 
@@ -187,24 +194,30 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
         partial.unlink(missing_ok=True)
     except OSError as exc:
         return "failed", str(records.write_error(run_dir, exc))
-    failure = None
-    try:
-        # No cwd: the kernel starts in the sweep's working directory, so relative
-        # paths (results, data) mean the same in the sweep and in the notebook.
-        pm.execute_notebook(
-            str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir, lock.token),
-            kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGUMENTS,
-            # What the cells print (one line per epoch) goes to the sweep; their displayed values (the
-            # metrics table, "<Figure size ...>") stay in the executed notebook: papermill's log_output
-            # would echo those too, while its stdout_file and stderr_file take printed text only.
-            stdout_file=_NotebookStream(logging.INFO) if log_output else None,
-            stderr_file=_NotebookStream(logging.WARNING) if log_output else None,
-        )
-    except Exception as exc:  # the run failed: record it and let the sweep continue
-        # A notebook failure carries the cell's exception name and message; say those, not papermill's banner.
-        # An OSError is papermill's own, writing the executed notebook (a full disk says only "[Errno 28]").
-        failure = one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError) else exc)
-        unwritten = _record_failure(run_dir, config, failure, partial.exists(), traceback.format_exc())
+    for _ in range(KERNEL_START_ATTEMPTS):
+        failure = None
+        try:
+            # No cwd: the kernel starts in the sweep's working directory, so relative
+            # paths (results, data) mean the same in the sweep and in the notebook.
+            pm.execute_notebook(
+                str(NOTEBOOK), str(partial), parameters=notebook_parameters(config, run_dir, lock.token),
+                kernel_name="python3", progress_bar=False, extra_arguments=KERNEL_ARGUMENTS,
+                # What the cells print (one line per epoch) goes to the sweep; their displayed values (the
+                # metrics table, "<Figure size ...>") stay in the executed notebook: papermill's log_output
+                # would echo those too, while its stdout_file and stderr_file take printed text only.
+                stdout_file=_NotebookStream(logging.INFO) if log_output else None,
+                stderr_file=_NotebookStream(logging.WARNING) if log_output else None,
+            )
+        except Exception as exc:  # the run failed: record it and let the sweep continue
+            # A notebook failure carries the cell's exception name and message, not papermill's banner.
+            # An OSError is papermill's own, writing the executed notebook (a full disk says only "[Errno 28]").
+            failure = one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError)
+                               else exc)
+            tb = traceback.format_exc()
+        if not failure or not any(s in failure for s in KERNEL_START_FAILURES):
+            break
+    if failure:
+        unwritten = _record_failure(run_dir, config, failure, partial.exists(), tb)
         if unwritten:
             notes.append(unwritten)
     try:

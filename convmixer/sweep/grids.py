@@ -15,6 +15,7 @@ plus the explicit runs), counted before anything is expanded.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import yaml
@@ -64,11 +65,7 @@ def load_grid(path) -> list[RunConfig]:
         if not isinstance(values, list) or not values:
             raise SweepError(f"grid {path}: axes.{name} must be a non-empty list, got {values!r}")
 
-    size = len(extra)
-    product = 1
-    for values in axes.values():
-        product *= len(values)
-    size += product if axes else 0
+    size = len(extra) + (math.prod(len(values) for values in axes.values()) if axes else 0)
     if size > MAX_GRID_RUNS:
         shape = " x ".join(f"{len(v)} {n}" for n, v in axes.items())
         raise SweepError(f"grid {path}: {size:,} runs ({shape or 'no axes'}{f' + {len(extra)} runs' if extra else ''}); "

@@ -22,13 +22,9 @@ GPU_ENV = {
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # TensorFlow: memory growth instead of grabbing the whole GPU
 }
 # The sweep's settings its notebook kernels read from the environment, sent to the workers with each task.
-FORWARDED_ENV = (records.ALLOW_DIRTY_ENV,)
-# A notebook kernel that could not start (e.g. two worker processes picked the same free port for their
-# kernels: jupyter_client avoids that between threads of one process, not between processes) is retried.
-KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Address already in use",
-                         "Kernel didn't respond")
-KERNEL_START_ATTEMPTS = 3
-# papermill's bookkeeping lines; the notebook's own output (one line per epoch) is forwarded to the sweep.
+FORWARDED_ENV = ("CONVMIXER_DATA", records.ALLOW_DIRTY_ENV)
+
+
 class RunResult(NamedTuple):
     """What one task reports back (small, picklable); ``status``/``where``/``note`` as ``sweep.Outcome``."""
 
@@ -61,11 +57,9 @@ def prepare_environment() -> None:
 
 
 @contextmanager
-def task_environment(env: dict | None):
-    """``env`` (the sweep's settings) in os.environ for one task, the worker's own values restored after."""
-    env = env or {}
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
+def restored_environment(*names):
+    """os.environ's ``names`` as they were before the block, whatever the block set, changed or removed."""
+    saved = {name: os.environ.get(name) for name in names}
     try:
         yield
     finally:
@@ -74,6 +68,15 @@ def task_environment(env: dict | None):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def task_environment(env: dict | None):
+    """``env`` (the sweep's settings) in os.environ for one task, the worker's own values restored after."""
+    env = env or {}
+    with restored_environment(*env):
+        os.environ.update(env)
+        yield
 
 
 def record_executed_on(run_dir, host: str, worker: str) -> str | None:
@@ -147,11 +150,8 @@ def run_task(config, run_dir: str, replace: bool, env: dict | None, output_topic
     detach = _forward_output(output_topic)
     try:
         with task_environment(env):
-            for _ in range(KERNEL_START_ATTEMPTS):
-                outcome = execute_run(config, Path(run_dir), replace=replace, log_output=detach is not None,
-                                      take_over_after=take_over_after)
-                if outcome.status != "failed" or not any(s in outcome.note for s in KERNEL_START_FAILURES):
-                    break
+            outcome = execute_run(config, Path(run_dir), replace=replace, log_output=detach is not None,
+                                  take_over_after=take_over_after)
     finally:
         if detach:
             detach()
