@@ -72,12 +72,15 @@ def test_bench_takes_its_run_fields_from_runconfig():
     (["--peak-gflops", "inf"], "--peak-gflops must be a finite number > 0"),
     (["--peak-gflops", "0"], "--peak-gflops must be a finite number > 0"),
 ])
-def test_bad_values_fail_in_one_line_before_measuring(args, needle):
-    proc = subprocess.run([sys.executable, "-m", "convmixer", "bench", *args], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2
-    assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert proc.stdout == ""  # nothing was measured
+def test_bad_values_fail_in_one_line_before_measuring(args, needle, capsys):
+    from convmixer.__main__ import main
+
+    with pytest.raises(SystemExit) as exit:  # the command line's own path, in this process
+        main(["bench", *args])
+    out, err = capsys.readouterr()
+    assert exit.value.code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert out == ""  # nothing was measured
 
 
 @pytest.mark.slow

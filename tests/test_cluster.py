@@ -55,7 +55,7 @@ def executed_on(run_dir):
 def test_unreachable_scheduler_is_one_line_and_quick(tmp_path):
     start = time.monotonic()
     with pytest.raises(ClusterError) as info:
-        run_on_dask([], scheduler="tcp://127.0.0.1:1", results_dir=tmp_path, connect_timeout=2)
+        run_on_dask([], scheduler="tcp://127.0.0.1:1", results_dir=tmp_path, connect_timeout=0.5)
     message = str(info.value)
     assert "\n" not in message and "tcp://127.0.0.1:1" in message and message.startswith("cannot reach")
     assert time.monotonic() - start < 20

@@ -327,6 +327,7 @@ def _history(epochs, start=0.3):
                          "val_accuracy": [start + 0.04 * e for e in range(epochs)], "loss": 1.0, "val_loss": 1.0})
 
 
+@pytest.mark.slow  # seconds: seven full-size figures measured
 def test_report_figures_are_drawn_at_the_size_they_are_shown():
     runs = prepare(fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": 0.5 + 0.01 * (k + s),
                                "test_images": 100} for k in (3, 5, 9) for p in (2, 4) for s in (0, 1)]))
@@ -754,6 +755,7 @@ def test_the_first_screen_holds_the_verdicts_and_the_forest_plot(built, browser)
     assert forest_bottom <= FIRST_SCREEN_PX, f"the forest plot ends at {forest_bottom} px (page {height} px)"
 
 
+@pytest.mark.slow  # seconds: a headless browser
 def test_the_layout_check_finds_what_it_looks_for(browser, tmp_path):
     """LAYOUT_PROBLEMS_JS on a page with each fault it checks for: each is reported."""
     import base64
