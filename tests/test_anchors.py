@@ -113,3 +113,61 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     assert "not reproduced" in lines[0] and any("does not reach the official log" in s for s in lines)
     one = fake_runs(seeds(OFFICIAL, [0.92]))
     assert not any("So this port" in s for s in anchors.summary_sentences(anchors.like_for_like(one, ref)))
+
+
+# --- per epoch, against the official script's printed log ------------------------------------------------
+
+def test_the_official_logs_curve_ends_at_its_logged_value_and_follows_our_recipes_schedule():
+    from convmixer.training.recipes import get_recipe, learning_rate_at
+
+    ref = load_reference()
+    curve = ref["logged_curves"]["official_logged"]
+    assert len(curve["test_accuracy"]) == len(curve["train_accuracy"]) == len(curve["lr"]) == 25
+    assert curve["test_accuracy"][-1] == row_of(anchors.published_runs(ref), "official_logged")["published"]
+    # Its "Epoch: i" line prints the lr at the end of our epoch i + 1: the alignment the comparison relies on.
+    recipe = get_recipe("official-logged")
+    assert curve["lr"] == pytest.approx([learning_rate_at(recipe, e, 25) for e in range(1, 26)], abs=1e-9)
+    assert all(0 < a < 100 for a in curve["train_accuracy"] + curve["test_accuracy"])
+
+
+def _with_histories(tmp_path, test_shift, train_shift, seeds_=(0, 1), epochs=25):
+    """Official-logged runs whose history.csv is the log's curve shifted by the given points (plus a little
+    per seed), written under ``tmp_path``."""
+    import pandas as pd
+
+    curve = load_reference()["logged_curves"]["official_logged"]
+    rows = []
+    for s in seeds_:
+        path = tmp_path / f"run{s}"
+        path.mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, epochs + 1),
+                      "accuracy": [(a + train_shift + 0.1 * s) / 100 for a in curve["train_accuracy"][:epochs]],
+                      "test_accuracy": [(a + test_shift - 0.1 * s) / 100 for a in curve["test_accuracy"][:epochs]]}
+                     ).to_csv(path / "history.csv", index=False)
+        rows.append({**OFFICIAL, "seed": s, "test_accuracy": (curve["test_accuracy"][epochs - 1] + test_shift) / 100,
+                     "path": str(path), "lossy_jpeg": True})
+    return fake_runs(rows)
+
+
+def test_ours_per_epoch_against_the_log_names_the_gaps_and_where_they_arise(tmp_path):
+    ref = load_reference()
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "a", -3.0, -3.0), ref)
+    assert [o["seed"] for o in curve["ours"]] == [0, 1] and sorted(curve["gaps"]) == list(range(1, 26))
+    assert curve["gaps"][25] == pytest.approx((-3.05, -2.95))
+    lines = anchors.curve_sentences(curve)
+    assert "(2 seeds here on the JPEG copy)" in lines[0] and "-3.05 points after epoch 25" in lines[0]
+    assert "test accuracy -3.05 points after epoch 5, " in lines[0] and "the log's 94.41%" in lines[0]
+    assert "falls by up to 6.7 points from one epoch to the next" in lines[0]  # 83.28 -> 76.55 at epochs 7-8
+    assert lines[1].startswith("The gap is already in the training accuracy")
+
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "b", -2.0, 0.0), ref)
+    assert "fits its augmented training images as well as the logged run" in anchors.curve_sentences(curve)[1]
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "c", 0.3, 0.2), ref)
+    assert len(anchors.curve_sentences(curve)) == 1  # no gap to place
+
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "d", -1.0, -1.0, seeds_=(0,), epochs=25), ref)
+    fig = __import__("convmixer.report.plots", fromlist=["plots"]).logged_curve_figure(curve)
+    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # the log and one seed, in each panel
+    # A run without its history, or of another setting, gives no curve; nor do the runs of a setting without one.
+    assert anchors.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []
+    assert anchors.logged_curves(fake_runs(seeds(KERAS_IO, [0.83])), ref) == []

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..training.recipes import get_recipe
 from . import stats
-from .runs import prepare
+from .runs import history, prepare
 
 REPRODUCED, APPROXIMATELY, NOT_REPRODUCED = "reproduced", "approximately reproduced", "not reproduced"
 ONE_SEED, NOT_RUN = "not tested (one seed)", "not run"
@@ -236,4 +236,76 @@ def summary_sentences(rows: list[dict]) -> list[str]:
         if any(r["jpeg"] for r in official):
             out.append("These runs used the lossy JPEG copy of CIFAR-10; how much that costs at this accuracy is "
                        "not measured here, so it is unknown.")
+    return out
+
+
+# --------------------------------------------------------------------------- per epoch, against a printed log
+
+CURVE_EPOCHS = (5, 10, 15, 20)  # the epochs a sentence names, besides the last
+FITS_ALIKE_POINTS = 1.0  # training accuracies this close (over 50,000 images, a few tenths between seeds) fit alike
+
+
+def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
+    """Per epoch, each completed run of a logged setting against that log's printed per-epoch accuracies.
+
+    Returns one dict per logged run with a published curve and at least one matching run here: the row
+    (``published_runs``), ``where`` (the log's source), ``log_test`` and ``log_train`` (percent, epoch 1
+    first), ``ours`` ([{"seed", "test", "train"}], percent per epoch from history.csv) and ``gaps``
+    ({epoch: (test, train) mean difference ours - log, in points}) over the epochs every run has.
+    """
+    done = prepare(runs)
+    curves = reference.get("logged_curves") or {}
+    out = []
+    for row in published_runs(reference):
+        curve = curves.get(row["source"])
+        if curve is None or row["source"] == "reference_report":
+            continue
+        matches = matching_runs(done, row)
+        ours = []
+        for run in matches.sort_values("seed").itertuples():
+            h = history(run.path)
+            if h is None or "test_accuracy" not in h or "accuracy" not in h:
+                continue
+            ours.append({"seed": int(run.seed), "jpeg": run.lossy_jpeg is True,
+                         "test": [100 * float(v) for v in h["test_accuracy"]],
+                         "train": [100 * float(v) for v in h["accuracy"]]})
+        if not ours:
+            continue
+        epochs = min(len(curve["test_accuracy"]), *(len(o["test"]) for o in ours))
+        gaps = {e: (float(np.mean([o["test"][e - 1] for o in ours])) - curve["test_accuracy"][e - 1],
+                    float(np.mean([o["train"][e - 1] for o in ours])) - curve["train_accuracy"][e - 1])
+                for e in range(1, epochs + 1)}
+        out.append({**row, "setting": setting_name(row), "source_name": SOURCE_NAMES.get(row["source"], row["source"]),
+                    "where": curve["where"], "log_test": list(curve["test_accuracy"]),
+                    "log_train": list(curve["train_accuracy"]), "ours": ours, "gaps": gaps})
+    return out
+
+
+def curve_sentences(curve: dict) -> list[str]:
+    """What the per-epoch comparison shows, in numbers, and whether the gap is already in the training
+    accuracy (a description of these runs, not a verdict: the log is one run)."""
+    gaps, n = curve["gaps"], len(curve["ours"])
+    last = max(gaps)
+    named = [e for e in CURVE_EPOCHS if e < last] + [last]
+    data = " on the JPEG copy" if all(o["jpeg"] for o in curve["ours"]) else ""
+    test = ", ".join(f"{gaps[e][0]:+.2f} points after epoch {e}" for e in named)
+    ours_train = float(np.mean([o["train"][last - 1] for o in curve["ours"]]))
+    log_train = curve["log_train"][last - 1]
+    drop = float(max(0.0, -np.min(np.diff(curve["log_test"][:last])))) if last > 1 else 0.0
+    out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}): test accuracy "
+           f"{test}; accuracy on the augmented training images {gaps[last][1]:+.2f} points after epoch {last} "
+           f"(ours {ours_train:.2f}%, the log's {log_train:.2f}%)."
+           + (f" The log is one run, whose test accuracy falls by up to {drop:.1f} points from one epoch to the "
+              "next, so a single epoch's difference says little before the schedule's low-learning-rate end."
+              if drop > 0 else "")]
+    test_gap, train_gap = gaps[last]
+    if train_gap <= -FITS_ALIKE_POINTS:
+        out.append(f"The gap is already in the training accuracy ({train_gap:+.2f} points at epoch {last}): "
+                   "ours fits its augmented training images less well than the logged run did, so the difference "
+                   "arises in training (optimiser, schedule, augmentation, initialisation or the data copy), not "
+                   "only in how the model generalises.")
+    elif test_gap <= -FITS_ALIKE_POINTS:
+        out.append(f"Ours fits its augmented training images as well as the logged run (within "
+                   f"{FITS_ALIKE_POINTS:.0f} point at epoch {last}) but tests {-test_gap:.2f} points lower: the "
+                   "difference lies in generalisation or in the test data (the JPEG copy), not in fitting.")
     return out

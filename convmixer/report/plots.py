@@ -258,6 +258,29 @@ def learning_curves_grid(cells, title=None, columns=4):
 
 
 @report_style
+def logged_curve_figure(curve: dict):
+    """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): test
+    accuracy on the left, accuracy on the augmented training images on the right (``anchors.logged_curves``)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(REPORT_WIDTH_IN, 3.3), sharey=True, layout="constrained")
+    log_epochs = range(1, len(curve["log_test"]) + 1)
+    for ax, ours_key, log_key, title in ((axes[0], "test", "log_test", "test accuracy"),
+                                         (axes[1], "train", "log_train", "accuracy on the augmented training images")):
+        ax.plot(log_epochs, curve[log_key], "--", color="black", lw=1.4, label=f"{curve['source_name']} (one run)")
+        for i, run in enumerate(curve["ours"]):
+            ax.plot(range(1, len(run[ours_key]) + 1), run[ours_key], "-", marker="o", ms=2.5, lw=1.2,
+                    color=f"C{i % 10}", label=f"ours, seed {run['seed']}")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        _integer_epochs(ax)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(loc="lower right")
+    fig.suptitle(_wrap(curve["setting"], 110))
+    return fig
+
+
+@report_style
 def published_trends_figure(series):
     """This project's trends beside the published ones, as accuracy change from each series' first point.
 

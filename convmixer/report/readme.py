@@ -17,7 +17,7 @@ import pandas as pd
 from .. import records
 from .runs import as_table, prepare
 from .tables import comparison_table
-from .anchors import like_for_like, planned_settings, summary_sentences
+from .anchors import curve_sentences, like_for_like, logged_curves, planned_settings, summary_sentences
 from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts
 from .verdicts import verdicts
@@ -79,6 +79,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     rows = like_for_like(runs, reference, planned=planned_settings(GRIDS_DIR))
     lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
     lines += [f"- {s}" for s in summary_sentences(rows)]
+    lines += [f"- {' '.join(curve_sentences(curve))}" for curve in logged_curves(runs, reference)]
     reproduced = reproduction_sentences(rows)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]

@@ -140,7 +140,8 @@ REFERENCE_FILE = Path(__file__).resolve().parent.parent / "reference.yaml"
 def load_reference() -> dict:
     """Published values (paper, reference report), labelled as such; never measured here.
 
-    Returns {"sources": {...}, "accuracy": DataFrame, "timings": DataFrame, "logged": DataFrame}.
+    Returns {"sources": {...}, "accuracy": DataFrame, "timings": DataFrame, "logged": DataFrame,
+    "logged_curves": {source: {"where", "train_accuracy", "test_accuracy", "lr"}}} (per-epoch lists, epoch 1 first).
     """
     import yaml
 
@@ -150,6 +151,7 @@ def load_reference() -> dict:
         "accuracy": pd.DataFrame(spec["accuracy"]),
         "timings": pd.DataFrame(spec["timings"]),
         "logged": pd.DataFrame(spec.get("logged", [])),
+        "logged_curves": {c["source"]: c for c in spec.get("logged_curves", [])},
     }
 
 
