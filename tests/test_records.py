@@ -63,10 +63,21 @@ def test_a_child_joins_only_under_the_guard_that_breaking_a_lock_takes(tmp_path)
     with records.acquire_lock(run) as lock:
         guard = records.lock_path(run).with_name(records.lock_path(run).name + ".break")
         guard.touch()
-        assert _in_child(_try_lock(run, token=lock.token)) == "locked"  # gave up waiting, joined nothing
+        impatient = _try_lock(run, token=lock.token).replace(
+            "try:", "import convmixer.records.locks as locks\nlocks.JOIN_WAIT = 0.5\ntry:", 1)
+        assert _in_child(impatient) == "locked"  # gave up waiting, joined nothing
         assert len(json.loads(records.lock_path(run).read_text())["pids"]) == 1
         guard.unlink()
         assert _in_child(_try_lock(run, token=lock.token)) == "joined"
+
+
+def test_a_child_whose_sweeps_lock_is_gone_refuses_and_takes_none(tmp_path):
+    # Its sweep was killed and the stale lock broken before the kernel joined: the kernel must not train.
+    run = tmp_path / "r"
+    with records.acquire_lock(run) as lock:
+        token = lock.token
+    assert _in_child(_try_lock(run, token=token)) == "locked"
+    assert not records.lock_path(run).exists()
 
 
 def _write_lock(run, **owner):

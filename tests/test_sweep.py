@@ -414,6 +414,35 @@ def test_interrupted_forced_rerun_restores_the_kept_record_if_it_then_fails(tmp_
     assert json.loads((run_dir / records.METRICS).read_text())["marker"] == "old"
 
 
+def test_a_kernel_that_never_started_is_retried_but_a_cell_that_failed_is_not(tmp_path, monkeypatch):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from convmixer.sweep.execute import KERNEL_START_ATTEMPTS
+
+    config = load_grid(SMOKE)[0]
+    calls = []
+
+    def no_kernel(i, o, **k):
+        calls.append(o)
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    monkeypatch.setattr(papermill, "execute_notebook", no_kernel)
+    status, where, note = execute_run(config, tmp_path / "a" / "runs" / config.run_id)
+    assert status == "failed" and len(calls) == KERNEL_START_ATTEMPTS and "Kernel didn't respond" in note
+    assert "Kernel didn't respond" in json.loads((where / records.ERROR).read_text())["error"]  # recorded once
+
+    def cell_failed(i, o, **k):  # the same words in a cell's own error: its cells ran, so no second run
+        calls.append(o)
+        raise PapermillExecutionError(1, 1, "OSError: [Errno 98] Address already in use", "OSError",
+                                      "[Errno 98] Address already in use", [])
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", cell_failed)
+    status, _, note = execute_run(config, tmp_path / "b" / "runs" / config.run_id)
+    assert status == "failed" and len(calls) == 1 and "Address already in use" in note
+
+
 def test_notebook_that_ends_without_a_record_is_recorded_as_failed(tmp_path, monkeypatch):
     import papermill
 

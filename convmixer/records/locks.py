@@ -79,6 +79,15 @@ class RunLocked(RuntimeError):
         super().__init__(f"{run_dir} is running elsewhere: locked by {describe_owner(self.owner, path)} ({path}; {when})")
 
 
+class LockLost(RunLocked):
+    """The lock a parent took for this child is gone: its sweep died and the lock was broken, or taken over."""
+
+    def __init__(self, run_dir, path):
+        RuntimeError.__init__(self, f"{run_dir}: the lock its sweep took for it ({path}) is gone (the sweep "
+                                    "ended and the lock was broken, or it was taken over); not training it here")
+        self.run_dir, self.owner, self.path = Path(run_dir), {}, Path(path)
+
+
 def lock_path(run_dir) -> Path:
     run_dir = Path(os.path.abspath(run_dir))
     return run_dir.parent / f".{run_dir.name}.lock"
@@ -310,36 +319,22 @@ def acquire_lock(run_dir, *, token: str | None = None, what: str = "training") -
 
     ``token``: the token of a lock taken by the parent process for this child (the
     sweep takes the lock and passes its token to the notebook); the child then
-    joins it, adding its own pid, instead of waiting for it. Raises RunLocked
-    when another live process holds it, WriteError when the lock cannot be written.
+    joins it, adding its own pid, and never takes a lock of its own (``_join``: LockLost,
+    a RunLocked, when that lock is gone). Raises RunLocked when another live process
+    holds it, WriteError when the lock cannot be written.
     """
     path = lock_path(run_dir)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise write_error(path.parent, exc) from None
+    if token is not None:
+        return _join(run_dir, path, token)
     for _ in range(20):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
         except FileExistsError:
             owner = read_lock(path)
-            if token is not None and owner is not None and owner.get("token") == token:
-                # Joined under the guard: a sweep killed before its child joins leaves a stale lock, and
-                # another process breaking it must not remove the file this rename has just put in place.
-                guard = _take_guard(path)
-                if guard is None:
-                    continue
-                try:
-                    owner = read_lock(path)
-                    if owner is None or owner.get("token") != token:
-                        continue  # broken meanwhile: decide again
-                    owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
-                    atomic_write_json(path, owner)  # a rename over the file: the lock never disappears
-                finally:
-                    guard.unlink(missing_ok=True)
-                with _HELD_GUARD:
-                    _HELD.add(str(path))
-                return RunLock(path, token, joined=True)
             if not lock_is_stale(path, owner):
                 raise RunLocked(run_dir, owner, path) from None
             _break_stale(path, owner)
@@ -361,3 +356,33 @@ def acquire_lock(run_dir, *, token: str | None = None, what: str = "training") -
             _HELD.add(str(path))
         return RunLock(path, new, joined=False)
     raise RunLocked(run_dir, read_lock(path), path)
+
+
+JOIN_WAIT = _LOCK_UNREADABLE_GRACE + 5.0  # a guard left by a killed process is cleared after the grace
+
+
+def _join(run_dir, path: Path, token: str) -> RunLock:
+    """Join the lock the parent took for this child (its ``token``), adding this process; never takes one.
+
+    Under the guard: a sweep killed before its child joins leaves a stale lock, and a process breaking it
+    must not remove the file this rename puts in place. A lock that is gone or not the parent's any more
+    (broken as stale, taken over) is refused: the child of a dead or displaced sweep must not train.
+    """
+    deadline = time.monotonic() + JOIN_WAIT
+    while (guard := _take_guard(path)) is None:
+        if time.monotonic() > deadline:
+            raise RunLocked(run_dir, read_lock(path), path)
+    try:
+        owner = read_lock(path)
+        if owner is None or owner.get("token") != token:
+            if owner is None:
+                raise LockLost(run_dir, path)
+            raise RunLocked(run_dir, owner, path)
+        owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
+        atomic_write_json(path, owner)  # a rename over the file: the lock never disappears
+    finally:
+        guard.unlink(missing_ok=True)
+    with _HELD_GUARD:
+        _HELD.add(str(path))
+    return RunLock(path, token, joined=True)
+

@@ -232,7 +232,7 @@ def run_on_dask(planned, *, scheduler: str | None = None, jobs: int | None = Non
         raise ClusterError("give either a scheduler address or a number of local worker processes (jobs)")
     planned = list(planned)
     results_dir = Path(os.path.abspath(results_dir))
-    env = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     cluster = None
     if scheduler is not None:
         client = connect(scheduler, timeout=connect_timeout)

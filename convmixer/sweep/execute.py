@@ -195,7 +195,7 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
     except OSError as exc:
         return "failed", str(records.write_error(run_dir, exc))
     for _ in range(KERNEL_START_ATTEMPTS):
-        failure = None
+        failure, started = None, True
         try:
             # No cwd: the kernel starts in the sweep's working directory, so relative
             # paths (results, data) mean the same in the sweep and in the notebook.
@@ -214,7 +214,8 @@ def _attempt(config, run_dir, lock, log_output, notes) -> tuple[str, str | None]
             failure = one_line(records.write_error(exc.filename or partial, exc) if isinstance(exc, OSError)
                                else exc)
             tb = traceback.format_exc()
-        if not failure or not any(s in failure for s in KERNEL_START_FAILURES):
+            started = hasattr(exc, "ename")  # a cell's error: the kernel ran, and its cells must not run again
+        if started or not any(s in failure for s in KERNEL_START_FAILURES):
             break
     if failure:
         unwritten = _record_failure(run_dir, config, failure, partial.exists(), tb)
