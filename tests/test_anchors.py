@@ -115,41 +115,49 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     assert not any("So this port" in s for s in anchors.summary_sentences(anchors.like_for_like(one, ref)))
 
 
-# --- per epoch, against the official script's printed log ------------------------------------------------
+# --- per epoch, against the printed logs ------------------------------------------------------------------
 
-def test_the_official_logs_curve_ends_at_its_logged_value_and_follows_our_recipes_schedule():
+def test_the_printed_logs_end_at_their_logged_values_and_the_official_one_follows_our_schedule():
     from convmixer.training.recipes import get_recipe, learning_rate_at
 
     ref = load_reference()
-    curve = ref["logged_curves"]["official_logged"]
-    assert len(curve["test_accuracy"]) == len(curve["train_accuracy"]) == len(curve["lr"]) == 25
-    assert curve["test_accuracy"][-1] == row_of(anchors.published_runs(ref), "official_logged")["published"]
+    official, keras_io = ref["logged_curves"]["official_logged"], ref["logged_curves"]["keras_io"]
+    assert len(official["held_out_accuracy"]) == len(official["train_accuracy"]) == len(official["lr"]) == 25
+    assert official["held_out"] == "test"
+    assert official["held_out_accuracy"][-1] == row_of(anchors.published_runs(ref), "official_logged")["published"]
     # Its "Epoch: i" line prints the lr at the end of our epoch i + 1: the alignment the comparison relies on.
     recipe = get_recipe("official-logged")
-    assert curve["lr"] == pytest.approx([learning_rate_at(recipe, e, 25) for e in range(1, 26)], abs=1e-9)
-    assert all(0 < a < 100 for a in curve["train_accuracy"] + curve["test_accuracy"])
+    assert official["lr"] == pytest.approx([learning_rate_at(recipe, e, 25) for e in range(1, 26)], abs=1e-9)
+    # keras-io prints validation accuracy; its test accuracy is that of the best-validation epoch's weights.
+    assert keras_io["held_out"] == "validation" and len(keras_io["held_out_accuracy"]) == 10
+    assert max(keras_io["held_out_accuracy"]) == keras_io["held_out_accuracy"][8]  # epoch 9, the one tested
+    for curve in (official, keras_io):
+        assert all(0 < a < 100 for a in curve["train_accuracy"] + curve["held_out_accuracy"])
 
 
-def _with_histories(tmp_path, test_shift, train_shift, seeds_=(0, 1), epochs=25):
-    """Official-logged runs whose history.csv is the log's curve shifted by the given points (plus a little
-    per seed), written under ``tmp_path``."""
+def _with_histories(tmp_path, held_out_shift, train_shift, seeds_=(0, 1), setting=OFFICIAL, source="official_logged"):
+    """Runs of ``setting`` whose history.csv is the printed log shifted by the given points (plus a little per
+    seed), written under ``tmp_path``."""
     import pandas as pd
 
-    curve = load_reference()["logged_curves"]["official_logged"]
+    curve = load_reference()["logged_curves"][source]
+    column = "test_accuracy" if curve["held_out"] == "test" else "val_accuracy"
+    epochs = len(curve["held_out_accuracy"])
     rows = []
     for s in seeds_:
         path = tmp_path / f"run{s}"
         path.mkdir(parents=True)
         pd.DataFrame({"epoch": range(1, epochs + 1),
-                      "accuracy": [(a + train_shift + 0.1 * s) / 100 for a in curve["train_accuracy"][:epochs]],
-                      "test_accuracy": [(a + test_shift - 0.1 * s) / 100 for a in curve["test_accuracy"][:epochs]]}
+                      "accuracy": [(a + train_shift + 0.1 * s) / 100 for a in curve["train_accuracy"]],
+                      column: [(a + held_out_shift - 0.1 * s) / 100 for a in curve["held_out_accuracy"]]}
                      ).to_csv(path / "history.csv", index=False)
-        rows.append({**OFFICIAL, "seed": s, "test_accuracy": (curve["test_accuracy"][epochs - 1] + test_shift) / 100,
-                     "path": str(path), "lossy_jpeg": True})
+        rows.append({**setting, "seed": s, "test_accuracy": 0.9, "path": str(path), "lossy_jpeg": True})
     return fake_runs(rows)
 
 
 def test_ours_per_epoch_against_the_log_names_the_gaps_and_where_they_arise(tmp_path):
+    from convmixer.report import plots
+
     ref = load_reference()
     [curve] = anchors.logged_curves(_with_histories(tmp_path / "a", -3.0, -3.0), ref)
     assert [o["seed"] for o in curve["ours"]] == [0, 1] and sorted(curve["gaps"]) == list(range(1, 26))
@@ -165,9 +173,18 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_where_they_arise(tmp_
     [curve] = anchors.logged_curves(_with_histories(tmp_path / "c", 0.3, 0.2), ref)
     assert len(anchors.curve_sentences(curve)) == 1  # no gap to place
 
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "d", -1.0, -1.0, seeds_=(0,), epochs=25), ref)
-    fig = __import__("convmixer.report.plots", fromlist=["plots"]).logged_curve_figure(curve)
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "d", -1.0, -1.0, seeds_=(0,)), ref)
+    fig = plots.logged_curve_figure(curve)
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # the log and one seed, in each panel
-    # A run without its history, or of another setting, gives no curve; nor do the runs of a setting without one.
+    assert fig.axes[0].get_title() == "test accuracy"
+    # keras-io's log prints validation accuracy: ours is read from val_accuracy and named so.
+    [curve] = anchors.logged_curves(_with_histories(tmp_path / "e", -1.5, 2.0, seeds_=(0,), setting=KERAS_IO,
+                                                    source="keras_io"), ref)
+    lines = anchors.curve_sentences(curve)
+    assert curve["held_out"] == "validation" and sorted(curve["gaps"]) == list(range(1, 11))
+    assert "validation accuracy -1.50 points after epoch 5, -1.50 points after epoch 10;" in lines[0]
+    assert "its validation accuracy is 1.50 points lower" in lines[1]
+    assert plots.logged_curve_figure(curve).axes[0].get_title() == "validation accuracy"
+    # A run without its history gives no curve; nor does a setting whose log printed none.
     assert anchors.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []
-    assert anchors.logged_curves(fake_runs(seeds(KERAS_IO, [0.83])), ref) == []
+    assert anchors.logged_curves(fake_runs(seeds(CHEAPEST, [0.7])), ref) == []

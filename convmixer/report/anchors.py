@@ -249,9 +249,10 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
     """Per epoch, each completed run of a logged setting against that log's printed per-epoch accuracies.
 
     Returns one dict per logged run with a published curve and at least one matching run here: the row
-    (``published_runs``), ``where`` (the log's source), ``log_test`` and ``log_train`` (percent, epoch 1
-    first), ``ours`` ([{"seed", "test", "train"}], percent per epoch from history.csv) and ``gaps``
-    ({epoch: (test, train) mean difference ours - log, in points}) over the epochs every run has.
+    (``published_runs``), ``where`` (the log's source), ``held_out`` ("test" or "validation"), ``log_held_out``
+    and ``log_train`` (percent, epoch 1 first), ``ours`` ([{"seed", "jpeg", "held_out", "train"}], percent per
+    epoch from history.csv) and ``gaps`` ({epoch: (held-out, train) mean difference ours - log, in points})
+    over the epochs every run has.
     """
     done = prepare(runs)
     curves = reference.get("logged_curves") or {}
@@ -260,52 +261,55 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
         curve = curves.get(row["source"])
         if curve is None or row["source"] == "reference_report":
             continue
-        matches = matching_runs(done, row)
+        column = "test_accuracy" if curve["held_out"] == "test" else "val_accuracy"
         ours = []
-        for run in matches.sort_values("seed").itertuples():
+        for run in matching_runs(done, row).sort_values("seed").itertuples():
             h = history(run.path)
-            if h is None or "test_accuracy" not in h or "accuracy" not in h:
+            if h is None or column not in h or "accuracy" not in h:
                 continue
             ours.append({"seed": int(run.seed), "jpeg": run.lossy_jpeg is True,
-                         "test": [100 * float(v) for v in h["test_accuracy"]],
+                         "held_out": [100 * float(v) for v in h[column]],
                          "train": [100 * float(v) for v in h["accuracy"]]})
         if not ours:
             continue
-        epochs = min(len(curve["test_accuracy"]), *(len(o["test"]) for o in ours))
-        gaps = {e: (float(np.mean([o["test"][e - 1] for o in ours])) - curve["test_accuracy"][e - 1],
-                    float(np.mean([o["train"][e - 1] for o in ours])) - curve["train_accuracy"][e - 1])
+        log_held_out, log_train = list(curve["held_out_accuracy"]), list(curve["train_accuracy"])
+        epochs = min(len(log_held_out), *(len(o["held_out"]) for o in ours))
+        gaps = {e: (float(np.mean([o["held_out"][e - 1] for o in ours])) - log_held_out[e - 1],
+                    float(np.mean([o["train"][e - 1] for o in ours])) - log_train[e - 1])
                 for e in range(1, epochs + 1)}
         out.append({**row, "setting": setting_name(row), "source_name": SOURCE_NAMES.get(row["source"], row["source"]),
-                    "where": curve["where"], "log_test": list(curve["test_accuracy"]),
-                    "log_train": list(curve["train_accuracy"]), "ours": ours, "gaps": gaps})
+                    "where": curve["where"], "held_out": curve["held_out"], "log_held_out": log_held_out,
+                    "log_train": log_train, "ours": ours, "gaps": gaps})
     return out
 
 
 def curve_sentences(curve: dict) -> list[str]:
     """What the per-epoch comparison shows, in numbers, and whether the gap is already in the training
     accuracy (a description of these runs, not a verdict: the log is one run)."""
-    gaps, n = curve["gaps"], len(curve["ours"])
+    gaps, n, held_out = curve["gaps"], len(curve["ours"]), f"{curve['held_out']} accuracy"
     last = max(gaps)
     named = [e for e in CURVE_EPOCHS if e < last] + [last]
     data = " on the JPEG copy" if all(o["jpeg"] for o in curve["ours"]) else ""
-    test = ", ".join(f"{gaps[e][0]:+.2f} points after epoch {e}" for e in named)
+    shown = ", ".join(f"{gaps[e][0]:+.2f} points after epoch {e}" for e in named)
     ours_train = float(np.mean([o["train"][last - 1] for o in curve["ours"]]))
     log_train = curve["log_train"][last - 1]
-    drop = float(max(0.0, -np.min(np.diff(curve["log_test"][:last])))) if last > 1 else 0.0
-    out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}): test accuracy "
-           f"{test}; accuracy on the augmented training images {gaps[last][1]:+.2f} points after epoch {last} "
+    drop = float(max(0.0, -np.min(np.diff(curve["log_held_out"][:last])))) if last > 1 else 0.0
+    out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}): {held_out} "
+           f"{shown}; accuracy on the augmented training images {gaps[last][1]:+.2f} points after epoch {last} "
            f"(ours {ours_train:.2f}%, the log's {log_train:.2f}%)."
-           + (f" The log is one run, whose test accuracy falls by up to {drop:.1f} points from one epoch to the "
-              "next, so a single epoch's difference says little before the schedule's low-learning-rate end."
+           + (f" The log is one run, whose {held_out} falls by up to {drop:.1f} points from one epoch to the "
+              "next, so a single epoch's difference says little."
               if drop > 0 else "")]
-    test_gap, train_gap = gaps[last]
+    held_out_gap, train_gap = gaps[last]
     if train_gap <= -FITS_ALIKE_POINTS:
         out.append(f"The gap is already in the training accuracy ({train_gap:+.2f} points at epoch {last}): "
-                   "ours fits its augmented training images less well than the logged run did, so the difference "
-                   "arises in training (optimiser, schedule, augmentation, initialisation or the data copy), not "
-                   "only in how the model generalises.")
-    elif test_gap <= -FITS_ALIKE_POINTS:
+                   "ours fits its augmented training images less well than the logged run did, which points at "
+                   "training (optimiser, schedule, augmentation, initialisation or the data copy) rather than at "
+                   "generalisation alone. Against one logged run this describes; it does not test.")
+    elif held_out_gap <= -FITS_ALIKE_POINTS:
         out.append(f"Ours fits its augmented training images as well as the logged run (within "
-                   f"{FITS_ALIKE_POINTS:.0f} point at epoch {last}) but tests {-test_gap:.2f} points lower: the "
-                   "difference lies in generalisation or in the test data (the JPEG copy), not in fitting.")
+                   f"{FITS_ALIKE_POINTS:.0f} point at epoch {last}) or better ({train_gap:+.2f} points) but its "
+                   f"{held_out} is {-held_out_gap:.2f} points lower, which points at generalisation or at the "
+                   "held-out data (the JPEG copy) rather than at fitting. Against one logged run this describes; it "
+                   "does not test.")
     return out

@@ -259,12 +259,13 @@ def learning_curves_grid(cells, title=None, columns=4):
 
 @report_style
 def logged_curve_figure(curve: dict):
-    """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): test
-    accuracy on the left, accuracy on the augmented training images on the right (``anchors.logged_curves``)."""
+    """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): held-out
+    (test or validation) accuracy on the left, on the augmented training images on the right
+    (``anchors.logged_curves``)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(REPORT_WIDTH_IN, 3.3), sharey=True, layout="constrained")
-    log_epochs = range(1, len(curve["log_test"]) + 1)
-    for ax, ours_key, log_key, title in ((axes[0], "test", "log_test", "test accuracy"),
+    log_epochs = range(1, len(curve["log_held_out"]) + 1)
+    for ax, ours_key, log_key, title in ((axes[0], "held_out", "log_held_out", f"{curve['held_out']} accuracy"),
                                          (axes[1], "train", "log_train", "accuracy on the augmented training images")):
         ax.plot(log_epochs, curve[log_key], "--", color="black", lw=1.4, label=f"{curve['source_name']} (one run)")
         for i, run in enumerate(curve["ours"]):

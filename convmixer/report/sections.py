@@ -289,8 +289,8 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         table(like_for_like_table(published), table_id="like-for-like-table"),
         bullets(summary_sentences(published)[1:] + reproduction_sentences(published)),
         *[figure(plots.logged_curve_figure(curve), alt=f"Ours per epoch against {curve['source_name']}", caption=(
-            f"Ours per epoch (a line per seed) against {curve['source_name']}'s printed accuracies "
-            f"({curve['where']}). Its line \"Epoch: i\" comes after i + 1 epochs of training.")) + bullets(
+            f"Ours per epoch (a line per seed) against the accuracies printed in {curve['source_name']} "
+            f"({curve['where']}).")) + bullets(
             a.curve_sentences(curve)) for curve in a.logged_curves(runs, reference)],
         details("Sources of the published values",
                 bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),
