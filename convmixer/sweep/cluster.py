@@ -45,7 +45,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import records
-from .execute import one_line
+from .execute import one_line, outcome_line
 from .grids import SweepError
 from .tasks import FORWARDED_ENV, RunResult, probe, run_task
 
@@ -318,10 +318,8 @@ def _wait(client, planned, forced, env, topic, bar, stream, take_over_after) -> 
         failed += result.status == "failed"
         bar.update(1)
         bar.set_postfix(failed=failed)
-        label = "running elsewhere" if result.status == "elsewhere" else result.status
-        note = result.note if result.status != "failed" else result.note.split(";")[0]
         on = f"  on {result.worker} ({result.host})" if result.worker else ""
-        bar.write(f"{label:9s} {p.config.run_id}{on}" + (f"  [{note}]" if note else ""), file=stream)
+        bar.write(outcome_line(result.status, p.config.run_id, result.note, on), file=stream)
         future.release()
     return results
 

@@ -68,6 +68,14 @@ class Outcome(NamedTuple):
     note: str = ""
 
 
+def outcome_line(status: str, run_id: str, note: str, on: str = "") -> str:
+    """The sweep's line for one finished run (here or from a Dask worker, ``on``); a failed run's note is cut
+    to its first clause, since the summary repeats it whole."""
+    label = "running elsewhere" if status == "elsewhere" else status
+    note = note.split(";")[0] if status == "failed" else note
+    return f"{label:9s} {run_id}{on}" + (f"  [{note}]" if note else "")
+
+
 def one_line(exc: BaseException) -> str:
     """``exc`` as "Name: message" on one line; a notebook cell's error names the cell's exception."""
     text = f"{exc.ename}: {exc.evalue}" if hasattr(exc, "ename") else f"{type(exc).__name__}: {exc}"

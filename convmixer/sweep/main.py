@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 from .. import records
-from .execute import NOTEBOOK, show_notebook_output, execute_run
+from .execute import NOTEBOOK, execute_run, outcome_line, show_notebook_output
 from .grids import SweepError, load_grid
 from .plan import print_plan, check_clean_tree, check_data_sources, plan, tidy_done_runs
 
@@ -96,9 +96,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
                     if outcome.status == "failed":
                         failed.append((p, outcome))
                     bar.update(1)
-                    label = "running elsewhere" if outcome.status == "elsewhere" else outcome.status
-                    note = outcome.note if outcome.status != "failed" else ""
-                    bar.write(f"{label:9s} {p.config.run_id}" + (f"  [{note}]" if note else ""), file=stream)
+                    bar.write(outcome_line(outcome.status, p.config.run_id, outcome.note), file=stream)
         print(
             f"summary: {summary['completed']} completed, {summary['skipped']} skipped, {summary['failed']} failed, "
             f"{summary['elsewhere']} running elsewhere",

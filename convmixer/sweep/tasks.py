@@ -38,13 +38,14 @@ class RunResult(NamedTuple):
 
 # --------------------------------------------------------------------------- inside a worker
 
-def _worker_address() -> str:
+def _this_worker():
+    """The Dask worker running this task; None outside one (tests calling the task directly)."""
     try:
         from distributed import get_worker
 
-        return get_worker().address
-    except (ImportError, ValueError):  # not in a Dask worker (tests calling the task directly)
-        return f"pid {os.getpid()}"
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
 
 
 def prepare_environment() -> None:
@@ -116,15 +117,9 @@ class _ForwardOutput(logging.Handler):
             pass
 
 
-def _forward_output(topic: str | None):
+def _forward_output(worker, topic: str | None):
     """Attach a _ForwardOutput to papermill's logger; returns a function that detaches it (None: nothing to do)."""
-    if not topic:
-        return None
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
+    if not topic or worker is None:
         return None
     logger = logging.getLogger("papermill")
     handler = _ForwardOutput(worker, topic)
@@ -146,8 +141,9 @@ def run_task(config, run_dir: str, replace: bool, env: dict | None, output_topic
     from .execute import execute_run
 
     prepare_environment()
-    host, worker = socket.gethostname(), _worker_address()
-    detach = _forward_output(output_topic)
+    here = _this_worker()
+    host, worker = socket.gethostname(), here.address if here is not None else f"pid {os.getpid()}"
+    detach = _forward_output(here, output_topic)
     try:
         with task_environment(env):
             outcome = execute_run(config, Path(run_dir), replace=replace, log_output=detach is not None,
