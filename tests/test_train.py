@@ -322,3 +322,30 @@ def test_backfill_recreates_the_predictions_of_an_older_record_and_refuses_a_mis
     assert all((again[k] == original[k]).all() for k in records.PREDICTION_ARRAYS)
     assert not (tmp_path / "runs" / "tampered" / records.PREDICTIONS).exists()
     assert backfill(tmp_path)["missing"] == ["tampered"]  # a written record is not evaluated again
+
+
+def test_the_arithmetic_comparison_finds_any_difference_in_weights_or_history(tmp_path):
+    # tools/compare_arithmetic.py decides whether a grid under way may move to newer code: bit for bit.
+    from pathlib import Path
+
+    import h5py
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from compare_arithmetic import differences
+
+    def run(name, weight, accuracy):
+        folder = tmp_path / name
+        folder.mkdir()
+        with h5py.File(folder / "model.weights.h5", "w") as f:
+            f["layers/dense/vars/0"] = np.array([1.0, weight], dtype=np.float32)
+            f["layers/dense/vars/1"] = np.zeros(2, dtype=np.float32)
+        pd.DataFrame({"epoch": [1], "loss": [2.0], "accuracy": [accuracy], "lr": [0.01]}).to_csv(
+            folder / "history.csv", index=False)
+        return folder
+
+    same, also_same = run("a", 0.5, 0.25), run("b", 0.5, 0.25)
+    assert differences(same, also_same) == []
+    [weights] = differences(same, run("c", np.nextafter(np.float32(0.5), np.float32(1)), 0.25))  # one ulp
+    assert weights.startswith("weights: 1 of 2 arrays differ") and "layers/dense/vars/0" in weights
+    [history] = differences(same, run("d", 0.5, 0.250001))
+    assert history.startswith("history: accuracy differs")
