@@ -89,3 +89,46 @@ def test_impossible_settings_are_rejected(kwargs, match):
     args = {"width": 8, "depth": 1, "patch_size": 2, "kernel_size": 3} | kwargs
     with pytest.raises(ValueError, match=match):
         build_convmixer(**args)
+
+
+def test_pytorch_initialisation_draws_each_layer_within_pytorchs_bound():
+    # recipe_overrides {"initialisation": "pytorch"}: nn.Conv2d / nn.Linear's defaults, U(+-1/sqrt(fan_in)) for
+    # kernel and bias, fan_in = inputs x kernel area (one input per output for the depthwise, groups=dim).
+    import keras
+
+    from convmixer.models.convmixer import pytorch_default_init
+
+    model = build_convmixer(64, 2, 2, 5)
+    before = [w.numpy().copy() for w in model.weights]
+    pytorch_default_init(model, seed=7)
+    fan_ins = {"stem_conv": 3 * 2 * 2, "block0_depthwise": 5 * 5, "block0_pointwise": 64, "logits": 64}
+    for name, fan_in in fan_ins.items():
+        layer = model.get_layer(name)
+        bound = 1 / math.sqrt(fan_in)
+        for w in (layer.kernel.numpy(), layer.bias.numpy()):
+            assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound  # the whole interval is used
+        if layer.kernel.numpy().size > 1000:  # uniform: sd = bound / sqrt(3)
+            assert layer.kernel.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    bn = model.get_layer("block0_depthwise_bn")
+    assert np.all(bn.gamma.numpy() == 1) and np.all(bn.beta.numpy() == 0)  # BatchNorm as PyTorch's, untouched
+    assert sum(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights)) == 2 * (2 + 2 * 2)
+    again = build_convmixer(64, 2, 2, 5)
+    pytorch_default_init(again, seed=7)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.weights, again.weights))
+    pytorch_default_init(again, seed=8)
+    assert not np.array_equal(model.get_layer("logits").kernel.numpy(), again.get_layer("logits").kernel.numpy())
+    assert isinstance(model.get_layer("block0_depthwise"), keras.layers.DepthwiseConv2D)
+
+
+def test_pytorch_initialisation_is_a_recipe_override_for_convmixer_only():
+    from convmixer.training.config import RunConfig
+
+    config = RunConfig(recipe="official-logged", recipe_overrides={"initialisation": "pytorch"})
+    assert config.recipe_obj.initialisation == "pytorch"
+    assert RunConfig(recipe="official-logged").recipe_obj.initialisation == "keras"  # the default: ids unchanged
+    assert config.run_id != RunConfig(recipe="official-logged").run_id
+    with pytest.raises(ValueError, match=r"initialisation must be one of \['keras', 'pytorch'\]"):
+        RunConfig(recipe_overrides={"initialisation": "torch"})
+    with pytest.raises(ValueError, match="applies to convmixer only"):
+        RunConfig(architecture="resnet", hyperparameters={"width": 6, "blocks_per_stage": 3}, kernel_size=None,
+                  patch_size=None, recipe_overrides={"initialisation": "pytorch"})

@@ -44,7 +44,16 @@ def test_every_shipped_grid_expands_and_validates():
     assert "cpu-trends" in sizes and "cpu-timing" not in sizes  # superseded grids are not shipped
     assert sizes["cpu-full"] == 12 and sizes["cpu-reference-row"] == 3
     assert sizes["cpu-one-cycle"] == 18 and sizes["cpu-architectures"] == 9
-    assert sizes["cpu-paper-scale"] == 12
+    assert sizes["cpu-paper-scale"] == 12 and sizes["cpu-gap-diagnostics"] == 3
+
+
+def test_the_gap_diagnostic_differs_from_the_official_log_in_the_initialisation_alone():
+    official = {c.seed: c for c in load_grid(ROOT / "grids" / "cpu-paper-scale.yaml")
+                if c.recipe == "official-logged"}
+    for c in load_grid(ROOT / "grids" / "cpu-gap-diagnostics.yaml"):
+        assert c.recipe_obj.initialisation == "pytorch"
+        other = official[c.seed].to_dict() | {"recipe_overrides": {"initialisation": "pytorch"}}
+        assert c.to_dict() == other
 
 
 def test_paper_scale_grid_runs_each_published_anchor_like_for_like_in_order_of_value():

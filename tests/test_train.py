@@ -349,3 +349,13 @@ def test_the_arithmetic_comparison_finds_any_difference_in_weights_or_history(tm
     assert weights.startswith("weights: 1 of 2 arrays differ") and "layers/dense/vars/0" in weights
     [history] = differences(same, run("d", 0.5, 0.250001))
     assert history.startswith("history: accuracy differs")
+
+
+def test_a_run_with_pytorchs_initialisation_starts_from_pytorchs_bounds(tmp_path):
+    # With a negligible lr the trained weights are the initial ones: within PyTorch's 1/sqrt(fan_in), 1/3 for
+    # the 3x3 depthwise kernel, where Keras' Glorot bound is sqrt(6 / (9 x 16 + 9)) = 0.198 at width 16.
+    config = RunConfig(**{**TINY, "epochs": 1, "recipe_overrides": {"lr": 1e-8, "initialisation": "pytorch"}})
+    train(config, tmp_path / "torch-init")
+    model = load_trained_model(tmp_path / "torch-init")
+    depthwise = np.abs(model.get_layer("block0_depthwise").kernel.numpy()).max()
+    assert 0.8 / 3 < depthwise <= 1 / 3 + 1e-6  # above Keras' whole interval

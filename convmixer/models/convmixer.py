@@ -179,5 +179,32 @@ def build_convmixer(
     return keras.Model(inputs, outputs, name=f"convmixer_{width}_{depth}_p{patch_size}_k{kernel_size}")
 
 
+def pytorch_default_init(model, seed: int) -> None:
+    """Re-draw every convolution and dense layer's weights as PyTorch initialises nn.Conv2d and nn.Linear
+    (the official script's model), in place: kernel and bias uniform in +-1/sqrt(fan_in)
+    (``kaiming_uniform_(a=sqrt(5))`` for the kernel), fan_in = inputs x kernel area, where a depthwise
+    convolution (``groups=dim``) has one input per output. BatchNorm starts at 1 and 0 in both frameworks.
+
+    Draws from numpy with ``seed``, layer by layer in the model's order, so a run is repeatable.
+    """
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 0x7079746F])  # "pyto": apart from every other stream of the seed
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kernel = layer.kernel
+            fan_in = kernel.shape[0] * kernel.shape[1]
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel = layer.kernel
+            fan_in = int(np.prod(kernel.shape[:-1]))
+        else:
+            continue
+        bound = 1.0 / np.sqrt(fan_in)
+        kernel.assign(rng.uniform(-bound, bound, kernel.shape).astype(kernel.dtype))
+        if layer.bias is not None:
+            layer.bias.assign(rng.uniform(-bound, bound, layer.bias.shape).astype(layer.bias.dtype))
+
+
 def trainable_parameters(model):
     return int(sum(math.prod(w.shape) for w in model.trainable_weights))

@@ -63,6 +63,9 @@ class RunConfig:
         self._check_types()
         self._check_model()
         recipe = get_recipe(self.recipe, self.recipe_overrides)  # raises on bad names/values
+        if recipe.initialisation == "pytorch" and self.architecture != "convmixer":
+            raise ValueError(f"recipe_overrides.initialisation 'pytorch' applies to convmixer only (PyTorch's "
+                             f"nn.Conv2d/nn.Linear defaults), not to {self.architecture}")
         self.recipe_overrides = normalize_overrides(self.recipe_overrides)
         if self.epochs is None:
             self.epochs = recipe.epochs

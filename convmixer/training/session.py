@@ -124,6 +124,10 @@ def build_session(config: RunConfig, recipe, data: Data) -> Session:
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.architecture, config.model_hyperparameters,
                         num_classes=len(data.dataset.class_names), normalization=recipe.normalization)
+    if recipe.initialisation == "pytorch":
+        from ..models.convmixer import pytorch_default_init
+
+        pytorch_default_init(model, config.seed)
     schedule = make_schedule(recipe, config.epochs, int(np.ceil(len(data.x_train) / config.batch_size)))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     # compile() wraps the optimizer for loss scaling under mixed_float16; the custom step uses model.optimizer.
