@@ -129,6 +129,6 @@ def test_pytorch_initialisation_is_a_recipe_override_for_convmixer_only():
     assert config.run_id != RunConfig(recipe="official-logged").run_id
     with pytest.raises(ValueError, match=r"initialisation must be one of \['keras', 'pytorch'\]"):
         RunConfig(recipe_overrides={"initialisation": "torch"})
-    with pytest.raises(ValueError, match="applies to convmixer only"):
+    with pytest.raises(ValueError, match="initialisation 'pytorch' applies to convmixer only"):
         RunConfig(architecture="resnet", hyperparameters={"width": 6, "blocks_per_stage": 3}, kernel_size=None,
                   patch_size=None, recipe_overrides={"initialisation": "pytorch"})

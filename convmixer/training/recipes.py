@@ -280,9 +280,9 @@ DIFFERENCES = [
             "uniform biases with the same bound"
         ),
         "here": (
-            "Keras' Glorot uniform, zero biases; its depthwise fan_in is k*k*dim, so at 256/8 k5 the depthwise "
-            "bound is 0.031, not 0.2 (6.5x smaller), the 1x1's 0.108, not 0.0625; recipe_overrides "
-            "{initialisation: pytorch} draws PyTorch's"
+            "Keras' Glorot, zero biases; depthwise fan_in k*k*dim, so at 256/8 p2 k5 the bounds are, against "
+            "PyTorch's: depthwise 0.031/0.2, stem 0.076/0.289, 1x1 0.108/0.0625, classifier 0.150/0.0625; "
+            "override initialisation: pytorch"
         ),
     },
     {
