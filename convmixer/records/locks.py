@@ -374,9 +374,9 @@ def _join(run_dir, path: Path, token: str) -> RunLock:
             raise RunLocked(run_dir, read_lock(path), path)
     try:
         owner = read_lock(path)
-        if owner is None or owner.get("token") != token:
-            if owner is None:
-                raise LockLost(run_dir, path)
+        if owner is None:
+            raise LockLost(run_dir, path)
+        if owner.get("token") != token:
             raise RunLocked(run_dir, owner, path)
         owner["pids"] = [p for p in owner.get("pids", []) if isinstance(p, dict)] + [_me()]
         atomic_write_json(path, owner)  # a rename over the file: the lock never disappears

@@ -251,9 +251,10 @@ def seed_spread(done: pd.DataFrame) -> float | None:
     settings with at least MIN_SEEDS_FOR_SPREAD seeds (None without any): how much seeds alone move it."""
     if done.empty:
         return None
-    sds = [100 * pd.to_numeric(sub["final_train_accuracy"], errors="coerce").dropna().std(ddof=1)
-           for _, sub in done.groupby(["setup", "patch_size", "kernel_size"], sort=True)
-           if pd.to_numeric(sub["final_train_accuracy"], errors="coerce").notna().sum() >= MIN_SEEDS_FOR_SPREAD]
+    final = pd.to_numeric(done["final_train_accuracy"], errors="coerce")
+    sds = [100 * values.std(ddof=1) for _, values in final.groupby([done["setup"], done["patch_size"],
+                                                                     done["kernel_size"]])
+           if values.notna().sum() >= MIN_SEEDS_FOR_SPREAD]
     return float(max(sds)) if sds else None
 
 
@@ -268,10 +269,11 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
     """
     done = prepare(runs)
     curves = reference.get("logged_curves") or {}
+    spread = seed_spread(done)
     out = []
     for row in published_runs(reference):
         curve = curves.get(row["source"])
-        if curve is None or row["source"] == "reference_report":
+        if curve is None:
             continue
         column = "test_accuracy" if curve["held_out"] == "test" else "val_accuracy"
         ours = []
@@ -291,7 +293,7 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
                 for e in range(1, epochs + 1)}
         out.append({**row, "setting": setting_name(row), "source_name": SOURCE_NAMES.get(row["source"], row["source"]),
                     "where": curve["where"], "held_out": curve["held_out"], "log_held_out": log_held_out,
-                    "log_train": log_train, "ours": ours, "gaps": gaps, "seed_sd": seed_spread(done)})
+                    "log_train": log_train, "ours": ours, "gaps": gaps, "seed_sd": spread})
     return out
 
 
