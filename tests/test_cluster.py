@@ -272,32 +272,38 @@ def test_two_sweeps_into_two_results_folders_on_one_scheduler_each_get_their_own
         assert all(p.state == "done" for p in plan(load_grid(SMOKE), results))
 
 
+def _keyed_stand_in(config, run_dir, replace, env, topic, take_over_after=None):
+    """``run_task`` that writes nothing: notes (run folder, replace), waits (up to 20 s) until six tasks run at
+    once, so both sweeps' tasks are on the scheduler together."""
+    from convmixer.sweep.tasks import RunResult
+
+    with _STARTED_LOCK:
+        _STARTED.append((run_dir, replace))
+    deadline = time.monotonic() + 20
+    while len(_STARTED) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return RunResult("completed", Path(run_dir), "", config.run_id, "host", "worker")
+
+
 def test_a_forced_sweep_is_not_answered_by_a_plain_sweeps_task_of_the_same_run(tmp_path, monkeypatch):
     # Same grid, same results folder, same scheduler: a plain sweep's task must not stand in for a --force
     # re-run (they would share one Dask key, and the re-run would silently not happen).
     from convmixer.sweep import cluster
 
-    monkeypatch.setattr(cluster, "run_task", _stand_in_task)
-    # The stand-in takes no lock, so the two tasks of one run write the same folder at once (the real task's
-    # lock prevents that): the sweep's own check of those records is not what this test is about.
-    monkeypatch.setattr(cluster, "seen_here", lambda result, p: result)
+    monkeypatch.setattr(cluster, "run_task", _keyed_stand_in)
     _STARTED.clear()
+    monkeypatch.setattr(cluster, "seen_here", lambda result, p: result)  # no records: not what this tests
     results = tmp_path / "results"
     planned = plan(load_grid(SMOKE), results)
-    got = {}
     with distributed.LocalCluster(n_workers=1, threads_per_worker=6, processes=False, dashboard_address=None) as local:
-        def sweep(replace):
-            got[bool(replace)] = run_on_dask(planned, scheduler=local.scheduler_address, results_dir=results,
-                                             replace=replace, progress=False, stream=io.StringIO())
-
-        threads = [threading.Thread(target=sweep, args=(replace,))
-                   for replace in (set(), {p.config.run_id for p in planned})]
+        threads = [threading.Thread(target=run_on_dask, args=(planned,), kwargs=dict(
+            scheduler=local.scheduler_address, results_dir=results, replace=replace, progress=False,
+            stream=io.StringIO())) for replace in (set(), {p.config.run_id for p in planned})]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
-    assert len(_STARTED) == 6  # each sweep's three tasks ran
-    assert [r.status for r in got[True]] == [r.status for r in got[False]] == ["completed"] * 3
+    assert {replace for _, replace in _STARTED} == {False, True} and len(set(_STARTED)) == 6  # all six ran
 
 
 def test_a_task_reporting_a_record_this_sweep_cannot_see_counts_as_failed(tmp_path):
