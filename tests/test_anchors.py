@@ -196,3 +196,73 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     # A run without its history gives no curve; nor does a setting whose log printed none.
     assert anchors.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []
     assert anchors.logged_curves(fake_runs(seeds(CHEAPEST, [0.7])), ref) == []
+
+
+# --- one known difference at a time ---------------------------------------------------------------------------
+
+PYTORCH_INIT = '{"initialisation": "pytorch"}'
+
+
+def test_a_diagnostic_pairs_each_run_with_the_published_settings_run_of_its_seed():
+    from convmixer.report import diagnostics
+
+    ref = load_reference()
+    base = seeds(OFFICIAL, [0.900, 0.905, 0.910], lossy_jpeg=True)
+    variant = seeds(OFFICIAL, [0.915, 0.921, 0.924], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
+    other = seeds(OFFICIAL, [0.5], recipe_overrides='{"initialisation": "pytorch", "lr": 0.1}')  # two overrides
+    subset = seeds(OFFICIAL, [0.5], recipe_overrides=PYTORCH_INIT, test_subset=1000)  # not the setting
+    [d] = diagnostics.diagnostics(fake_runs(base + variant + other + subset), ref)
+    assert d["source"] == "official_logged" and d["override"] == {"initialisation": "pytorch"}
+    assert [p["seed"] for p in d["pairs"]] == [0, 1, 2]
+    assert d["difference"]["effect"] == pytest.approx((1.5 + 1.6 + 1.4) / 3)
+    assert d["difference"]["low"] > 0 and d["difference"]["n"] == 3
+    lines = diagnostics.diagnostic_sentences(d)
+    assert lines[0].startswith("Against the official script's log (ConvMixer-256/8 p2 k5, official-logged recipe, "
+                               "25 epochs, 92.60%), with PyTorch's default initialisation: ours 92.00% against "
+                               "90.50% without it (seeds 0, 1, 2 on the JPEG copy), +1.50 points; ours minus the "
+                               "published value goes from -2.10 to -0.60 points.")
+    assert "a measured part of the gap" in lines[1] and "paired t-test over 3 seeds" in lines[1]
+    from convmixer.report.readme import results_markdown
+    from convmixer.report.sections import comparison_section
+
+    runs = fake_runs(base + variant)
+    assert f"- {' '.join(lines)}" in results_markdown(runs, ref).splitlines()
+    assert "One known difference at a time" in comparison_section(runs, ref, anchors.like_for_like(runs, ref))
+
+    # A variant seed without its twin is left out; no twin at all, or no run of the setting: no diagnostic.
+    [d] = diagnostics.diagnostics(fake_runs(base[:2] + variant), ref)
+    assert [p["seed"] for p in d["pairs"]] == [0, 1]
+    assert diagnostics.diagnostics(fake_runs(variant), ref) == []
+    assert diagnostics.diagnostics(fake_runs(base + seeds(OFFICIAL, [0.9], recipe_overrides="{}")), ref) == []
+
+    # No effect beyond the seeds: said so, not read as part of the gap.
+    flat = seeds(OFFICIAL, [0.906, 0.900, 0.909], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
+    [d] = diagnostics.diagnostics(fake_runs(base + flat), ref)
+    assert "the interval includes 0" in diagnostics.diagnostic_sentences(d)[1]
+
+
+def test_one_pair_is_set_against_the_seed_spread_and_never_tested(tmp_path):
+    from convmixer.report import diagnostics
+
+    ref = load_reference()
+    spread = seeds(CHEAPEST, [0.70, 0.71, 0.72])  # a 3-seed setting: test accuracy sd 1.00 point
+    runs = fake_runs(spread + seeds(OFFICIAL, [0.90]) + seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
+    [d] = diagnostics.diagnostics(runs, ref)
+    assert d["seed_sd"] == pytest.approx(1.0) and np.isnan(d["difference"]["low"])
+    line = diagnostics.diagnostic_sentences(d)[1]
+    assert line.startswith("One pair: the difference is within what seeds alone move the difference of two single "
+                           "runs here (2.8 points: 2 x sqrt(2) x 1.00,")
+    runs = fake_runs(spread + seeds(OFFICIAL, [0.86]) + seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
+    assert "is beyond what seeds" in diagnostics.diagnostic_sentences(diagnostics.diagnostics(runs, ref)[0])[1]
+
+
+def test_the_paired_interval_misses_a_zero_effect_5_percent_of_the_time():
+    from convmixer.report import stats
+
+    rng = np.random.default_rng(1)
+    shared = rng.normal(90.0, 0.5, size=(2000, 1))  # what a seed's data order gives both runs
+    a, b = shared + rng.normal(0, 0.4, (2000, 3)), shared + rng.normal(0, 0.4, (2000, 3))
+    misses = [not (d["low"] <= 0 <= d["high"]) for d in map(stats.paired_difference, a, b)]
+    assert 0.04 <= np.mean(misses) <= 0.06
+    moved = [stats.paired_difference(x + 2.0, y)["low"] > 0 for x, y in zip(a[:300], b[:300])]
+    assert np.mean(moved) > 0.8  # and it sees 2 points (3.5 pair SDs) most of the time with 3 pairs

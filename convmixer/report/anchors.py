@@ -64,11 +64,16 @@ def published_runs(reference: dict) -> list[dict]:
 
 
 # How the table names an override; others read "key=value".
-OVERRIDE_WORDS = {("weight_decay_scaled_by_lr", True): "weight decay times lr, as Keras 3's AdamW"}
+OVERRIDE_WORDS = {("weight_decay_scaled_by_lr", True): "weight decay times lr, as Keras 3's AdamW",
+                  ("initialisation", "pytorch"): "PyTorch's default initialisation"}
+
+
+def override_words(overrides: dict) -> str:
+    return ", ".join(OVERRIDE_WORDS.get((k, v), f"{k}={v}") for k, v in sorted(overrides.items()))
 
 
 def setting_name(row: dict) -> str:
-    overrides = ", ".join(OVERRIDE_WORDS.get((k, v), f"{k}={v}") for k, v in sorted(row["recipe_overrides"].items()))
+    overrides = override_words(row["recipe_overrides"])
     return (f"ConvMixer-{row['width']}/{row['depth']} p{row['patch_size']} k{row['kernel_size']}, {row['recipe']} "
             f"recipe{f' ({overrides})' if overrides else ''}, {row['epochs']} epochs")
 
@@ -246,12 +251,12 @@ LAST_EPOCHS = 3  # where a gap is placed: the mean over the last epochs, not one
 MIN_SEEDS_FOR_SPREAD = 3
 
 
-def seed_spread(done: pd.DataFrame) -> float | None:
-    """The largest standard deviation over seeds of the final training accuracy (points) among this project's
+def seed_spread(done: pd.DataFrame, column: str = "final_train_accuracy") -> float | None:
+    """The largest standard deviation over seeds of ``column`` (an accuracy; in points) among this project's
     settings with at least MIN_SEEDS_FOR_SPREAD seeds (None without any): how much seeds alone move it."""
     if done.empty:
         return None
-    final = pd.to_numeric(done["final_train_accuracy"], errors="coerce")
+    final = pd.to_numeric(done[column], errors="coerce")
     sds = [100 * values.std(ddof=1) for _, values in final.groupby([done["setup"], done["patch_size"],
                                                                      done["kernel_size"]])
            if values.notna().sum() >= MIN_SEEDS_FOR_SPREAD]

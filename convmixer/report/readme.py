@@ -18,6 +18,7 @@ from .. import records
 from .runs import as_table, prepare
 from .tables import comparison_table
 from .anchors import curve_sentences, like_for_like, logged_curves, planned_settings, summary_sentences
+from .diagnostics import diagnostic_sentences, diagnostics
 from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts
 from .verdicts import verdicts
@@ -80,6 +81,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
     lines += [f"- {s}" for s in summary_sentences(rows)]
     lines += [f"- {' '.join(curve_sentences(curve))}" for curve in logged_curves(runs, reference)]
+    lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in diagnostics(runs, reference)]
     reproduced = reproduction_sentences(rows)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]

@@ -292,6 +292,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
             f"Ours per epoch (a line per seed) against the accuracies printed in {curve['source_name']} "
             f"({curve['where']}).")) + bullets(
             a.curve_sentences(curve)) for curve in a.logged_curves(runs, reference)],
+        diagnostics_block(runs, reference),
         details("Sources of the published values",
                 bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),
                 element_id="sources"),
@@ -308,6 +309,19 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
                 missing(f"{not_run} published configuration(s) have no run here (rows marked 'not run').")
                 if not_run else "", element_id="comparison-details"),
     ])
+
+
+def diagnostics_block(runs: pd.DataFrame, reference: dict) -> str:
+    """Runs of a published setting with one more recipe override, paired by seed with the setting's own."""
+    from .diagnostics import diagnostic_sentences, diagnostics
+
+    found = diagnostics(runs, reference)
+    if not found:
+        return ""
+    return "\n".join(["<p>One known difference at a time: runs of a published setting with one more recipe "
+                      "override, each paired with the run of the setting itself that has its seed (the same data "
+                      "order and augmentation draws).</p>",
+                      bullets([" ".join(diagnostic_sentences(d)) for d in found])])
 
 
 # --------------------------------------------------------------------------- 3. trends
