@@ -266,3 +266,21 @@ def test_the_paired_interval_misses_a_zero_effect_5_percent_of_the_time():
     assert 0.04 <= np.mean(misses) <= 0.06
     moved = [stats.paired_difference(x + 2.0, y)["low"] > 0 for x, y in zip(a[:300], b[:300])]
     assert np.mean(moved) > 0.8  # and it sees 2 points (3.5 pair SDs) most of the time with 3 pairs
+
+
+def test_runs_with_one_more_override_are_drawn_and_told_beside_the_log(tmp_path):
+    import pandas as pd
+
+    from convmixer.report import plots
+
+    ref = load_reference()
+    base = _with_histories(tmp_path / "base", -3.0, -3.0, seeds_=(0,), spread=0.0)
+    variant = _with_histories(tmp_path / "init", -1.0, -0.5, seeds_=(0,), spread=0.0,
+                              setting={**OFFICIAL, "recipe_overrides": PYTORCH_INIT})
+    [curve] = anchors.logged_curves(pd.concat([base, variant], ignore_index=True).assign(
+        run_id=lambda f: [f"run{i}" for i in range(len(f))]), ref)
+    assert [(v["seed"], v["words"]) for v in curve["variants"]] == [(0, "PyTorch's default initialisation")]
+    assert [len(ax.get_lines()) for ax in plots.logged_curve_figure(curve).axes] == [3, 3]
+    assert anchors.curve_sentences(curve)[-1] == (
+        "With PyTorch's default initialisation (1 seed), over the last 3 epochs: test accuracy -1.00 points and "
+        "training accuracy -0.50 points against the log (without it: -3.00 and -3.00).")

@@ -92,6 +92,24 @@ def matching_runs(done: pd.DataFrame, row: dict) -> pd.DataFrame:
     return done[same]
 
 
+def one_more_override(done: pd.DataFrame, row: dict) -> list[tuple[str, object]]:
+    """The (key, value) overrides that some completed runs add, alone, to the published setting ``row``'s."""
+    base = row["recipe_overrides"]
+    found = set()
+    for value in done["recipe_overrides"].dropna().unique():
+        overrides = json.loads(value) if isinstance(value, str) and value else {}
+        extra = {k: v for k, v in overrides.items() if k not in base}
+        if len(extra) == 1 and all(overrides.get(k) == v for k, v in base.items()):
+            found.add(next(iter(extra.items())))
+    return sorted(found, key=str)
+
+
+def with_override(row: dict, key: str, value) -> dict:
+    """The published setting ``row`` with one more recipe override (and the batch size that recipe gives)."""
+    overrides = {**row["recipe_overrides"], key: value}
+    return {**row, "recipe_overrides": overrides, "batch_size": get_recipe(row["recipe"], overrides).batch_size}
+
+
 def verdict(values_pct, published: float) -> tuple[str, float, float]:
     """(verdict, prediction-interval low, high) for a published single run against our seeds' accuracies."""
     values = np.asarray(list(values_pct), dtype=float)
@@ -269,8 +287,9 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
     Returns one dict per logged run with a published curve and at least one matching run here: the row
     (``published_runs``), ``where`` (the log's source), ``held_out`` ("test" or "validation"), ``log_held_out``
     and ``log_train`` (percent, epoch 1 first), ``ours`` ([{"seed", "jpeg", "held_out", "train"}], percent per
-    epoch from history.csv) and ``gaps`` ({epoch: (held-out, train) mean difference ours - log, in points})
-    over the epochs every run has.
+    epoch from history.csv), ``gaps`` ({epoch: (held-out, train) mean difference ours - log, in points})
+    over the epochs every run has, and ``variants``: the curves, as ``ours`` plus ``words``, of runs of the
+    setting with one more recipe override (``diagnostics``).
     """
     done = prepare(runs)
     curves = reference.get("logged_curves") or {}
@@ -281,16 +300,11 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
         if curve is None:
             continue
         column = "test_accuracy" if curve["held_out"] == "test" else "val_accuracy"
-        ours = []
-        for run in matching_runs(done, row).sort_values("seed").itertuples():
-            h = history(run.path)
-            if h is None or column not in h or "accuracy" not in h:
-                continue
-            ours.append({"seed": int(run.seed), "jpeg": run.lossy_jpeg is True,
-                         "held_out": [100 * float(v) for v in h[column]],
-                         "train": [100 * float(v) for v in h["accuracy"]]})
+        ours = _run_curves(matching_runs(done, row), column)
         if not ours:
             continue
+        variants = [{**c, "words": override_words({key: value})} for key, value in one_more_override(done, row)
+                    for c in _run_curves(matching_runs(done, with_override(row, key, value)), column)]
         log_held_out, log_train = list(curve["held_out_accuracy"]), list(curve["train_accuracy"])
         epochs = min(len(log_held_out), *(len(o["held_out"]) for o in ours))
         gaps = {e: (float(np.mean([o["held_out"][e - 1] for o in ours])) - log_held_out[e - 1],
@@ -298,7 +312,20 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
                 for e in range(1, epochs + 1)}
         out.append({**row, "setting": setting_name(row), "source_name": SOURCE_NAMES.get(row["source"], row["source"]),
                     "where": curve["where"], "held_out": curve["held_out"], "log_held_out": log_held_out,
-                    "log_train": log_train, "ours": ours, "gaps": gaps, "seed_sd": spread})
+                    "log_train": log_train, "ours": ours, "gaps": gaps, "seed_sd": spread, "variants": variants})
+    return out
+
+
+def _run_curves(matched: pd.DataFrame, column: str) -> list[dict]:
+    """Per seed, a run's held-out (``column``) and training accuracy per epoch, in percent, from history.csv."""
+    out = []
+    for run in matched.sort_values("seed").itertuples():
+        h = history(run.path)
+        if h is None or column not in h or "accuracy" not in h:
+            continue
+        out.append({"seed": int(run.seed), "jpeg": run.lossy_jpeg is True,
+                    "held_out": [100 * float(v) for v in h[column]],
+                    "train": [100 * float(v) for v in h["accuracy"]]})
     return out
 
 
@@ -327,8 +354,9 @@ def curve_sentences(curve: dict) -> list[str]:
     window = [e for e in gaps if e > last - LAST_EPOCHS]
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
+    variants = _variant_sentences(curve, window, held_out, held_out_gap, train_gap)
     if curve.get("seed_sd") is None:
-        return out
+        return out + variants
     noise = 2 * np.sqrt(2) * curve["seed_sd"]
     over = f"over the last {len(window)} epochs" if len(window) > 1 else f"at epoch {last}"
     scale = (f"what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
@@ -347,4 +375,21 @@ def curve_sentences(curve: dict) -> list[str]:
         out.append(f"{over.capitalize()} the training accuracy differs by {train_gap:+.2f} points and the "
                    f"{held_out} by {held_out_gap:+.2f}; one run against one, both are within {scale}, so these "
                    "curves do not place the gap.")
+    return out + variants
+
+
+def _variant_sentences(curve: dict, window: list[int], held_out: str, held_out_gap: float,
+                       train_gap: float) -> list[str]:
+    """For runs of the setting with one more recipe override, the same gaps to the log over the same epochs."""
+    out = []
+    for words in dict.fromkeys(v["words"] for v in curve.get("variants", [])):
+        runs = [v for v in curve["variants"] if v["words"] == words and len(v["held_out"]) >= max(window)]
+        if not runs:
+            continue
+        mean = {key: float(np.mean([[v[key][e - 1] - curve[log][e - 1] for e in window] for v in runs]))
+                for key, log in (("held_out", "log_held_out"), ("train", "log_train"))}
+        out.append(f"With {words} ({len(runs)} seed{'s' if len(runs) != 1 else ''}), over the last {len(window)} "
+                   f"epochs: {held_out} "
+                   f"{mean['held_out']:+.2f} points and training accuracy {mean['train']:+.2f} points against the "
+                   f"log (without it: {held_out_gap:+.2f} and {train_gap:+.2f}).")
     return out

@@ -17,34 +17,16 @@ that has its seed and data, and the pairs' differences are what is reported:
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from ..training.recipes import get_recipe
 from . import anchors, stats
 from .runs import prepare
-
-
-def _overrides(value) -> dict:
-    return json.loads(value) if isinstance(value, str) and value else {}
 
 
 def _yes(flag) -> bool:
     """A record's True (a bool, or numpy's from a bool column); missing or unknown is not True."""
     return isinstance(flag, (bool, np.bool_)) and bool(flag)
-
-
-def one_more_override(done: pd.DataFrame, row: dict) -> list[tuple[str, object]]:
-    """The (key, value) overrides that some completed runs add, alone, to the published setting ``row``."""
-    base = row["recipe_overrides"]
-    found = []
-    for value in done["recipe_overrides"].dropna().unique():
-        extra = {k: v for k, v in _overrides(value).items() if k not in base}
-        if len(extra) == 1 and all(_overrides(value).get(k) == v for k, v in base.items()):
-            found.append(next(iter(extra.items())))
-    return sorted(set(found), key=str)
 
 
 def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
@@ -61,12 +43,9 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
         without = anchors.matching_runs(done, row)
         if without.empty:
             continue
-        for key, value in one_more_override(done, row):
-            overrides = {**row["recipe_overrides"], key: value}
-            changed = {**row, "recipe_overrides": overrides,
-                       "batch_size": get_recipe(row["recipe"], overrides).batch_size}
-            pairs = []
-            for run in anchors.matching_runs(done, changed).sort_values("seed").itertuples():
+        for key, value in anchors.one_more_override(done, row):
+            pairs, changed = [], anchors.matching_runs(done, anchors.with_override(row, key, value))
+            for run in changed.sort_values("seed").itertuples():
                 twin = without[(without["seed"] == run.seed)
                                & (without["dataset_fingerprint"] == run.dataset_fingerprint)]
                 if len(twin):

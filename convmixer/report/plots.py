@@ -261,7 +261,7 @@ def learning_curves_grid(cells, title=None, columns=4):
 def logged_curve_figure(curve: dict):
     """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): held-out
     (test or validation) accuracy on the left, on the augmented training images on the right
-    (``anchors.logged_curves``)."""
+    (``anchors.logged_curves``); runs with one more recipe override dotted, a line per seed."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(REPORT_WIDTH_IN, 3.3), sharey=True, layout="constrained")
     log_epochs = range(1, len(curve["log_held_out"]) + 1)
@@ -271,6 +271,9 @@ def logged_curve_figure(curve: dict):
         for i, run in enumerate(curve["ours"]):
             ax.plot(range(1, len(run[ours_key]) + 1), run[ours_key], "-", marker="o", ms=2.5, lw=1.2,
                     color=f"C{i % 10}", label=f"ours, seed {run['seed']}")
+        for i, run in enumerate(curve.get("variants", [])):
+            ax.plot(range(1, len(run[ours_key]) + 1), run[ours_key], ":", marker="^", ms=2.5, lw=1.2,
+                    color=f"C{(len(curve['ours']) + i) % 10}", label=f"ours with {run['words']}, seed {run['seed']}")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
