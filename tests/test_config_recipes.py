@@ -179,6 +179,17 @@ def test_overrides_apply_and_are_validated():
         get_recipe("official", {"randaugment_n": 1.5})
 
 
+def test_an_override_that_restates_the_recipes_value_is_the_same_run():
+    from convmixer.training.config import RunConfig
+
+    plain = RunConfig(recipe="official-logged", epochs=1)
+    for same in ({"initialisation": "keras"}, {"lr": 0.05}, {"lr": 0.05, "initialisation": "keras"}):
+        config = RunConfig(recipe="official-logged", epochs=1, recipe_overrides=same)
+        assert config.recipe_overrides == {} and config.run_id == plain.run_id
+    changed = RunConfig(recipe="official-logged", epochs=1, recipe_overrides={"lr": 0.05, "initialisation": "pytorch"})
+    assert changed.recipe_overrides == {"initialisation": "pytorch"} and changed.run_id != plain.run_id
+
+
 def test_weight_decay_convention_can_be_overridden_for_the_keras_io_row():
     # keras-io's Keras 3 example: keras.optimizers.AdamW(weight_decay=1e-4), decay multiplied by lr.
     keras3 = get_recipe("seed", {"weight_decay_scaled_by_lr": True})

@@ -66,7 +66,11 @@ class RunConfig:
         if recipe.initialisation == "pytorch" and self.architecture != "convmixer":
             raise ValueError(f"recipe_overrides.initialisation 'pytorch' applies to convmixer only (PyTorch's "
                              f"nn.Conv2d/nn.Linear defaults), not to {self.architecture}")
-        self.recipe_overrides = normalize_overrides(self.recipe_overrides)
+        # An override that restates the recipe's own value trains the same run: dropped, so the run keeps its id
+        # and setup (e.g. {initialisation: keras} is the default, not a diagnostic).
+        own = get_recipe(self.recipe)
+        self.recipe_overrides = {key: value for key, value in normalize_overrides(self.recipe_overrides).items()
+                                 if getattr(own, key) != value}
         if self.epochs is None:
             self.epochs = recipe.epochs
         if self.batch_size is None:
