@@ -169,7 +169,9 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     assert "Training minus test accuracy at the end: ours 1.81 points, the log's 1.81." in lines[0]
     assert "falls by up to 6.7 points from one epoch to the next" in lines[0]  # 83.28 -> 76.55 at epochs 7-8
     assert lines[1].startswith("The gap is already in the training accuracy (-3.00 points over the last 3 epochs")
-    assert "(0.3 points: 2 x sqrt(2) x 0.10," in lines[1]
+    # 3 seeds: the log against the 95% prediction interval of our seeds' gaps, -3 +- 4.30 x 0.1 x sqrt(4/3).
+    assert "beyond the 95% prediction interval for one run from our 3 seeds, -3.50 to -2.50 points from the log" \
+        in lines[1]
 
     [curve] = anchors.logged_curves(_with_histories(tmp_path / "b", -2.0, 0.0), ref)
     assert "points at generalisation" in anchors.curve_sentences(curve)[1]
@@ -182,6 +184,12 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     # One seed and no other 3-seed setting here: no spread to judge by, so the numbers only.
     [curve] = anchors.logged_curves(_with_histories(tmp_path / "d", -3.0, -3.0, seeds_=(1,)), ref)
     assert curve["seed_sd"] is None and len(anchors.curve_sentences(curve)) == 1
+    # One seed, with the spread of another 3-seed setting: set against two single runs' seed noise.
+    line = anchors.curve_sentences({**curve, "seed_sd": 0.1})[1]
+    assert line.startswith("The gap is already in the training accuracy (-3.00 points over the last 3 epochs, "
+                           "beyond what seeds alone move the difference of two single runs here (0.3 points: 2 x "
+                           "sqrt(2) x 0.10,")
+    assert "do not place" in anchors.curve_sentences({**curve, "seed_sd": 1.1})[1]  # 3.1 points of noise
     fig = plots.logged_curve_figure(curve)
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # the log and one seed, in each panel
     assert fig.axes[0].get_title() == "test accuracy"

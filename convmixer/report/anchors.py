@@ -330,11 +330,13 @@ def _run_curves(matched: pd.DataFrame, column: str) -> list[dict]:
 
 
 def curve_sentences(curve: dict) -> list[str]:
-    """What the per-epoch comparison shows, in numbers, and where the gap arises as far as one run against
-    one can tell: a gap is placed (in fitting or in generalisation) only when the mean over the last
-    LAST_EPOCHS epochs exceeds what seeds alone move the difference of two single runs here (2 x sqrt(2) x the
-    largest seed standard deviation of the final training accuracy, ``seed_spread``). A description of these
-    runs, not a verdict: the log is one run."""
+    """What the per-epoch comparison shows, in numbers, and where the gap arises as far as our runs can tell.
+
+    A gap is placed (in fitting or in generalisation) from its mean over the last LAST_EPOCHS epochs: with 2
+    or more seeds, when the log lies outside the 95% prediction interval for one more of our runs (the
+    verdict's test); with one seed, when the gap exceeds what seeds alone move the difference of two single
+    runs here (2 x sqrt(2) x the largest seed standard deviation of the final training accuracy,
+    ``seed_spread``), a description rather than a test."""
     gaps, n, held_out = curve["gaps"], len(curve["ours"]), f"{curve['held_out']} accuracy"
     last = max(gaps)
     named = [e for e in CURVE_EPOCHS if e < last] + [last]
@@ -355,26 +357,39 @@ def curve_sentences(curve: dict) -> list[str]:
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
     variants = _variant_sentences(curve, window, held_out, held_out_gap, train_gap)
-    if curve.get("seed_sd") is None:
-        return out + variants
-    noise = 2 * np.sqrt(2) * curve["seed_sd"]
     over = f"over the last {len(window)} epochs" if len(window) > 1 else f"at epoch {last}"
-    scale = (f"what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
-             f"{curve['seed_sd']:.2f}, the largest seed standard deviation of the final training accuracy among "
-             "this project's settings with 3 seeds)")
-    if train_gap <= -noise:
-        out.append(f"The gap is already in the training accuracy ({train_gap:+.2f} points {over}, more than "
-                   f"{scale}): ours fits its augmented training images less well than the logged run did, which "
-                   "points at training (optimiser, schedule, augmentation, initialisation or the data copy) rather "
-                   "than at generalisation alone.")
-    elif held_out_gap <= -noise:
-        out.append(f"The training accuracies differ by {train_gap:+.2f} points {over}, within {scale}, but the "
-                   f"{held_out} by {held_out_gap:+.2f}: that points at generalisation or at the held-out data "
-                   "(the JPEG copy) rather than at fitting.")
+    if n >= 2:
+        # The log is one run: is it outside the 95% prediction interval for one more of ours (the verdict's
+        # test, whose 5% error rate a test checks)? Each seed's gap is its mean over the window.
+        def beyond(what):
+            low, high = stats.prediction_interval(
+                [np.mean([o[what][e - 1] - curve[f"log_{what}"][e - 1] for e in window]) for o in curve["ours"]])
+            return high < 0, (f"the 95% prediction interval for one run from our {n} seeds, {low:+.2f} to "
+                              f"{high:+.2f} points from the log")
+        (train_beyond, train_scale), (held_beyond, held_scale) = beyond("train"), beyond("held_out")
+        alone = f"the log lies inside {train_scale} for training accuracy and inside {held_scale} for {held_out}"
+    elif curve.get("seed_sd") is None:
+        return out + variants
+    else:
+        noise = 2 * np.sqrt(2) * curve["seed_sd"]
+        train_scale = held_scale = (
+            f"what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
+            f"{curve['seed_sd']:.2f}, the largest seed standard deviation of the final training accuracy among "
+            "this project's settings with 3 seeds)")
+        train_beyond, held_beyond = train_gap <= -noise, held_out_gap <= -noise
+        alone = f"one run against one, both are within {train_scale}"
+    if train_beyond:
+        out.append(f"The gap is already in the training accuracy ({train_gap:+.2f} points {over}, beyond "
+                   f"{train_scale}): ours fits its augmented training images less well than the logged run did, "
+                   "which points at training (optimiser, schedule, augmentation, initialisation or the data copy) "
+                   "rather than at generalisation alone.")
+    elif held_beyond:
+        out.append(f"The training accuracies differ by {train_gap:+.2f} points {over}, within {train_scale}, but "
+                   f"the {held_out} by {held_out_gap:+.2f}, beyond {held_scale}: that points at generalisation or "
+                   "at the held-out data (the JPEG copy) rather than at fitting.")
     else:
         out.append(f"{over.capitalize()} the training accuracy differs by {train_gap:+.2f} points and the "
-                   f"{held_out} by {held_out_gap:+.2f}; one run against one, both are within {scale}, so these "
-                   "curves do not place the gap.")
+                   f"{held_out} by {held_out_gap:+.2f}; {alone}, so these curves do not place the gap.")
     return out + variants
 
 
