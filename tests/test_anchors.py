@@ -211,57 +211,111 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
 PYTORCH_INIT = '{"initialisation": "pytorch"}'
 
 
-def test_a_diagnostic_pairs_each_run_with_the_published_settings_run_of_its_seed():
+def _diagnose(*groups):
     from convmixer.report import diagnostics
 
-    ref = load_reference()
-    base = seeds(OFFICIAL, [0.900, 0.905, 0.910], lossy_jpeg=True)
-    variant = seeds(OFFICIAL, [0.915, 0.921, 0.924], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
-    other = seeds(OFFICIAL, [0.5], recipe_overrides='{"initialisation": "pytorch", "lr": 0.1}')  # two overrides
-    subset = seeds(OFFICIAL, [0.5], recipe_overrides=PYTORCH_INIT, test_subset=1000)  # not the setting
-    [d] = diagnostics.diagnostics(fake_runs(base + variant + other + subset), ref)
-    assert d["source"] == "official_logged" and d["override"] == {"initialisation": "pytorch"}
-    assert [p["seed"] for p in d["pairs"]] == [0, 1, 2]
-    assert d["difference"]["effect"] == pytest.approx((1.5 + 1.6 + 1.4) / 3)
-    assert d["difference"]["low"] > 0 and d["difference"]["n"] == 3
-    lines = diagnostics.diagnostic_sentences(d)
-    assert lines[0].startswith("Against the official script's log (ConvMixer-256/8 p2 k5, official-logged recipe, "
-                               "25 epochs, 92.60%), with PyTorch's default initialisation: ours 92.00% against "
-                               "90.50% without it (seeds 0, 1, 2 on the JPEG copy), +1.50 points; ours minus the "
-                               "published value goes from -2.10 to -0.60 points.")
-    assert "a measured part of the gap" in lines[1] and "paired t-test over 3 seeds" in lines[1]
+    return diagnostics.diagnostics(fake_runs([r for g in groups for r in g]), load_reference())
+
+
+def test_a_diagnostic_pairs_each_run_with_the_published_settings_run_of_its_seed_and_setup():
+    from convmixer.report import diagnostics
     from convmixer.report.readme import results_markdown
     from convmixer.report.sections import comparison_section
 
+    base = seeds(OFFICIAL, [0.900, 0.905, 0.910], lossy_jpeg=True)
+    variant = seeds(OFFICIAL, [0.915, 0.921, 0.924], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
+    two = seeds(OFFICIAL, [0.5], recipe_overrides='{"initialisation": "pytorch", "lr": 0.1}')  # two changes
+    subset = seeds(OFFICIAL, [0.5], recipe_overrides=PYTORCH_INIT, test_subset=1000)  # not the setting
+    [d] = _diagnose(base, variant, two, subset)
+    assert d["source"] == "official_logged" and d["overrides"] == {"initialisation": "pytorch"}
+    assert [p["seed"] for p in d["pairs"]] == [0, 1, 2]
+    assert d["difference"]["effect"] == pytest.approx((1.5 + 1.6 + 1.4) / 3) and d["difference"]["low"] > 0
+    lines = diagnostics.diagnostic_sentences(d)
+    assert lines[0] == ("Against the official script's log (ConvMixer-256/8 p2 k5, official-logged recipe, 25 "
+                        "epochs, 92.60%), with PyTorch's default initialisation: 92.00% against 90.50% without it "
+                        f"(setup {d['setup']}, seeds 0, 1, 2 on the JPEG copy), +1.50 points; ours minus the "
+                        "published value goes from -2.10 to -0.60 points.")
+    assert d["setup"] == anchors.prepare(fake_runs(base + variant + two + subset)).query(
+        "recipe_overrides == '{}'")["setup"].iloc[0]
+    assert lines[1].startswith("Paired by seed, PyTorch's default initialisation moves our accuracy toward the "
+                               "published value by +1.50 points (95% CI")
+    assert "paired t-test over 3 seeds" in lines[1]
     runs = fake_runs(base + variant)
-    assert f"- {' '.join(lines)}" in results_markdown(runs, ref).splitlines()
+    ref = load_reference()
+    [shown] = diagnostics.diagnostics(runs, ref)
+    assert f"- {' '.join(diagnostics.diagnostic_sentences(shown))}" in results_markdown(runs, ref).splitlines()
     assert "One known difference at a time" in comparison_section(runs, ref, anchors.like_for_like(runs, ref))
 
     # A variant seed without its twin is left out; no twin at all, or no run of the setting: no diagnostic.
-    [d] = diagnostics.diagnostics(fake_runs(base[:2] + variant), ref)
+    [d] = _diagnose(base[:2], variant)
     assert [p["seed"] for p in d["pairs"]] == [0, 1]
-    assert diagnostics.diagnostics(fake_runs(variant), ref) == []
-    assert diagnostics.diagnostics(fake_runs(base + seeds(OFFICIAL, [0.9], recipe_overrides="{}")), ref) == []
-
-    # No effect beyond the seeds: said so, not read as part of the gap.
-    flat = seeds(OFFICIAL, [0.906, 0.900, 0.909], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
-    [d] = diagnostics.diagnostics(fake_runs(base + flat), ref)
-    assert "the interval includes 0" in diagnostics.diagnostic_sentences(d)[1]
+    assert _diagnose(variant) == [] and _diagnose(base) == []
 
 
-def test_one_pair_is_set_against_the_seed_spread_and_never_tested(tmp_path):
+def test_pairs_never_cross_setups_data_or_an_ambiguous_seed():
+    base = seeds(OFFICIAL, [0.90, 0.91, 0.92])
+    variant = seeds(OFFICIAL, [0.93, 0.94, 0.95], recipe_overrides=PYTORCH_INIT)
+    jax_base = seeds(OFFICIAL, [0.80, 0.81], backend="jax")
+    jax_variant = seeds(OFFICIAL, [0.82, 0.83], backend="jax", recipe_overrides=PYTORCH_INIT)
+    found = _diagnose(base, variant, jax_base, jax_variant)
+    assert sorted((len(d["pairs"]), round(d["difference"]["effect"], 6)) for d in found) == [(2, 2.0), (3, 3.0)]
+    # Other data: no twin. A seed run twice on one side: ambiguous, left out.
+    [d] = _diagnose(base, variant, seeds(OFFICIAL, [0.5], recipe_overrides=PYTORCH_INIT,
+                                         dataset_fingerprint="sha256:other"))
+    assert [p["seed"] for p in d["pairs"]] == [0, 1, 2]
+    [d] = _diagnose(base, variant, seeds(OFFICIAL, [0.5]))
+    assert [p["seed"] for p in d["pairs"]] == [1, 2]
+
+
+def test_one_difference_is_one_changed_recipe_field_and_odd_runs_elsewhere_do_not_break_it():
+    base = seeds(OFFICIAL, [0.90, 0.91])
+    assert _diagnose(base, seeds(OFFICIAL, [0.92, 0.93], recipe_overrides='{"lr": 0.05}')) == []  # the recipe's own
+    # keras-io's setting with the seed recipe's own weight decay convention: one changed field, not an added key.
+    keras_io = seeds(KERAS_IO, [0.81, 0.82])
+    [d] = _diagnose(keras_io, seeds({**KERAS_IO, "recipe_overrides": "{}"}, [0.80, 0.805]))
+    assert d["source"] == "keras_io" and d["words"] == "weight_decay_scaled_by_lr=False"
+    # A run whose overrides no other recipe accepts (val_fraction 0 with the seed recipe's best_val selection).
+    assert len(_diagnose(base, seeds(OFFICIAL, [0.92, 0.93], recipe_overrides=PYTORCH_INIT),
+                         seeds({**CHEAPEST, "recipe": "official"}, [0.6], recipe_overrides='{"val_fraction": 0.0}'))) == 1
+
+
+@pytest.mark.parametrize("with_,way", [
+    ([0.915, 0.921, 0.924], "toward"),  # -2.10 -> -0.60
+    ([0.935, 0.941, 0.944], "past"),  # -2.10 -> +1.40
+    ([0.885, 0.891, 0.894], "away from"),  # -2.10 -> -3.60
+])
+def test_a_tested_difference_says_which_way_it_moves_ours_against_the_published_value(with_, way):
     from convmixer.report import diagnostics
 
-    ref = load_reference()
+    [d] = _diagnose(seeds(OFFICIAL, [0.900, 0.905, 0.910]), seeds(OFFICIAL, with_, recipe_overrides=PYTORCH_INIT))
+    assert f"moves our accuracy {way} the published value by" in diagnostics.diagnostic_sentences(d)[1]
+
+
+def test_no_effect_beyond_the_seeds_and_equal_differences_are_said_so():
+    from convmixer.report import diagnostics
+
+    base = seeds(OFFICIAL, [0.900, 0.905, 0.910])
+    [d] = _diagnose(base, seeds(OFFICIAL, [0.906, 0.900, 0.909], recipe_overrides=PYTORCH_INIT))
+    assert "the interval includes 0, so 3 pairs cannot tell the effect" in diagnostics.diagnostic_sentences(d)[1]
+    [d] = _diagnose(base, seeds(OFFICIAL, [0.910, 0.915, 0.920], recipe_overrides=PYTORCH_INIT))
+    assert diagnostics.diagnostic_sentences(d)[1] == "The 3 pairs differ by exactly the same amount: no spread to " \
+        "test with."
+
+
+def test_one_pair_is_set_against_the_seed_spread_and_never_tested():
+    from convmixer.report import diagnostics
+
     spread = seeds(CHEAPEST, [0.70, 0.71, 0.72])  # a 3-seed setting: test accuracy sd 1.00 point
-    runs = fake_runs(spread + seeds(OFFICIAL, [0.90]) + seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
-    [d] = diagnostics.diagnostics(runs, ref)
+    [d] = _diagnose(spread, seeds(OFFICIAL, [0.90]), seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
     assert d["seed_sd"] == pytest.approx(1.0) and np.isnan(d["difference"]["low"])
-    line = diagnostics.diagnostic_sentences(d)[1]
-    assert line.startswith("One pair: the difference is within what seeds alone move the difference of two single "
-                           "runs here (2.8 points: 2 x sqrt(2) x 1.00,")
-    runs = fake_runs(spread + seeds(OFFICIAL, [0.86]) + seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
-    assert "is beyond what seeds" in diagnostics.diagnostic_sentences(diagnostics.diagnostics(runs, ref)[0])[1]
+    text = " ".join(diagnostics.diagnostic_sentences(d))
+    assert "One pair, not a test: the difference is within what seeds alone move the difference of two single " \
+           "runs here (2.8 points: 2 x sqrt(2) x 1.00," in text
+    assert not any(word in text for word in ("CI", "t-test", "p ="))
+    [d] = _diagnose(spread, seeds(OFFICIAL, [0.86]), seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
+    assert "is larger than what seeds" in diagnostics.diagnostic_sentences(d)[1]
+    [d] = _diagnose(seeds(OFFICIAL, [0.86]), seeds(OFFICIAL, [0.91], recipe_overrides=PYTORCH_INIT))
+    assert diagnostics.diagnostic_sentences(d)[1] == "One pair, not a test."  # no 3-seed setting to scale by
 
 
 def test_the_paired_interval_misses_a_zero_effect_5_percent_of_the_time():
@@ -276,19 +330,22 @@ def test_the_paired_interval_misses_a_zero_effect_5_percent_of_the_time():
     assert np.mean(moved) > 0.8  # and it sees 2 points (3.5 pair SDs) most of the time with 3 pairs
 
 
-def test_runs_with_one_more_override_are_drawn_and_told_beside_the_log(tmp_path):
+def test_runs_with_one_changed_recipe_field_are_drawn_and_told_beside_the_log(tmp_path):
     import pandas as pd
 
     from convmixer.report import plots
 
     ref = load_reference()
-    base = _with_histories(tmp_path / "base", -3.0, -3.0, seeds_=(0,), spread=0.0)
-    variant = _with_histories(tmp_path / "init", -1.0, -0.5, seeds_=(0,), spread=0.0,
+    base = _with_histories(tmp_path / "base", -3.0, -3.0, seeds_=(0, 1), spread=0.0)
+    variant = _with_histories(tmp_path / "init", -1.0, -0.5, seeds_=(1,), spread=0.0,
                               setting={**OFFICIAL, "recipe_overrides": PYTORCH_INIT})
     [curve] = anchors.logged_curves(pd.concat([base, variant], ignore_index=True).assign(
         run_id=lambda f: [f"run{i}" for i in range(len(f))]), ref)
-    assert [(v["seed"], v["words"]) for v in curve["variants"]] == [(0, "PyTorch's default initialisation")]
-    assert [len(ax.get_lines()) for ax in plots.logged_curve_figure(curve).axes] == [3, 3]
+    assert [(v["seed"], v["words"]) for v in curve["variants"]] == [(1, "PyTorch's default initialisation")]
+    fig = plots.logged_curve_figure(curve)
+    assert [len(ax.get_lines()) for ax in fig.axes] == [4, 4]
+    assert fig.axes[0].get_lines()[2].get_color() == fig.axes[0].get_lines()[3].get_color()  # seed 1's colour
     assert anchors.curve_sentences(curve)[-1] == (
-        "With PyTorch's default initialisation (1 seed), over the last 3 epochs: test accuracy -1.00 points and "
-        "training accuracy -0.50 points against the log (without it: -3.00 and -3.00).")
+        "With PyTorch's default initialisation (seed 1; not a test), over the last 3 epochs: test accuracy -1.00 "
+        "points and training accuracy -0.50 points against the log; without it, over the same seeds, -3.00 and "
+        "-3.00.")

@@ -21,6 +21,7 @@ asks whether our seeds could have produced it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -69,7 +70,7 @@ OVERRIDE_WORDS = {("weight_decay_scaled_by_lr", True): "weight decay times lr, a
 
 
 def override_words(overrides: dict) -> str:
-    return ", ".join(OVERRIDE_WORDS.get((k, v), f"{k}={v}") for k, v in sorted(overrides.items()))
+    return ", ".join(difference_words(k, v) for k, v in sorted(overrides.items()))
 
 
 def setting_name(row: dict) -> str:
@@ -78,36 +79,49 @@ def setting_name(row: dict) -> str:
             f"recipe{f' ({overrides})' if overrides else ''}, {row['epochs']} epochs")
 
 
-def matching_runs(done: pd.DataFrame, row: dict) -> pd.DataFrame:
-    """The completed runs that trained exactly the published setting (see the module docstring)."""
+def matching_runs(done: pd.DataFrame, row: dict, overrides: bool = True) -> pd.DataFrame:
+    """The completed runs that trained exactly the published setting (see the module docstring); with
+    ``overrides=False``, whatever their recipe overrides."""
     if done.empty:
         return done
-    overrides = json.dumps(row["recipe_overrides"], sort_keys=True)
     same = ((done["architecture"] == "convmixer") & (done["width"] == row["width"]) & (done["depth"] == row["depth"])
             & (done["patch_size"] == row["patch_size"]) & (done["kernel_size"] == row["kernel_size"])
             & (done["recipe"] == row["recipe"]) & (done["epochs"] == row["epochs"])
-            & (done["recipe_overrides"].fillna("{}").replace("", "{}") == overrides)
             & (done["batch_size"] == row["batch_size"]) & (done["activation"].fillna("gelu") == "gelu")
             & done["train_subset"].isna() & done["test_subset"].isna())
+    if overrides:
+        same &= done["recipe_overrides"].fillna("{}").replace("", "{}") == json.dumps(row["recipe_overrides"],
+                                                                                       sort_keys=True)
     return done[same]
 
 
-def one_more_override(done: pd.DataFrame, row: dict) -> list[tuple[str, object]]:
-    """The (key, value) overrides that some completed runs add, alone, to the published setting ``row``'s."""
-    base = row["recipe_overrides"]
-    found = set()
-    for value in done["recipe_overrides"].dropna().unique():
-        overrides = json.loads(value) if isinstance(value, str) and value else {}
-        extra = {k: v for k, v in overrides.items() if k not in base}
-        if len(extra) == 1 and all(overrides.get(k) == v for k, v in base.items()):
-            found.add(next(iter(extra.items())))
-    return sorted(found, key=str)
+def one_difference(done: pd.DataFrame, row: dict) -> list[tuple[dict, str, object]]:
+    """Runs of the published setting ``row`` but for their recipe overrides, whose recipe differs from the
+    setting's in exactly one field: (their overrides, that field, its value) for each such set of overrides."""
+    def fields(overrides):
+        try:
+            return dataclasses.asdict(get_recipe(row["recipe"], overrides))
+        except ValueError:
+            return None
+
+    base = fields(row["recipe_overrides"])
+    found = {}
+    for value in matching_runs(done, row, overrides=False)["recipe_overrides"].fillna("{}").replace("", "{}"):
+        overrides = json.loads(value)
+        recipe = fields(overrides)
+        changed = [k for k in base if recipe is not None and recipe[k] != base[k]]
+        if len(changed) == 1:
+            found[json.dumps(overrides, sort_keys=True)] = (overrides, changed[0], recipe[changed[0]])
+    return [found[k] for k in sorted(found)]
 
 
-def with_override(row: dict, key: str, value) -> dict:
-    """The published setting ``row`` with one more recipe override (and the batch size that recipe gives)."""
-    overrides = {**row["recipe_overrides"], key: value}
-    return {**row, "recipe_overrides": overrides, "batch_size": get_recipe(row["recipe"], overrides).batch_size}
+def difference_words(field: str, value) -> str:
+    return OVERRIDE_WORDS.get((field, value), f"{field}={value}")
+
+
+def is_true(flag) -> bool:
+    """A record's True (a bool, or numpy's from a bool column); missing or unknown is not True."""
+    return isinstance(flag, (bool, np.bool_)) and bool(flag)
 
 
 def verdict(values_pct, published: float) -> tuple[str, float, float]:
@@ -187,7 +201,7 @@ def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planne
                 "sd": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
                 "pi_low": low, "pi_high": high, "verdict": word,
                 "difference": float(values.mean() - row["published"]) if len(values) else float("nan"),
-                "jpeg": bool(len(sub)) and bool(sub["lossy_jpeg"].map(lambda v: v is True).all()),
+                "jpeg": bool(len(sub)) and bool(sub["lossy_jpeg"].map(is_true).all()),
                 "cost": training_cost(row, records) if word == NOT_RUN else None,
                 "planned": sorted((planned or {}).get(setting_name(row), [])),
             })
@@ -289,7 +303,7 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
     and ``log_train`` (percent, epoch 1 first), ``ours`` ([{"seed", "jpeg", "held_out", "train"}], percent per
     epoch from history.csv), ``gaps`` ({epoch: (held-out, train) mean difference ours - log, in points})
     over the epochs every run has, and ``variants``: the curves, as ``ours`` plus ``words``, of runs of the
-    setting with one more recipe override (``diagnostics``).
+    setting with one recipe field changed (``anchors.one_difference``).
     """
     done = prepare(runs)
     curves = reference.get("logged_curves") or {}
@@ -303,8 +317,9 @@ def logged_curves(runs: pd.DataFrame, reference: dict) -> list[dict]:
         ours = _run_curves(matching_runs(done, row), column)
         if not ours:
             continue
-        variants = [{**c, "words": override_words({key: value})} for key, value in one_more_override(done, row)
-                    for c in _run_curves(matching_runs(done, with_override(row, key, value)), column)]
+        variants = [{**c, "words": difference_words(field, value)} for overrides, field, value
+                    in one_difference(done, row)
+                    for c in _run_curves(matching_runs(done, {**row, "recipe_overrides": overrides}), column)]
         log_held_out, log_train = list(curve["held_out_accuracy"]), list(curve["train_accuracy"])
         epochs = min(len(log_held_out), *(len(o["held_out"]) for o in ours))
         gaps = {e: (float(np.mean([o["held_out"][e - 1] for o in ours])) - log_held_out[e - 1],
@@ -323,7 +338,7 @@ def _run_curves(matched: pd.DataFrame, column: str) -> list[dict]:
         h = history(run.path)
         if h is None or column not in h or "accuracy" not in h:
             continue
-        out.append({"seed": int(run.seed), "jpeg": run.lossy_jpeg is True,
+        out.append({"seed": int(run.seed), "jpeg": is_true(run.lossy_jpeg),
                     "held_out": [100 * float(v) for v in h[column]],
                     "train": [100 * float(v) for v in h["accuracy"]]})
     return out
@@ -356,7 +371,7 @@ def curve_sentences(curve: dict) -> list[str]:
     window = [e for e in gaps if e > last - LAST_EPOCHS]
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
-    variants = _variant_sentences(curve, window, held_out, held_out_gap, train_gap)
+    variants = _variant_sentences(curve, window, held_out)
     over = f"over the last {len(window)} epochs" if len(window) > 1 else f"at epoch {last}"
     if n >= 2:
         # The log is one run: is it outside the 95% prediction interval for one more of ours (the verdict's
@@ -375,7 +390,7 @@ def curve_sentences(curve: dict) -> list[str]:
         train_scale = held_scale = (
             f"what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
             f"{curve['seed_sd']:.2f}, the largest seed standard deviation of the final training accuracy among "
-            "this project's settings with 3 seeds)")
+            "this project's settings with 3 or more seeds)")
         train_beyond, held_beyond = train_gap <= -noise, held_out_gap <= -noise
         alone = f"one run against one, both are within {train_scale}"
     if train_beyond:
@@ -393,18 +408,23 @@ def curve_sentences(curve: dict) -> list[str]:
     return out + variants
 
 
-def _variant_sentences(curve: dict, window: list[int], held_out: str, held_out_gap: float,
-                       train_gap: float) -> list[str]:
-    """For runs of the setting with one more recipe override, the same gaps to the log over the same epochs."""
+def _variant_sentences(curve: dict, window: list[int], held_out: str) -> list[str]:
+    """For runs of the setting with one recipe field changed, their gaps to the log over the same epochs beside
+    ours over the same seeds: numbers, not a test."""
+    def gap(runs, key):
+        return float(np.mean([[r[key][e - 1] - curve[f"log_{key}"][e - 1] for e in window] for r in runs]))
+
+    ours = {o["seed"]: o for o in curve["ours"]}
     out = []
     for words in dict.fromkeys(v["words"] for v in curve.get("variants", [])):
-        runs = [v for v in curve["variants"] if v["words"] == words and len(v["held_out"]) >= max(window)]
+        runs = [v for v in curve["variants"]
+                if v["words"] == words and v["seed"] in ours and len(v["held_out"]) >= max(window)]
         if not runs:
             continue
-        mean = {key: float(np.mean([[v[key][e - 1] - curve[log][e - 1] for e in window] for v in runs]))
-                for key, log in (("held_out", "log_held_out"), ("train", "log_train"))}
-        out.append(f"With {words} ({len(runs)} seed{'s' if len(runs) != 1 else ''}), over the last {len(window)} "
-                   f"epochs: {held_out} "
-                   f"{mean['held_out']:+.2f} points and training accuracy {mean['train']:+.2f} points against the "
-                   f"log (without it: {held_out_gap:+.2f} and {train_gap:+.2f}).")
+        twins = [ours[v["seed"]] for v in runs]
+        seeds = ", ".join(str(v["seed"]) for v in runs)
+        out.append(f"With {words} (seed{'s' if len(runs) != 1 else ''} {seeds}; not a test), over the last "
+                   f"{len(window)} epochs: {held_out} {gap(runs, 'held_out'):+.2f} points and training accuracy "
+                   f"{gap(runs, 'train'):+.2f} points against the log; without it, over the same seeds, "
+                   f"{gap(twins, 'held_out'):+.2f} and {gap(twins, 'train'):+.2f}.")
     return out

@@ -1,39 +1,72 @@
 """Where a gap to a published run comes from, one known difference at a time.
 
-A diagnostic run trains a published setting (``anchors.matching_runs``) with one
-more recipe override, such as ``{initialisation: pytorch}``; everything else is
-the same, seeds included, so the same seed draws the same data order and
-augmentation. Each diagnostic run is paired with the run of the published setting
-that has its seed and data, and the pairs' differences are what is reported:
+A diagnostic run trains a published setting (``anchors.matching_runs``) with
+recipe overrides that change exactly one field of its recipe, such as
+``{initialisation: pytorch}``. Each diagnostic run is paired with the one run of
+the published setting that has its seed and everything else of its setup (data,
+backend, precision, ...); for an override of the initialisation, optimiser or
+schedule, the same seed also draws the same data order and augmentation. Pairs
+are reported per setup, never pooled across data or backends:
 
-* 2 or more pairs: their mean with a 95% t interval and p-value (a paired t-test,
-  ``stats.paired_difference``; a test checks that its interval misses a zero
-  effect 5% of the time);
+* 2 or more pairs: the mean of their differences with a 95% t interval and
+  p-value (a paired t-test, ``stats.paired_difference``; a test checks that its
+  interval misses a zero effect 5% of the time);
 * 1 pair: the difference only, set against what seeds alone move the difference
   of two single runs here (2 x sqrt(2) x the largest seed standard deviation of
-  the test accuracy among this project's 3-seed settings): a description, not a
-  test.
+  the test accuracy among this project's settings with 3 or more seeds): a
+  description, not a test.
+
+The sentences say which way a difference moves ours against the published value;
+how much of a gap it "explains" is left to a reader, since the published value is
+itself one run.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
 from . import anchors, stats
-from .runs import prepare
+from .runs import SETUP_FIELDS, prepare
+
+# What a pair shares besides its seed: every field of a setup but the recipe overrides.
+PAIRED_FIELDS = [f for f in SETUP_FIELDS if f != "recipe_overrides"]
 
 
-def _yes(flag) -> bool:
-    """A record's True (a bool, or numpy's from a bool column); missing or unknown is not True."""
-    return isinstance(flag, (bool, np.bool_)) and bool(flag)
+def _key(run: dict) -> tuple:
+    return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in (run[f] for f in PAIRED_FIELDS))
+
+
+def _pairs(with_runs: pd.DataFrame, without_runs: pd.DataFrame) -> dict[tuple, list[dict]]:
+    """Setup key -> pairs (one run on each side, one to one) of runs with the same seed and setup but for the
+    recipe overrides; a seed with more than one run on either side is ambiguous and left out."""
+    def by_seed(frame):
+        runs = {}
+        for r in frame.to_dict("records"):
+            if not math.isnan(r["test_accuracy"]):
+                runs.setdefault((_key(r), int(r["seed"])), []).append(r)
+        return runs
+
+    without = by_seed(without_runs)
+    out: dict[tuple, list[dict]] = {}
+    for (key, seed), runs in sorted(by_seed(with_runs).items(), key=lambda item: item[0][1]):
+        twins = without.get((key, seed), [])
+        if len(runs) == 1 and len(twins) == 1:
+            out.setdefault(key, []).append({
+                "seed": seed, "with": 100 * float(runs[0]["test_accuracy"]),
+                "without": 100 * float(twins[0]["test_accuracy"]), "setup": twins[0]["setup"],
+                "jpeg": anchors.is_true(runs[0]["lossy_jpeg"]) and anchors.is_true(twins[0]["lossy_jpeg"])})
+    return out
 
 
 def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
-    """One dict per published run and override that some runs here add to its setting alone, with at least one
-    run of the published setting itself: the row (``published_runs``), ``override`` ({key: value}), ``words``,
-    ``pairs`` ([{"seed", "with", "without"}], test accuracy in percent), ``with_mean`` and ``without_mean``
-    over the pairs, ``difference`` (``stats.paired_difference``), ``jpeg`` and ``seed_sd`` (test accuracy)."""
+    """One dict per published run, recipe difference and setup with at least one pair: the row
+    (``published_runs``), ``overrides`` (the diagnostic runs'), ``words`` (the one difference), ``setup`` (the
+    published setting's runs' setup label), ``pairs`` ([{"seed", "with", "without", ...}], test accuracy in
+    percent), ``with_mean`` and ``without_mean`` over the pairs, ``difference`` (``stats.paired_difference``),
+    ``jpeg`` and ``seed_sd`` (of the test accuracy)."""
     done = prepare(runs)
     if done.empty:
         return []
@@ -43,54 +76,49 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
         without = anchors.matching_runs(done, row)
         if without.empty:
             continue
-        for key, value in anchors.one_more_override(done, row):
-            pairs, changed = [], anchors.matching_runs(done, anchors.with_override(row, key, value))
-            for run in changed.sort_values("seed").itertuples():
-                twin = without[(without["seed"] == run.seed)
-                               & (without["dataset_fingerprint"] == run.dataset_fingerprint)]
-                if len(twin):
-                    pairs.append({"seed": int(run.seed), "with": 100 * float(run.test_accuracy),
-                                  "without": 100 * float(twin["test_accuracy"].iloc[0]),
-                                  "jpeg": _yes(run.lossy_jpeg) and _yes(twin["lossy_jpeg"].iloc[0])})
-            if not pairs:
-                continue
-            with_pct, without_pct = [p["with"] for p in pairs], [p["without"] for p in pairs]
-            out.append({**row, "setting": anchors.setting_name(row),
-                        "source_name": anchors.SOURCE_NAMES.get(row["source"], row["source"]),
-                        "override": {key: value}, "words": anchors.override_words({key: value}), "pairs": pairs,
-                        "with_mean": float(np.mean(with_pct)), "without_mean": float(np.mean(without_pct)),
-                        "difference": stats.paired_difference(with_pct, without_pct),
-                        "jpeg": all(p["jpeg"] for p in pairs), "seed_sd": spread})
+        for overrides, field, value in anchors.one_difference(done, row):
+            found = _pairs(anchors.matching_runs(done, {**row, "recipe_overrides": overrides}), without)
+            for pairs in found.values():
+                with_pct, without_pct = [p["with"] for p in pairs], [p["without"] for p in pairs]
+                out.append({**row, "setting": anchors.setting_name(row),
+                            "source_name": anchors.SOURCE_NAMES.get(row["source"], row["source"]),
+                            "overrides": overrides, "words": anchors.difference_words(field, value),
+                            "setup": pairs[0]["setup"], "pairs": pairs,
+                            "with_mean": float(np.mean(with_pct)), "without_mean": float(np.mean(without_pct)),
+                            "difference": stats.paired_difference(with_pct, without_pct),
+                            "jpeg": all(p["jpeg"] for p in pairs), "seed_sd": spread})
     return out
 
 
 def diagnostic_sentences(d: dict) -> list[str]:
-    """What one diagnostic shows: both sides' accuracy over the same seeds, the paired difference, and how
-    much of the gap to the published run it accounts for, as far as its pairs can tell."""
+    """What one diagnostic shows: both sides over the same seeds, the paired difference, and which way it moves
+    ours against the published value, as far as its pairs can tell."""
     diff, n = d["difference"], d["difference"]["n"]
     data = " on the JPEG copy" if d["jpeg"] else ""
     seeds = f"seed{'s' if n != 1 else ''} {', '.join(str(p['seed']) for p in d['pairs'])}"
-    gap = d["without_mean"] - d["published"]
-    out = [f"Against {d['source_name']} ({d['setting']}, {d['published']:.2f}%), with {d['words']}: ours "
-           f"{d['with_mean']:.2f}% against {d['without_mean']:.2f}% without it ({seeds}{data}), "
-           f"{diff['effect']:+.2f} points; ours minus the published value goes from {gap:+.2f} to "
-           f"{d['with_mean'] - d['published']:+.2f} points."]
-    if n >= 2:
-        interval = f"{diff['effect']:+.2f} points (95% CI {diff['low']:+.2f} to {diff['high']:+.2f}, paired " \
-                   f"t-test over {n} seeds, p = {diff['p']:.2g})"
+    before, after = d["without_mean"] - d["published"], d["with_mean"] - d["published"]
+    out = [f"Against {d['source_name']} ({d['setting']}, {d['published']:.2f}%), with {d['words']}: "
+           f"{d['with_mean']:.2f}% against {d['without_mean']:.2f}% without it (setup {d['setup']}, {seeds}{data}), "
+           f"{diff['effect']:+.2f} points; ours minus the published value goes from {before:+.2f} to "
+           f"{after:+.2f} points."]
+    if n >= 2 and not math.isnan(diff["low"]):
+        interval = (f"{diff['effect']:+.2f} points (95% CI {diff['low']:+.2f} to {diff['high']:+.2f}, paired "
+                    f"t-test over {n} seeds, p = {diff['p']:.2g})")
         if diff["low"] > 0 or diff["high"] < 0:
-            out.append(f"Paired by seed, {d['words']} changes the accuracy at this setting by {interval}: a "
-                       "measured part of the gap." if diff["effect"] * gap < 0 else
-                       f"Paired by seed, {d['words']} changes the accuracy at this setting by {interval}, away "
-                       "from the log: it does not explain the gap.")
+            way = ("away from" if abs(after) > abs(before) and after * before > 0 else
+                   "past" if after * before < 0 else "toward")
+            out.append(f"Paired by seed, {d['words']} moves our accuracy {way} the published value by {interval}.")
         else:
-            out.append(f"Paired by seed: {interval}; the interval includes 0, so {n} pairs show no effect of "
-                       f"{d['words']} at this precision.")
+            out.append(f"Paired by seed: {interval}; the interval includes 0, so {n} pairs cannot tell the effect "
+                       f"of {d['words']} from 0.")
+    elif n >= 2:
+        out.append(f"The {n} pairs differ by exactly the same amount: no spread to test with.")
     elif d["seed_sd"] is not None:
         noise = 2 * np.sqrt(2) * d["seed_sd"]
-        scale = (f"what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) "
-                 f"x {d['seed_sd']:.2f}, the largest seed standard deviation of the test accuracy among this "
-                 "project's settings with 3 seeds)")
-        out.append(f"One pair: the difference is {'beyond' if abs(diff['effect']) > noise else 'within'} {scale}; "
-                   "more seeds are needed to say how much of the gap it explains.")
+        size = "larger than" if abs(diff["effect"]) > noise else "within"
+        out.append(f"One pair, not a test: the difference is {size} what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
+                   f"{d['seed_sd']:.2f}, the largest seed standard deviation of the test accuracy among this "
+                   "project's settings with 3 or more seeds).")
+    else:
+        out.append("One pair, not a test.")
     return out

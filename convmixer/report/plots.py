@@ -261,19 +261,19 @@ def learning_curves_grid(cells, title=None, columns=4):
 def logged_curve_figure(curve: dict):
     """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): held-out
     (test or validation) accuracy on the left, on the augmented training images on the right
-    (``anchors.logged_curves``); runs with one more recipe override dotted, a line per seed."""
+    (``anchors.logged_curves``); runs with one recipe field changed dotted, in their seed's colour."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(REPORT_WIDTH_IN, 3.3), sharey=True, layout="constrained")
     log_epochs = range(1, len(curve["log_held_out"]) + 1)
     for ax, ours_key, log_key, title in ((axes[0], "held_out", "log_held_out", f"{curve['held_out']} accuracy"),
                                          (axes[1], "train", "log_train", "accuracy on the augmented training images")):
         ax.plot(log_epochs, curve[log_key], "--", color="black", lw=1.4, label=f"{curve['source_name']} (one run)")
-        for i, run in enumerate(curve["ours"]):
+        for run in curve["ours"]:  # coloured by seed, so a seed's run with one change has its colour
             ax.plot(range(1, len(run[ours_key]) + 1), run[ours_key], "-", marker="o", ms=2.5, lw=1.2,
-                    color=f"C{i % 10}", label=f"ours, seed {run['seed']}")
-        for i, run in enumerate(curve.get("variants", [])):
+                    color=f"C{run['seed'] % 10}", label=f"ours, seed {run['seed']}")
+        for run in curve.get("variants", []):
             ax.plot(range(1, len(run[ours_key]) + 1), run[ours_key], ":", marker="^", ms=2.5, lw=1.2,
-                    color=f"C{(len(curve['ours']) + i) % 10}", label=f"ours with {run['words']}, seed {run['seed']}")
+                    color=f"C{run['seed'] % 10}", label=f"with {run['words']}, seed {run['seed']}")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -81,7 +81,11 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
     lines += [f"- {s}" for s in summary_sentences(rows)]
     lines += [f"- {' '.join(curve_sentences(curve))}" for curve in logged_curves(runs, reference)]
-    lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in diagnostics(runs, reference)]
+    found = diagnostics(runs, reference)
+    if found:
+        lines += ["", "One known difference at a time (runs of a published setting with one recipe field changed, "
+                  "each paired with the setting's own run of its seed and setup):", ""]
+        lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in found]
     reproduced = reproduction_sentences(rows)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]

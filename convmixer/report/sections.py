@@ -19,6 +19,7 @@ from ..training.show import read_history
 from . import plots
 from .anchors import summary_sentences
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
+from .diagnostics import diagnostic_sentences, diagnostics
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
 from .names import cell_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
@@ -312,15 +313,14 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
 
 
 def diagnostics_block(runs: pd.DataFrame, reference: dict) -> str:
-    """Runs of a published setting with one more recipe override, paired by seed with the setting's own."""
-    from .diagnostics import diagnostic_sentences, diagnostics
-
+    """Runs of a published setting with one recipe field changed, paired by seed and setup with its own runs."""
     found = diagnostics(runs, reference)
     if not found:
         return ""
-    return "\n".join(["<p>One known difference at a time: runs of a published setting with one more recipe "
-                      "override, each paired with the run of the setting itself that has its seed (the same data "
-                      "order and augmentation draws).</p>",
+    return "\n".join(["<p>One known difference at a time: runs of a published setting with one field of its "
+                      "recipe changed, each paired with the run of the setting itself that has its seed and setup "
+                      "(for a change of initialisation, optimiser or schedule, the same data order and "
+                      "augmentation draws).</p>",
                       bullets([" ".join(diagnostic_sentences(d)) for d in found])])
 
 

@@ -279,13 +279,13 @@ def prediction_interval(values_pct, level: float = 0.95) -> tuple[float, float]:
 
 def paired_difference(with_pct, without_pct, level: float = 0.95) -> dict:
     """Mean of the paired differences ``with - without`` (one pair per seed) with its t interval and p-value
-    (scipy's ``ttest_rel``); interval and p are NaN for fewer than 2 pairs."""
+    (scipy's ``ttest_rel``); interval and p are NaN for fewer than 2 pairs or equal differences."""
     from scipy import stats
 
     a, b = np.asarray(list(with_pct), dtype=float), np.asarray(list(without_pct), dtype=float)
     out = {"effect": float(np.mean(a - b)) if len(a) else float("nan"), "n": int(len(a)),
            "low": float("nan"), "high": float("nan"), "p": float("nan")}
-    if len(a) >= 2:
+    if len(a) >= 2 and np.ptp(a - b) > 0:  # equal differences have no spread to test with
         test = stats.ttest_rel(a, b)
         interval = test.confidence_interval(level)
         out.update(low=float(interval.low), high=float(interval.high), p=float(test.pvalue))
