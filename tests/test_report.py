@@ -864,3 +864,13 @@ def test_budget_sentences_say_how_an_effect_moved_and_claim_nothing_beyond_the_b
     assert "paper's 200-epoch effect for ConvMixer-256/8 at patch 1 is +2.27: another model, patch and budget" in kernel
     assert "do not show that short training overstates" in kernel
     assert sections.budget_sentences(runs[runs["epochs"] == 25], load_reference()) == []  # one budget: no trend
+
+
+def test_the_budget_lesson_says_where_levels_are_compared():
+    cpu = text.lessons(fake_runs([{"seed": 0, "test_accuracy": 0.5}]))[0]
+    assert cpu.startswith("Budget: all 1 completed runs trained on CPU") and "trends, not levels" in cpu
+    assert "levels are compared only with published runs of the same budget" in cpu
+    mixed = text.lessons(fake_runs([{"seed": s, "test_accuracy": 0.5, "device_kind": kind}
+                                    for s, kind in enumerate(["CPU", "GPU", "GPU"])]))[0]
+    assert mixed == "Budget: runs trained on GPU (2 runs), CPU (1 run)."
+    assert text.lessons(fake_runs([]))[0].startswith("Budget: no completed runs")

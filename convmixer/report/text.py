@@ -187,11 +187,14 @@ def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
         out.append("Budget: no completed runs were found, so no statement about speed or accuracy can be made yet.")
     elif kinds <= {"CPU"}:
         out.append(f"Budget: all {len(done)} completed runs trained on CPU, so the budget allowed only short "
-                   "schedules and/or small models; the paper's full-schedule numbers are out of reach at this "
-                   "budget, so the comparison is about trends, not levels.")
+                   "schedules and/or small models. The paper's 200-epoch numbers are out of reach at this budget, "
+                   "so against the paper the comparison is of trends, not levels; levels are compared only with "
+                   "published runs of the same budget (the reference report's rows and the two logged runs, "
+                   "section 2).")
     else:
         counts = done["device_kind"].value_counts()
-        out.append("Budget: runs trained on " + ", ".join(f"{k} ({v} runs)" for k, v in counts.items()) + ".")
+        out.append("Budget: runs trained on " + ", ".join(f"{k} ({v} run{'s' if v != 1 else ''})"
+                                                          for k, v in counts.items()) + ".")
     sentence = jpeg_sentence(runs)
     out.append("Data: " + (sentence if sentence else (
         "no completed run used a JPEG copy of CIFAR-10." if not done.empty else
