@@ -165,7 +165,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     interval, regime), the paper-scale headline, and the forest plot of every effect behind them."""
     runs = as_table(runs)
     lines = verdict_line_data(runs, table)
-    headline = summary_sentences(published)[:1] + reproduction_sentences(published)[:1]
+    headline = summary_sentences(published, sources=("official_logged",)) + reproduction_sentences(published)[:1]
     panels = forest_panels(runs, reference)
     return "\n".join([
         verdict_lines(lines),
