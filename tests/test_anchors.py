@@ -102,7 +102,7 @@ def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
 
 def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_rows():
     ref = load_reference()
-    assert "no run here yet" in anchors.summary_sentences(anchors.like_for_like(fake_runs([]), ref))[0]
+    assert "no completed run here yet" in anchors.summary_sentences(anchors.like_for_like(fake_runs([]), ref))[0]
     close = fake_runs(seeds(OFFICIAL, [0.921, 0.926, 0.930], lossy_jpeg=True))
     lines = anchors.summary_sentences(anchors.like_for_like(close, ref))
     assert lines[0].startswith("The official script's log") and "reproduced" in lines[0]
@@ -359,3 +359,17 @@ def test_runs_with_one_changed_recipe_field_are_drawn_and_told_beside_the_log(tm
         "With PyTorch's default initialisation (seed 1; not a test), over the last 3 epochs: test accuracy -1.00 "
         "points and training accuracy -0.50 points against the log; without it, over the same seeds, -3.00 and "
         "-3.00.")
+
+
+def test_an_unfinished_run_of_a_published_setting_is_named_in_progress(tmp_path):
+    from convmixer.report.tables import like_for_like_table
+
+    unfinished = {**OFFICIAL, "seed": 1, "status": "incomplete", "path": str(tmp_path / "run")}
+    ref = load_reference()
+    rows = anchors.like_for_like(fake_runs(seeds(OFFICIAL, [0.91]) + [unfinished]), ref)
+    assert row_of(rows, "official_logged")["in_progress"] == "seed 1"
+    assert row_of(rows, "official_logged")["n"] == 1  # the unfinished run is not counted
+    assert like_for_like_table(rows)["verdict"].str.endswith("; in progress: seed 1").sum() == 1
+    rows = anchors.like_for_like(fake_runs([unfinished]), ref)
+    assert anchors.summary_sentences(rows)[0].endswith("no completed run here yet (in progress: seed 1).")
+    assert all(r["in_progress"] == "" for r in rows if r["source"] != "official_logged")

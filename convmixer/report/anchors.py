@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..training.recipes import get_recipe
 from . import stats
-from .runs import history, prepare
+from .runs import as_table, history, prepare
 
 REPRODUCED, APPROXIMATELY, NOT_REPRODUCED = "reproduced", "approximately reproduced", "not reproduced"
 ONE_SEED, NOT_RUN = "not tested (one seed)", "not run"
@@ -185,11 +185,14 @@ def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planne
 
     ``planned``: ``planned_settings``, so a row not run yet names the grids that list it.
     """
-    done = prepare(runs)
+    table = as_table(runs)
+    done = prepare(table)
+    unfinished = table[table["status"] == "incomplete"]
     records = bench_records(bench_folder) if bench_folder else []
     out = []
     for row in published_runs(reference):
         matches = matching_runs(done, row)
+        progress = in_progress(matching_runs(unfinished, row))
         groups = list(matches.groupby("setup", sort=True)) if not matches.empty else [(None, matches)]
         for setup, sub in groups:
             values = 100 * pd.to_numeric(sub["test_accuracy"], errors="coerce").dropna()
@@ -203,9 +206,16 @@ def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planne
                 "difference": float(values.mean() - row["published"]) if len(values) else float("nan"),
                 "jpeg": bool(len(sub)) and bool(sub["lossy_jpeg"].map(is_true).all()),
                 "cost": training_cost(row, records) if word == NOT_RUN else None,
-                "planned": sorted((planned or {}).get(setting_name(row), [])),
+                "planned": sorted((planned or {}).get(setting_name(row), [])), "in_progress": progress,
             })
     return out
+
+
+def in_progress(unfinished: pd.DataFrame) -> str:
+    """Unfinished runs of a setting as "seed 0, seed 1", or "". Not their epochs: the report is rebuilt from
+    committed records, and a run's later epochs are on disk before its checkpoint is committed."""
+    seeds = sorted({int(s) for s in unfinished["seed"].dropna()})
+    return ", ".join(f"seed {s}" for s in seeds)
 
 
 def planned_settings(grids_dir) -> dict[str, list[str]]:
@@ -247,9 +257,10 @@ def summary_sentences(rows: list[dict], sources=("official_logged", "keras_io"))
     for source in sources:
         for r in find(source):
             if r["n"] == 0:
-                out.append(f"{r['source_name'].capitalize()} ({r['setting']}, {r['published']:.2f}%): no run here "
-                           "yet" + (f" (planned in grids/{', grids/'.join(r['planned'])})" if r["planned"] else "")
-                           + ".")
+                out.append(f"{r['source_name'].capitalize()} ({r['setting']}, {r['published']:.2f}%): no "
+                           "completed run here yet" + (f" (in progress: {r['in_progress']})" if r["in_progress"] else
+                                                       f" (planned in grids/{', grids/'.join(r['planned'])})"
+                                                       if r["planned"] else "") + ".")
                 continue
             out.append(f"{r['source_name'].capitalize()} ({r['setting']}, {r['published']:.2f}%): "
                        f"{r['verdict']}; ours {ours(r)}, {r['difference']:+.2f} points"

@@ -177,6 +177,8 @@ def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
                 verdict += "; planned in " + ", ".join(f"grids/{g}" for g in r["planned"])
         elif r["n"] > 1:
             verdict += f" ({r['difference']:+.2f} points)"
+        if r.get("in_progress"):
+            verdict += f"; in progress: {r['in_progress']}"
         ours = "—" if r["n"] == 0 else (f"{r['mean']:.2f}" + (f" ± {r['sd']:.2f}" if r["n"] > 1 else ""))
         out.append({
             "published run": f"{r['source_name']}: {r['published']:.2f}",
