@@ -868,9 +868,11 @@ def test_budget_sentences_say_how_an_effect_moved_and_claim_nothing_beyond_the_b
 
 def test_the_budget_lesson_says_where_levels_are_compared():
     cpu = text.lessons(fake_runs([{"seed": 0, "test_accuracy": 0.5}]))[0]
-    assert cpu.startswith("Budget: all 1 completed runs trained on CPU") and "trends, not levels" in cpu
-    assert "levels are compared only with published runs of the same budget" in cpu
+    assert cpu.startswith("Budget: all 1 completed run trained on CPU. The longest is 2 epochs")
+    assert "trends, not levels; levels are compared only with published runs of the same setting" in cpu
     mixed = text.lessons(fake_runs([{"seed": s, "test_accuracy": 0.5, "device_kind": kind}
                                     for s, kind in enumerate(["CPU", "GPU", "GPU"])]))[0]
-    assert mixed == "Budget: runs trained on GPU (2 runs), CPU (1 run)."
+    assert mixed.startswith("Budget: runs trained on GPU (2 runs), CPU (1 run). The longest is 2 epochs")
+    paper = text.lessons(fake_runs([{"seed": 0, "test_accuracy": 0.5, "epochs": 200}]))[0]
+    assert paper == "Budget: all 1 completed run trained on CPU."  # a 200-epoch run: levels are in reach
     assert text.lessons(fake_runs([]))[0].startswith("Budget: no completed runs")

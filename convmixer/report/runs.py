@@ -36,7 +36,7 @@ from .names import describe_setup
 
 METRIC_COLUMNS = records.METRIC_COLUMNS
 COLUMNS = (
-    ["run_id", "config_hash", "status", "problem", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
+    ["run_id", "config_hash", "status", "problem", "resumable", "path"] + PARAMETER_NAMES + METRIC_COLUMNS
     + ["device_kind", "device_name", "backend_used", "train_loop", "dataset_description", "dataset_fingerprint",
        "lossy_jpeg", "versions"]
 )
@@ -57,7 +57,7 @@ def read_run(run_dir) -> dict:
     for key in ("recipe_overrides", "hyperparameters"):
         row[key] = json.dumps(row[key] or {}, sort_keys=True) if isinstance(row[key], (dict, type(None))) else row[key]
     if check.state != "completed":
-        row.update(status=check.state, problem=check.problem)
+        row.update(status=check.state, problem=check.problem, resumable=bool(check.resumable))
         return row
     metrics = check.metrics
     device, dataset = metrics.get("device") or {}, metrics.get("dataset") or {}

@@ -17,7 +17,7 @@ from ..models.convmixer import MACS_COVER
 from ..training.recipes import DIFFERENCES
 from ..training.show import read_history
 from . import plots
-from .anchors import summary_sentences
+from .anchors import gap_reading, log_lines
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
@@ -165,7 +165,8 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     interval, regime), the paper-scale headline, and the forest plot of every effect behind them."""
     runs = as_table(runs)
     lines = verdict_line_data(runs, table)
-    headline = summary_sentences(published, sources=("official_logged",)) + reproduction_sentences(published)[:1]
+    headline = (log_lines(published, ("official_logged",)) + gap_reading(published)
+                + [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]])
     panels = forest_panels(runs, reference)
     return "\n".join([
         verdict_lines(lines),
@@ -288,7 +289,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         "shows its training cost on this project's CPU, measured by <code>python -m convmixer bench --record "
         "results/bench</code>.</p>",
         table(like_for_like_table(published), table_id="like-for-like-table"),
-        bullets(summary_sentences(published)[1:] + reproduction_sentences(published)),
+        bullets(gap_reading(published) + reproduction_sentences(published)),
         *[figure(plots.logged_curve_figure(curve), alt=f"Ours per epoch against {curve['source_name']}", caption=(
             f"Ours per epoch (a line per seed) against the accuracies printed in {curve['source_name']} "
             f"({curve['where']}).")) + bullets(

@@ -170,15 +170,19 @@ def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
         verdict = r["verdict"]
         if r["n"] == 0:
             cost = r["cost"]
-            verdict += (f": about {cost['hours']:.1f} hours on {_cpu_words(cost)} ({cost['images_per_second']:.1f} "
-                        f"training images/s measured by bench, {cost['measured']})"
-                        if cost else ": cost not yet measured here")
-            if r["planned"]:
-                verdict += "; planned in " + ", ".join(f"grids/{g}" for g in r["planned"])
-        elif r["n"] > 1:
-            verdict += f" ({r['difference']:+.2f} points)"
-        if r.get("in_progress"):
-            verdict += f"; in progress: {r['in_progress']}"
+            hours = (f"about {cost['hours']:.1f} hours on {_cpu_words(cost)} ({cost['images_per_second']:.1f} "
+                     f"training images/s measured by bench, {cost['measured']})" if cost else None)
+            if r.get("in_progress"):
+                verdict = f"no completed run yet; unfinished, resumable: {r['in_progress']}" + (
+                    f"; a run takes {hours}" if hours else "")
+            else:
+                verdict += f": {hours}" if hours else ": cost not yet measured here"
+                if r["planned"]:
+                    verdict += "; planned in " + ", ".join(f"grids/{g}" for g in r["planned"])
+        else:
+            verdict += f" ({r['difference']:+.2f} points)" if r["n"] > 1 else ""
+            if r.get("in_progress"):
+                verdict += f"; unfinished, resumable: {r['in_progress']}"
         ours = "—" if r["n"] == 0 else (f"{r['mean']:.2f}" + (f" ± {r['sd']:.2f}" if r["n"] > 1 else ""))
         out.append({
             "published run": f"{r['source_name']}: {r['published']:.2f}",
