@@ -396,3 +396,14 @@ def test_an_unfinished_resumable_run_of_a_published_setting_is_named():
     # Not resumable (abandoned before a checkpoint), or a seed already completed: not "unfinished".
     for other in ([{**unfinished, "resumable": False}], seeds(OFFICIAL, [0.9, 0.91]) + [unfinished]):
         assert row_of(anchors.like_for_like(fake_runs(other), ref), "official_logged")["in_progress"] == ""
+
+
+def test_an_unfinished_run_is_named_only_on_the_row_of_the_setup_it_would_join():
+    # The official setting trained on two backends: two setups, two rows. An unfinished JAX run belongs to the
+    # JAX row alone (its data fingerprint is recorded only at the end, so it is not compared); one on a third
+    # backend would start a setup of its own, which has no row yet: it is named on none.
+    unfinished = {**OFFICIAL, "seed": 1, "status": "incomplete", "resumable": True, "dataset_fingerprint": None}
+    runs = (seeds(OFFICIAL, [0.91]) + seeds(OFFICIAL, [0.90], backend="jax", dataset_fingerprint="sha256:y")
+            + [{**unfinished, "backend": "jax"}, {**unfinished, "seed": 2, "backend": "torch"}])
+    rows = [r for r in anchors.like_for_like(fake_runs(runs), load_reference()) if r["source"] == "official_logged"]
+    assert sorted((round(r["mean"], 2), r["in_progress"]) for r in rows) == [(90.0, "seed 1"), (91.0, "")]

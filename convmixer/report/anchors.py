@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..training.recipes import get_recipe
 from . import stats
-from .runs import as_table, history, prepare
+from .runs import SETUP_FIELDS, as_table, clean, history, prepare
 
 REPRODUCED, APPROXIMATELY, NOT_REPRODUCED = "reproduced", "approximately reproduced", "not reproduced"
 ONE_SEED, NOT_RUN = "not tested (one seed)", "not run"
@@ -183,7 +183,9 @@ def training_cost(row: dict, records: list[dict]) -> dict | None:
 def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planned: dict | None = None) -> list[dict]:
     """One row per published run (and per setup of ours that matches it): ours, theirs, the verdict.
 
-    ``planned``: ``planned_settings``, so a row not run yet names the grids that list it.
+    ``planned``: ``planned_settings``, so a row not run yet names the grids that list it. An unfinished run
+    is named on the row of the setup it would join (``same_setup``); one that would start a setup of its own
+    is named only while the setting has no completed run (the report lists every unfinished run anyway).
     """
     table = as_table(runs)
     done = prepare(table)
@@ -193,9 +195,10 @@ def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planne
     out = []
     for row in published_runs(reference):
         matches = matching_runs(done, row)
-        progress = in_progress(matching_runs(unfinished, row), done=matches)
+        pending = matching_runs(unfinished, row)
         groups = list(matches.groupby("setup", sort=True)) if not matches.empty else [(None, matches)]
         for setup, sub in groups:
+            progress = in_progress(pending if setup is None else same_setup(pending, sub.iloc[0]), done=sub)
             values = 100 * pd.to_numeric(sub["test_accuracy"], errors="coerce").dropna()
             word, low, high = verdict(values, row["published"])
             out.append({
@@ -210,6 +213,14 @@ def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planne
                 "planned": sorted((planned or {}).get(setting_name(row), [])), "in_progress": progress,
             })
     return out
+
+
+def same_setup(unfinished: pd.DataFrame, run: pd.Series) -> pd.DataFrame:
+    """The unfinished runs that would join ``run``'s setup: every setup field equal but the data's fingerprint,
+    which a run records only when it completes (so one of several setups that differ only in data gets them all)."""
+    fields = [f for f in SETUP_FIELDS if f != "dataset_fingerprint"]
+    keep = [all(clean(r[f]) == clean(run[f]) for f in fields) for _, r in unfinished.iterrows()]
+    return unfinished[pd.Series(keep, index=unfinished.index, dtype=bool)]
 
 
 def in_progress(unfinished: pd.DataFrame, done: pd.DataFrame) -> str:
