@@ -109,7 +109,7 @@ show(sections.effect_by_budget_section(runs, reference))
 #
 # ## 4. Learning curves
 #
-# How each setup learned, and how its training ended: whether the learning rate was annealed to 0, and the last epoch's training accuracy (on augmented images) beside the test accuracy (below it: the models still underfit).
+# How each setup learned, and how its training ended: whether the learning rate was annealed to 0, and the last epoch's training accuracy (on augmented images) beside the test accuracy (on augmented images it can sit below the test accuracy without any underfitting).
 
 # %%
 show(sections.learning_curves_section(runs))

@@ -100,8 +100,8 @@ def test_the_verdict_says_when_the_conclusion_depends_on_the_matching():
     assert by_baseline(regime, "parameters")[RESNET]["verdict"] == stats.CONSISTENT
     assert by_baseline(regime, "compute")[RESNET]["verdict"] == stats.INCONCLUSIVE
     summary = row["evidence"].splitlines()[0]  # the README shows only this line
-    assert (f"the conclusion for {RESNET} depends on the matching: ConvMixer beats it when matched by parameters "
-            "but not when matched by compute") in summary
+    assert (f"the conclusion for {RESNET} depends on the matching: ConvMixer beats it when matched by parameters, "
+            "but the margin is inconclusive when matched by compute (") in summary
     assert f"{COMPACT} minus it: " in summary
     assert f"ConvMixer beats {VIT} under every matching tested" in row["evidence"]
     assert row["details"]["verdict_by_matching"] == {
@@ -186,3 +186,17 @@ def test_the_figure_places_each_run_at_its_models_multiply_adds():
     assert "multiply-adds" in panel.get_xlabel()
     shown = sorted(x for c in panel.collections for x, _ in c.get_offsets())
     assert shown == pytest.approx(sorted(v / 1e6 for v in macs.values()))
+
+
+def test_a_matching_where_the_baseline_wins_is_said_so_not_hidden_in_not_when():
+    from convmixer.report import wording
+
+    def contrast(verdict, effect):
+        return {"convmixer": "ConvMixer-64/4 p2 k3", "verdict": verdict, "p_holm": 0.01,
+                "result": {"effect": effect, "ci_low": effect - 0.5, "ci_high": effect + 0.5}}
+
+    tests = {"parameters": contrast(stats.CONSISTENT, 2.0), "compute": contrast(stats.CONTRADICTS, -1.0)}
+    text = wording.dependence_text("ResNet-20", tests, ["parameters"], ["compute"])
+    assert text.startswith("the conclusion for ResNet-20 depends on the matching: ConvMixer beats it when matched by "
+                           "parameters, but it beats ConvMixer when matched by compute (ConvMixer-64/4 p2 k3 minus "
+                           "it: -1.00 points")

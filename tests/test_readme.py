@@ -75,7 +75,7 @@ def test_adding_a_run_changes_the_table(tmp_path):
     after = results_markdown(load_runs(results), load_reference())
     assert table_rows(after)[("A", "2", "5")][4:6] == ["61.00 ± 1.41", "2"]
     assert table_rows(after)[("A", "2", "3")] == table_rows(before)[("A", "2", "3")]
-    assert "4 completed runs in 1 setup" in after and "3 completed runs in 1 setup" in before
+    assert "4 completed ConvMixer runs in 1 setup" in after and "3 completed ConvMixer runs in 1 setup" in before
     assert "data: synthetic; device: CPU (test cpu)" in after and REPORT_LINK in after
 
 

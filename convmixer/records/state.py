@@ -161,7 +161,7 @@ def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
             return RecordState("failed", str(text or "failed (error.json unreadable)")[:300], resumable, params)
         if params is None:
             return RecordState("incomplete", f"{PARAMS} missing: not started", resumable)
-        return RecordState("incomplete", f"no {METRICS}: " + ("interrupted, resumable" if resumable else "not finished"),
+        return RecordState("incomplete", f"no {METRICS}: " + ("unfinished (training or interrupted), resumable" if resumable else "not finished"),
                            resumable, params)
     metrics, why = _read_json_file(run_dir / METRICS)
     if metrics is None:

@@ -65,7 +65,9 @@ ol.verdict-lines > li { margin: 0.2em 0; line-height: 1.45; }
 .jp-RenderedHTMLCommon ol.verdict-lines li.verdict-contradicts-the-claim a.verdict-word { background: #b42318; }
 .verdict-lines .claim-text { font-weight: 600; }
 .verdict-lines .regime { color: #555; }
-p.headline { margin: 0.3em 0; }
+div.headline { margin: 0.3em 0; }
+div.headline ul { margin: 0.2em 0 0.6em; }
+p.claims-lead { margin: 0.3em 0 0; }
 @media (max-width: 600px) {
   main { padding: 0 6px 32px; }
   .jp-RenderedHTMLCommon { font-size: 15px; }

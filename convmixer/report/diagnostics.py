@@ -11,10 +11,8 @@ are reported per setup, never pooled across data or backends:
 * 2 or more pairs: the mean of their differences with a 95% t interval and
   p-value (a paired t-test, ``stats.paired_difference``; a test checks that its
   interval misses a zero effect 5% of the time);
-* 1 pair: the difference only, set against what seeds alone move the difference
-  of two single runs here (2 x sqrt(2) x the largest seed standard deviation of
-  the test accuracy among this project's settings with 3 or more seeds): a
-  description, not a test.
+* 1 pair: the difference only, not a test (how far seeds move this setting is
+  unknown with one seed, and another setting's spread would be a guess).
 
 The sentences say which way a difference moves ours against the published value;
 how much of a gap it "explains" is left to a reader, since the published value is
@@ -29,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import anchors, stats
-from .runs import SETUP_FIELDS, prepare
+from .runs import SETUP_FIELDS, as_table, prepare
 
 # What a pair shares besides its seed: every field of a setup but the recipe overrides.
 PAIRED_FIELDS = [f for f in SETUP_FIELDS if f != "recipe_overrides"]
@@ -66,11 +64,10 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
     (``published_runs``), ``overrides`` (the diagnostic runs'), ``words`` (the one difference), ``setup`` (the
     published setting's runs' setup label), ``pairs`` ([{"seed", "with", "without", ...}], test accuracy in
     percent), ``with_mean`` and ``without_mean`` over the pairs, ``difference`` (``stats.paired_difference``),
-    ``jpeg`` and ``seed_sd`` (of the test accuracy)."""
+    and ``jpeg``."""
     done = prepare(runs)
     if done.empty:
         return []
-    spread = anchors.seed_spread(done, "test_accuracy")
     out = []
     for row in anchors.published_runs(reference):
         without = anchors.matching_runs(done, row)
@@ -86,7 +83,7 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
                             "setup": pairs[0]["setup"], "pairs": pairs,
                             "with_mean": float(np.mean(with_pct)), "without_mean": float(np.mean(without_pct)),
                             "difference": stats.paired_difference(with_pct, without_pct),
-                            "jpeg": all(p["jpeg"] for p in pairs), "seed_sd": spread})
+                            "jpeg": all(p["jpeg"] for p in pairs)})
     return out
 
 
@@ -113,12 +110,25 @@ def diagnostic_sentences(d: dict) -> list[str]:
                        f"of {d['words']} from 0.")
     elif n >= 2:
         out.append(f"The {n} pairs differ by exactly the same amount: no spread to test with.")
-    elif d["seed_sd"] is not None:
-        noise = 2 * np.sqrt(2) * d["seed_sd"]
-        size = "larger than" if abs(diff["effect"]) > noise else "within"
-        out.append(f"One pair, not a test: the difference is {size} what seeds alone move the difference of two single runs here ({noise:.1f} points: 2 x sqrt(2) x "
-                   f"{d['seed_sd']:.2f}, the largest seed standard deviation of the test accuracy among this "
-                   "project's settings with 3 or more seeds).")
     else:
         out.append("One pair, not a test.")
+    return out
+
+
+def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
+    """A sentence per published setting and recipe difference with diagnostic runs not completed yet (resumable:
+    each has a checkpoint), so a reader knows which difference is being measured."""
+    table = as_table(runs)
+    pending = table[(table["status"] == "incomplete") & table["resumable"].map(anchors.is_true)]
+    if pending.empty:
+        return []
+    done = prepare(table)
+    out = []
+    for row in anchors.published_runs(reference):
+        for overrides, field, value in anchors.one_difference(pending, row):
+            variant = {**row, "recipe_overrides": overrides}
+            seeds = anchors.in_progress(anchors.matching_runs(pending, variant), done=anchors.matching_runs(done, variant))
+            if seeds:
+                out.append(f"Unfinished diagnostic: {anchors.setting_name(row)}, with "
+                           f"{anchors.difference_words(field, value)} (resumable: {seeds}).")
     return out

@@ -24,8 +24,9 @@ def _count_by(done: pd.DataFrame, columns: list[str], names: list[str]) -> pd.Da
 
 
 def provenance(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Tables: data sources (with fingerprints and a lossy-JPEG flag), library versions, devices, commits."""
-    done = prepare(runs)
+    """Tables: data sources (with fingerprints and a lossy-JPEG flag), library versions, devices, commits; over
+    every architecture's completed runs, the claim-1 baselines' too."""
+    done = prepare(runs, architecture=None)
     if not done.empty:
         done["jpeg"] = done["lossy_jpeg"].map(lambda v: "yes (lossy)" if v is True else ("no" if v is False else "?"))
     data = _count_by(done, ["data", "dataset_description", "dataset_fingerprint", "jpeg"] if not done.empty

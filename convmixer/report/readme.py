@@ -18,7 +18,7 @@ from .. import records
 from .runs import as_table, prepare
 from .tables import comparison_table
 from .anchors import curve_sentences, like_for_like, logged_curves, planned_settings, summary_sentences
-from .diagnostics import diagnostic_sentences, diagnostics
+from .diagnostics import diagnostic_sentences, diagnostics, unfinished
 from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts
 from .verdicts import verdicts
@@ -40,11 +40,11 @@ def _published(accuracy, epochs) -> str:
 
 
 def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
-    """The README's results block: setups, the headline accuracy table, the claims' verdicts, a link.
+    """The README's results block: the setups, what the paper-scale runs show (first, as in the report's
+    summary), the headline accuracy table, the claims' verdicts, the per-epoch comparisons, a link.
 
-    Only completed runs count (``report.runs.prepare``), so a run still training does
-    not change the block; the table is ``tables.comparison_table`` without the
-    published rows nobody ran here.
+    Only completed runs are measured (``report.runs.prepare``); an unfinished one is at most named. The table
+    is ``tables.comparison_table`` without the published rows nobody ran here.
     """
     runs = as_table(runs)
     done = prepare(runs)
@@ -53,10 +53,24 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines.append("No completed runs yet, so nothing has been measured; every claim below is untested.")
     else:
         n_setups = done["setup"].nunique()
-        lines.append(f"{len(done)} completed runs in {n_setups} setup{'s' if n_setups != 1 else ''} "
-                     "(only runs of one setup are compared):")
+        others = len(prepare(runs, architecture=None)) - len(done)
+        lines.append(f"{len(done)} completed ConvMixer runs in {n_setups} setup{'s' if n_setups != 1 else ''}"
+                     + (f" (and {others} runs of the baselines for claim 1)" if others else "")
+                     + "; only runs of one setup are compared:")
         lines.append("")
         lines += [f"- **{label}**: {facts}" for label, facts in setup_facts(runs)]
+    rows = like_for_like(runs, reference, planned=planned_settings(GRIDS_DIR))
+    lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
+    lines += [f"- {s}" for s in summary_sentences(rows) + unfinished(runs, reference)]
+    found = diagnostics(runs, reference)
+    if found:
+        lines += ["", "One known difference at a time (runs of a published setting with one recipe field changed, "
+                  "each paired with the setting's own run of its seed and setup):", ""]
+        lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in found]
+    reproduced = reproduction_sentences(rows)
+    if reproduced:
+        lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
+    if not done.empty:
         table = comparison_table(runs, reference)
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
         lines += ["", "Test accuracy (%), mean ± std over seeds, with the test-set noise floor (binomial standard "
@@ -77,18 +91,10 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
             lines.append(f"{i}. {v.claim} **{v.verdict}**{head[len(v.verdict):]}")
         else:
             lines.append(f"{i}. {v.claim} **{v.verdict}**: {head.removeprefix('Not tested: ')}")
-    rows = like_for_like(runs, reference, planned=planned_settings(GRIDS_DIR))
-    lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
-    lines += [f"- {s}" for s in summary_sentences(rows)]
-    lines += [f"- {' '.join(curve_sentences(curve))}" for curve in logged_curves(runs, reference)]
-    found = diagnostics(runs, reference)
-    if found:
-        lines += ["", "One known difference at a time (runs of a published setting with one recipe field changed, "
-                  "each paired with the setting's own run of its seed and setup):", ""]
-        lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in found]
-    reproduced = reproduction_sentences(rows)
-    if reproduced:
-        lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
+    curves = logged_curves(runs, reference)
+    if curves:
+        lines += ["", "Per epoch against the published logs:", ""]
+        lines += [f"- {' '.join(curve_sentences(curve))}" for curve in curves]
     lines += ["", f"Figures, per-comparison evidence, cost and provenance: {REPORT_LINK}."]
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,6 @@ missing when the data cannot fill it.
 
 from __future__ import annotations
 
-import html as html_module
 import re
 
 import pandas as pd
@@ -19,7 +18,7 @@ from ..training.show import read_history
 from . import plots
 from .anchors import gap_reading, log_lines
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
-from .diagnostics import diagnostic_sentences, diagnostics
+from .diagnostics import diagnostic_sentences, diagnostics, unfinished
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
 from .names import cell_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
@@ -161,17 +160,20 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dic
 
 
 def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], table: pd.DataFrame | None = None) -> str:
-    """What a reader takes in at a glance: the three claims one line each (verdict, effect with its 95%
-    interval, regime), the paper-scale headline, and the forest plot of every effect behind them."""
+    """What a reader takes in at a glance: first what the paper-scale runs show (ours against the published
+    logs and the reference report's rows, like for like), then the three claims one line each (verdict, effect
+    with its 95% interval, regime), and the forest plot of every effect behind them."""
     runs = as_table(runs)
     lines = verdict_line_data(runs, table)
-    headline = (log_lines(published, ("official_logged",)) + gap_reading(published)
-                + [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]])
+    headline = (log_lines(published) + gap_reading(published)
+                + [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]]
+                + unfinished(runs, reference))
     panels = forest_panels(runs, reference)
     return "\n".join([
+        ('<div class="headline"><strong>At the paper\'s scale</strong> (<a href="#like-for-like">like for like</a>):'
+         + bullets(headline) + "</div>") if headline else "",
+        '<p class="claims-lead"><strong>The paper\'s three claims</strong>, each with the regime it was tested in:</p>',
         verdict_lines(lines),
-        ('<p class="headline"><strong>At the paper\'s scale</strong> (<a href="#like-for-like">like for like</a>): '
-         + " ".join(html_module.escape(s) for s in headline) + "</p>") if headline else "",
         figure(plots.forest_figure(panels), alt="Forest plot: every claim's effects with their 95% intervals",
                element_id="forest", caption=(
                    "Every effect behind the verdicts, with its 95% confidence interval (accuracy points). Claim 1: "
@@ -281,8 +283,9 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
     not_run = int((comparison["n"] == 0).sum())
     return "\n".join([
         '<a id="like-for-like"></a>',
-        "<p>Like for like with every published single run: the same model, recipe, epochs, batch size and full "
-        "data. Each published value is one run, so the verdict asks whether our seeds could have produced it: "
+        "<p>Like for like with every published single run: the same model, recipe, epochs, batch size and "
+        "number of training images (the data copy each row names; the recipes' known differences from the "
+        "originals are listed in section 6). Each published value is one run, so the verdict asks whether our seeds could have produced it: "
         f"<em>{a.REPRODUCED}</em> when it lies inside our 95% prediction interval for one run, "
         f"<em>{a.APPROXIMATELY}</em> when outside it but within {a.APPROXIMATE_POINTS} points of our "
         f"mean, <em>{a.NOT_REPRODUCED}</em> otherwise; one seed gives no interval. A setting not run here "
@@ -315,14 +318,14 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
 
 def diagnostics_block(runs: pd.DataFrame, reference: dict) -> str:
     """Runs of a published setting with one recipe field changed, paired by seed and setup with its own runs."""
-    found = diagnostics(runs, reference)
-    if not found:
+    found, pending = diagnostics(runs, reference), unfinished(runs, reference)
+    if not found and not pending:
         return ""
     return "\n".join(["<p>One known difference at a time: runs of a published setting with one field of its "
                       "recipe changed, each paired with the run of the setting itself that has its seed and setup "
                       "(for a change of initialisation, optimiser or schedule, the same data order and "
                       "augmentation draws).</p>",
-                      bullets([" ".join(diagnostic_sentences(d)) for d in found])])
+                      bullets([" ".join(diagnostic_sentences(d)) for d in found] + pending)])
 
 
 # --------------------------------------------------------------------------- 3. trends
@@ -422,8 +425,9 @@ def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[
                 other = other_axis(claim["axis"])
                 ours = {v for v, sub in runs_here.groupby(other) if {low, high} <= set(sub[claim["axis"]])}
                 what = "model and budget" if e["other"] in ours else f"model, {short_axis(other)} and budget"
-                text += (f" The paper's 200-epoch effect for ConvMixer-256/8 at {short_axis(other)} "
-                         f"{e['other']} is {e['effect']:+.2f}: another {what}, so it does "
+                text += (f" The paper's 200-epoch effect of the same change ({short_axis(claim['axis'])} {low} → "
+                         f"{high}) for ConvMixer-256/8 at {short_axis(other)} {e['other']} is {e['effect']:+.2f}: "
+                         f"another {what}, so it does "
                          f"not show whether this model's effect would grow or shrink beyond {epochs[-1]} epochs, and "
                          "these runs do not show that short training overstates the effect.")
             out.append(text)

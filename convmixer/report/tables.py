@@ -7,6 +7,7 @@ from ``runs.load_reference`` and are attached where the model matches.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.convmixer import count_parameters
+from .anchors import override_words
 from .names import ARCHITECTURE_NAMES, hyperparameters
 from .stats import binomial_se_pct
 from .runs import AXES, comparable_groups, other_axis, prepare, short_axis
@@ -304,22 +306,33 @@ def architecture_contrasts_table(regime: dict) -> pd.DataFrame:
 
 def _last_train_accuracy(runs: pd.DataFrame) -> str:
     """Mean over runs of the last epoch's accuracy on the (augmented) training images (``prepare_table``
-    reads it from history.csv): far below the test accuracy a model could reach means it still underfits."""
+    reads it from history.csv)."""
     last = [a for a in runs["final_train_accuracy"] if a is not None]
     return f"{100 * np.mean(last):.1f}" if last else "—"
 
 
 def skipped(runs: pd.DataFrame) -> pd.DataFrame:
     """Run folders that are not completed (incomplete, failed, corrupt), with the reason."""
-    columns = ["folder", "run id", "status", "reason"]
+    columns = ["folder", "run id", "recipe overrides", "status", "reason"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rest = runs[runs["status"] != "completed"]
     return pd.DataFrame({
         "folder": [Path(str(p)).name for p in rest["path"]],
         "run id": rest["run_id"].tolist(),
+        # A run id names its overrides only by a hash: a diagnostic would read as a twin of its setting's run.
+        "recipe overrides": [_overrides_cell(v) for v in rest["recipe_overrides"]],
         "status": rest["status"].tolist(),
         "reason": rest["problem"].astype(object).fillna("").tolist(),
     }, columns=columns)
+
+
+def _overrides_cell(value) -> str:
+    """A record's recipe overrides (JSON text) as words, "" for none or unreadable."""
+    try:
+        overrides = json.loads(value) if isinstance(value, str) and value else {}
+    except ValueError:
+        return ""
+    return override_words(overrides) if isinstance(overrides, dict) else ""
 
 

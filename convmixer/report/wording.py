@@ -9,7 +9,7 @@ import pandas as pd
 from ..models.baselines import MATCH_TOLERANCE
 from .names import ARCHITECTURE_NAMES, hyperparameters, model_name
 from .runs import other_axis, short_axis
-from .stats import MIN_RUNS_PER_MODEL
+from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL
 
 
 # How a verdict is reached, stated once for the evidence and the note under the verdict table.
@@ -192,9 +192,12 @@ def axis_evidence(axis: str, tests: list[dict]) -> str:
 def dependence_text(baseline: str, tests: dict[str, dict], beats: list[str], rest: list[str]) -> str:
     """Whether ConvMixer beats ``baseline`` under each matching (``beats``) or not (``rest``), in words."""
     if beats and rest:
+        # "Not when" would read as the baseline winning: say what each other matching found.
+        found = {CONTRADICTS: "it beats ConvMixer", INCONCLUSIVE: "the margin is inconclusive"}
         return (f"the conclusion for {baseline} depends on the matching: ConvMixer beats it when "
-                f"{join_words([MATCHINGS[m] for m in beats])} but not when {join_words([MATCHINGS[m] for m in rest])} ("
-                + "; ".join(short_contrast(tests[m]) for m in rest) + ")")
+                f"{join_words([MATCHINGS[m] for m in beats])}, but "
+                + "; ".join(f"{found.get(tests[m]['verdict'], 'the margin is ' + tests[m]['verdict'])} when "
+                            f"{MATCHINGS[m]} ({short_contrast(tests[m])})" for m in rest))
     if beats:
         return f"ConvMixer beats {baseline} under every matching tested ({join_words([MATCHINGS[m] for m in beats])})"
     return (f"ConvMixer beats {baseline} under no matching tested ("
