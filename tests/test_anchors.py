@@ -201,7 +201,7 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     assert ("accuracy on the augmented training images -3.00 points after epoch 5, -3.00 points after epoch 10, "
             "-3.00 points after epoch 15, -3.00 points after epoch 20, -3.00 points after epoch 25 (ours") in lines[0]
     assert "Training minus test accuracy at the end: ours 1.81 points, the log's 1.81." in lines[0]
-    assert "falls by up to 6.7 points from one epoch to the next" in lines[0]  # 83.28 -> 76.55 at epochs 7-8
+    assert "falls by up to 6.7 points from one epoch to the next (epoch 7 to 8)" in lines[0]  # 83.28 -> 76.55
     assert lines[1].startswith("The gap is already in the training accuracy (-3.00 points over the last 3 epochs")
     # 3 seeds: the log against the 95% prediction interval of our seeds' gaps, -3 +- 4.30 x 0.1 x sqrt(4/3).
     assert "beyond the 95% prediction interval for one run from our 3 seeds, -3.50 to -2.50 points from the log" \

@@ -408,13 +408,14 @@ def curve_sentences(curve: dict) -> list[str]:
     ours_train = float(np.mean([o["train"][last - 1] for o in curve["ours"]]))
     ours_held_out = float(np.mean([o["held_out"][last - 1] for o in curve["ours"]]))
     log_train, log_held_out = curve["log_train"][last - 1], curve["log_held_out"][last - 1]
-    drop = float(max(0.0, -np.min(np.diff(curve["log_held_out"][:last])))) if last > 1 else 0.0
+    steps = np.diff(curve["log_held_out"][:last]) if last > 1 else np.zeros(1)
+    drop, at = float(max(0.0, -np.min(steps))), int(np.argmin(steps)) + 1  # the fall from epoch ``at`` to at + 1
     out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}): {held_out}"
            f"{images} {shown}; accuracy on the augmented training images {trained} (ours {ours_train:.2f}%, the "
            f"log's {log_train:.2f}%, at the end). Training minus {held_out} at the end: "
            f"ours {ours_train - ours_held_out:.2f} points, the log's {log_train - log_held_out:.2f}."
            + (f" The log is one run, whose {held_out} falls by up to {drop:.1f} points from one epoch to the "
-              "next, so a single epoch's difference says little." if drop > 0 else "")]
+              f"next (epoch {at} to {at + 1}), so a single epoch's difference says little." if drop > 0 else "")]
     window = [e for e in gaps if e > last - LAST_EPOCHS]
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
