@@ -826,6 +826,12 @@ def test_how_training_ended_comes_from_the_schedule_and_training_accuracy_never_
     assert flat == annealed
     constant = verdicts.schedule_end(prepare(_with_histories(tmp_path / "c", runs, 0.001, 0.95, 0.9)))
     assert not constant["annealed"] and "not annealed" in constant["text"]
+    # A recipe that tests its best-validation checkpoint: the test accuracy is not the last epoch's, and it says so.
+    best = verdicts.schedule_end(prepare(_with_histories(tmp_path / "d", runs.assign(
+        selected_epoch=[5, 4, 5, 3, 5, 5]), 0.001, 0.95, 0.9)))
+    assert best["text"].endswith("(the test accuracy is the best-validation checkpoint's, from epochs 3 and 4)")
+    assert "checkpoint" not in verdicts.schedule_end(prepare(_with_histories(
+        tmp_path / "e", runs.assign(selected_epoch=5), 0.001, 0.95, 0.9)))["text"]
 
 
 def test_every_count_of_runs_agrees_across_the_report(tmp_path):
