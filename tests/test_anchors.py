@@ -1,5 +1,6 @@
 """Like for like with the published single runs: which runs match, the verdict's error rate, costs, summary."""
 
+import html
 import json
 
 import numpy as np
@@ -133,8 +134,8 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     # One seed: the numbers, no verdict, no reading of the reference report's gap.
     lines = summary(seeds(OFFICIAL, [0.92]), seeds(KERAS_IO, [0.81]))
     assert lines[0].startswith("The official script's log") and "no verdict (one seed)" in lines[0]
-    assert lines[2] == ("A difference from the log, one PyTorch run on the canonical data, mixes this port with the "
-                        "data copy: it cannot tell the two apart.")
+    assert lines[2] == ("A difference from the official log, one PyTorch run on the canonical data, mixes this "
+                        "port with the data copy: it cannot tell the two apart.")
     assert lines[3] == ("In this port, the same ConvMixer-256/8 p2 k5 reaches 92.00% after 25 epochs of the official "
                         "script's logged recipe and 81.00% after 10 epochs of the Keras example's recipe (+11.00 "
                         "points, recipe and budget changed together; one seed each). The reference report's rows, "
@@ -403,3 +404,28 @@ def test_an_unfinished_run_is_named_only_on_the_row_of_the_setup_it_would_join()
             + [{**unfinished, "backend": "jax"}, {**unfinished, "seed": 2, "backend": "torch"}])
     rows = [r for r in anchors.like_for_like(fake_runs(runs), load_reference()) if r["source"] == "official_logged"]
     assert sorted((round(r["mean"], 2), r["in_progress"]) for r in rows) == [(90.0, "seed 1"), (91.0, "")]
+
+
+def test_an_unfinished_diagnostic_is_named_until_its_seed_completes_and_garbled_overrides_are_skipped():
+    from convmixer.report import diagnostics, sections
+    from convmixer.report.tables import skipped
+
+    ref = load_reference()
+    pending = {**OFFICIAL, "status": "incomplete", "resumable": True, "recipe_overrides": PYTORCH_INIT,
+               "dataset_fingerprint": None}
+    runs = fake_runs(seeds(OFFICIAL, [0.90]) + [{**pending, "seed": 0}])
+    named = ("Unfinished diagnostic: ConvMixer-256/8 p2 k5, official-logged recipe, 25 epochs, with PyTorch's "
+             "default initialisation (resumable: seed 0).")
+    assert diagnostics.unfinished(runs, ref) == [named]
+    assert html.escape(named) in sections.diagnostics_block(runs, ref)  # shown before any pair has completed
+    assert list(skipped(runs)["recipe overrides"]) == ["PyTorch's default initialisation"]
+    # Seed 0 completed, seed 1 still training: only seed 1 is named. Not resumable: not named.
+    done = seeds(OFFICIAL, [0.90, 0.91]) + seeds(OFFICIAL, [0.905], recipe_overrides=PYTORCH_INIT)
+    assert diagnostics.unfinished(fake_runs(done + [{**pending, "seed": 1}]), ref) == [
+        named.replace("seed 0", "seed 1")]
+    assert diagnostics.unfinished(fake_runs(done + [{**pending, "seed": 1, "resumable": False}]), ref) == []
+    # A garbled record is listed under skipped runs as it is, and is no diagnostic.
+    garbled = fake_runs(seeds(OFFICIAL, [0.90]) + [{**pending, "seed": 1, "recipe_overrides": "{not json"},
+                                                    {**pending, "seed": 2, "recipe_overrides": '{"x": [1]}'}])
+    assert diagnostics.unfinished(garbled, ref) == []
+    assert list(skipped(garbled)["recipe overrides"]) == ["{not json", '{"x": [1]}']

@@ -157,3 +157,12 @@ def test_build_report_refreshes_the_readme_only_after_the_html(tmp_path):
     assert out.exists()
     expected = results_markdown(load_runs(results), load_reference()).strip()
     assert block_of(readme.read_text(encoding="utf-8")) == expected
+
+
+def test_the_block_leads_with_the_paper_scale_then_the_table_and_the_claims(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, 3, 2, 0, 0.50)
+    block = results_markdown(load_runs(results), load_reference())
+    assert block.startswith("1 completed ConvMixer run in 1 setup; only runs of one setup are compared:")
+    order = [block.index(s) for s in ("At the paper's scale", "| setup | patch |", "Claims (verdicts")]
+    assert order == sorted(order)

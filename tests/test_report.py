@@ -829,7 +829,11 @@ def test_how_training_ended_comes_from_the_schedule_and_training_accuracy_never_
     # A recipe that tests its best-validation checkpoint: the test accuracy is not the last epoch's, and it says so.
     best = verdicts.schedule_end(prepare(_with_histories(tmp_path / "d", runs.assign(
         selected_epoch=[5, 4, 5, 3, 5, 5]), 0.001, 0.95, 0.9)))
-    assert best["text"].endswith("(the test accuracy is the best-validation checkpoint's, from epochs 3 and 4)")
+    assert best["text"].endswith("(the test accuracy for 2 of the 6 runs is the best-validation checkpoint's, from "
+                                 "epochs 3 and 4)")
+    every = verdicts.schedule_end(prepare(_with_histories(tmp_path / "f", runs.assign(selected_epoch=4), 0.001, 0.95,
+                                                          0.9)))
+    assert every["text"].endswith("(the test accuracy is the best-validation checkpoint's, from epoch 4)")
     assert "checkpoint" not in verdicts.schedule_end(prepare(_with_histories(
         tmp_path / "e", runs.assign(selected_epoch=5), 0.001, 0.95, 0.9)))["text"]
 
@@ -895,7 +899,14 @@ def test_the_lessons_count_every_architectures_runs_and_grids_not_summed_runs():
     grids = pd.DataFrame({"grid": ["a.yaml", "b.yaml"], "description": ["", ""], "planned runs": [2, 1],
                           "completed here": [2, 0]})
     lines = text.lessons(runs, grids)
-    assert lines[0].startswith("Budget: all 2 completed runs trained on CPU.")  # the baseline is counted
+    assert lines[0].startswith("Budget: all 2 completed runs trained on CPU. The longest is 2 epochs")
     assert lines[1].startswith("Data: 2 of 2 completed runs used a JPEG copy of CIFAR-10")
-    assert lines[-1].startswith("Going further: 1 of the 2 shipped grids have every run completed here; not (fully) "
+    assert lines[-1].startswith("Going further: 1 of the 2 shipped grids has every run completed here; not (fully) "
                                 "run: b.yaml.")
+    # A baseline's long run does not bring the paper's ConvMixer numbers in reach; an unreadable grid is not complete.
+    long_baseline = runs.assign(epochs=[2, 200])
+    assert "The longest is 2 epochs, so the paper's 200-epoch numbers are out of reach" in text.lessons(long_baseline)[0]
+    unreadable = pd.concat([grids.iloc[:1], pd.DataFrame({"grid": ["bad.yaml"], "description": ["unreadable: x"],
+                                                          "planned runs": [None], "completed here": [None]})])
+    assert "not (fully) run: bad.yaml." in text.lessons(runs, unreadable.astype({"planned runs": "Int64",
+                                                                               "completed here": "Int64"}))[-1]

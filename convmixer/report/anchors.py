@@ -31,6 +31,7 @@ import pandas as pd
 from ..training.recipes import get_recipe
 from . import stats
 from .runs import SETUP_FIELDS, as_table, clean, history, prepare
+from .wording import join_words
 
 REPRODUCED, APPROXIMATELY, NOT_REPRODUCED = "reproduced", "approximately reproduced", "not reproduced"
 ONE_SEED, NOT_RUN = "no verdict (one seed)", "not run"
@@ -107,7 +108,12 @@ def one_difference(done: pd.DataFrame, row: dict) -> list[tuple[dict, str, objec
     base = fields(row["recipe_overrides"])
     found = {}
     for value in matching_runs(done, row, overrides=False)["recipe_overrides"].fillna("{}").replace("", "{}"):
-        overrides = json.loads(value)
+        try:
+            overrides = json.loads(value)
+        except (TypeError, ValueError):  # a garbled record: the report lists it, it is no diagnostic
+            continue
+        if not isinstance(overrides, dict):
+            continue
         recipe = fields(overrides)
         changed = [k for k in base if recipe is not None and recipe[k] != base[k]]
         if len(changed) == 1:
@@ -289,7 +295,7 @@ def gap_reading(rows: list[dict]) -> list[str]:
         return []
     below = [r["paper"] - r["published"] for r in rows if r["source"] == "reference_report"]
     points = f"{min(below):.1f}-{max(below):.1f} points" if below else "an unmeasured distance"
-    budgets = " and ".join(map(str, sorted({r["epochs"] for r in rows if r["source"] == "reference_report"})))
+    budgets = join_words([str(e) for e in sorted({r["epochs"] for r in rows if r["source"] == "reference_report"})])
     mine = [r for r in find("reference_report", 2) if r["verdict"] in (REPRODUCED, APPROXIMATELY)]
     out = []
     tested = find("official_logged", 2)
@@ -312,8 +318,8 @@ def gap_reading(rows: list[dict]) -> list[str]:
         else:
             out.append(f"The official-logged setups disagree with the log ({shown}): no reading.")
     else:
-        out.append("A difference from the log, one PyTorch run on the canonical data, mixes this port with the "
-                   "data copy: it cannot tell the two apart.")
+        out.append("A difference from the official log, one PyTorch run on the canonical data, mixes this port "
+                   "with the data copy: it cannot tell the two apart.")
     same_data = [(o, k) for o in official for k in keras_io if o["jpeg"] == k["jpeg"]]
     if same_data:
         o, k = same_data[0]

@@ -127,7 +127,8 @@ def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
     for row in anchors.published_runs(reference):
         for overrides, field, value in anchors.one_difference(pending, row):
             variant = {**row, "recipe_overrides": overrides}
-            seeds = anchors.in_progress(anchors.matching_runs(pending, variant), done=anchors.matching_runs(done, variant))
+            seeds = anchors.in_progress(anchors.matching_runs(pending, variant),
+                                        done=anchors.matching_runs(done, variant))
             if seeds:
                 out.append(f"Unfinished diagnostic: {anchors.setting_name(row)}, with "
                            f"{anchors.difference_words(field, value)} (resumable: {seeds}).")

@@ -54,8 +54,10 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
     else:
         n_setups = done["setup"].nunique()
         others = len(prepare(runs, architecture=None)) - len(done)
-        lines.append(f"{len(done)} completed ConvMixer runs in {n_setups} setup{'s' if n_setups != 1 else ''}"
-                     + (f" (and {others} runs of the baselines for claim 1)" if others else "")
+        lines.append(f"{len(done)} completed ConvMixer run{'s' if len(done) != 1 else ''} in {n_setups} "
+                     f"setup{'s' if n_setups != 1 else ''}"
+                     + (f" (and {others} run{'s' if others != 1 else ''} of the baselines for claim 1)" if others
+                        else "")
                      + "; only runs of one setup are compared:")
         lines.append("")
         lines += [f"- **{label}**: {facts}" for label, facts in setup_facts(runs)]

@@ -328,11 +328,12 @@ def skipped(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _overrides_cell(value) -> str:
-    """A record's recipe overrides (JSON text) as words, "" for none or unreadable."""
+    """A record's recipe overrides (JSON text, or a mapping) as words; "" for none, the text as it is when it
+    is not a mapping of plain values."""
     try:
-        overrides = json.loads(value) if isinstance(value, str) and value else {}
-    except ValueError:
-        return ""
-    return override_words(overrides) if isinstance(overrides, dict) else ""
+        overrides = value if isinstance(value, dict) else json.loads(value) if isinstance(value, str) and value else {}
+        return override_words(overrides) if isinstance(overrides, dict) else str(value)
+    except (TypeError, ValueError):  # garbled, or a value words cannot name (a list)
+        return str(value)
 
 

@@ -52,10 +52,12 @@ def schedule_end(setup_runs: pd.DataFrame) -> dict:
             if lr_zero else f"stopped after {epochs} epochs with the learning rate above 0 (not annealed)")
     if train:
         text += f"; last-epoch training accuracy on augmented images {train_pct:.1f}% against {test_pct:.1f}% test"
-        selected = sorted({int(e) for e in pd.to_numeric(setup_runs.get("selected_epoch", pd.Series(dtype=float)),
-                                                           errors="coerce").dropna() if int(e) < epochs})
-        if selected:  # a recipe that tests its best-validation checkpoint: the test accuracy is an earlier epoch's
-            text += (" (the test accuracy is the best-validation checkpoint's, from epoch"
+        chosen = pd.to_numeric(setup_runs.get("selected_epoch", pd.Series(dtype=float)), errors="coerce").dropna()
+        earlier = [int(e) for e in chosen if int(e) < epochs]
+        if earlier:  # a recipe that tests its best-validation checkpoint: the test accuracy is an earlier epoch's
+            selected = sorted(set(earlier))
+            whose = "" if len(earlier) == len(setup_runs) else f" for {len(earlier)} of the {len(setup_runs)} runs"
+            text += (f" (the test accuracy{whose} is the best-validation checkpoint's, from epoch"
                      f"{'s' if len(selected) > 1 else ''} {wording.join_words([str(e) for e in selected])})")
     return {"annealed": lr_zero, "train_pct": train_pct, "test_pct": test_pct, "text": text}
 

@@ -9,7 +9,7 @@ import pandas as pd
 from ..models.baselines import MATCH_TOLERANCE
 from .names import ARCHITECTURE_NAMES, hyperparameters, model_name
 from .runs import other_axis, short_axis
-from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL
+from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL, NOT_TESTED
 
 
 # How a verdict is reached, stated once for the evidence and the note under the verdict table.
@@ -193,7 +193,8 @@ def dependence_text(baseline: str, tests: dict[str, dict], beats: list[str], res
     """Whether ConvMixer beats ``baseline`` under each matching (``beats``) or not (``rest``), in words."""
     if beats and rest:
         # "Not when" would read as the baseline winning: say what each other matching found.
-        found = {CONTRADICTS: "it beats ConvMixer", INCONCLUSIVE: "the margin is inconclusive"}
+        found = {CONTRADICTS: "it beats ConvMixer", INCONCLUSIVE: "the margin is inconclusive",
+                 NOT_TESTED: "it was not tested"}
         return (f"the conclusion for {baseline} depends on the matching: ConvMixer beats it when "
                 f"{join_words([MATCHINGS[m] for m in beats])}, but "
                 + "; ".join(f"{found.get(tests[m]['verdict'], 'the margin is ' + tests[m]['verdict'])} when "
