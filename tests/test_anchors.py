@@ -429,3 +429,33 @@ def test_an_unfinished_diagnostic_is_named_until_its_seed_completes_and_garbled_
                                                     {**pending, "seed": 2, "recipe_overrides": '{"x": [1]}'}])
     assert diagnostics.unfinished(garbled, ref) == []
     assert list(skipped(garbled)["recipe overrides"]) == ["{not json", '{"x": [1]}']
+
+
+def test_the_sources_of_the_gap_to_the_official_log_say_what_the_runs_show_about_each():
+    from convmixer.report import diagnostics
+
+    ref = load_reference()
+
+    def sources(runs):
+        frame = fake_runs(runs)
+        table = diagnostics.gap_sources(frame, ref, anchors.like_for_like(frame, ref))
+        return {r["possible source"]: r["what these runs show"] for r in table.to_dict("records")}
+
+    assert sources(seeds(CHEAPEST, [0.7])) == {}  # no run of the official log's setting: nothing to explain
+    base = seeds(OFFICIAL, [0.895, 0.90, 0.905], lossy_jpeg=True)
+    diagnosed = seeds(OFFICIAL, [0.905, 0.909, 0.916], lossy_jpeg=True, recipe_overrides=PYTORCH_INIT)
+    pending = {**OFFICIAL, "seed": 3, "status": "incomplete", "resumable": True, "recipe_overrides": PYTORCH_INIT}
+    shown = sources(base + diagnosed + [pending])
+    assert shown["seeds"].startswith("not reproduced: the log against our 95% prediction interval for one run")
+    assert shown["data"] == "not measured here, so unknown"
+    assert shown["precision"] == shown["optimizer"] == "not measured here"
+    assert shown["initialisation"].startswith("+1.00 points with PyTorch's default initialisation (ours 90.00% -> "
+                                              "91.00%; 95% CI ")
+    assert shown["initialisation"].endswith("paired over 3 seeds); a diagnostic is unfinished (resumable: seed 3)")
+    assert "tests/test_augment.py" in shown["augmentation arithmetic"]
+    one = sources(seeds(OFFICIAL, [0.90]) + [{**pending, "seed": 0}])
+    assert one["seeds"] == "no verdict (one seed)" and one["data"] == "no data copy in these runs"
+    assert one["initialisation"] == "a diagnostic is unfinished (resumable: seed 0)"
+    lines = [diagnostics.source_line(r) for r in diagnostics.gap_sources(
+        fake_runs(base), ref, anchors.like_for_like(fake_runs(base), ref)).to_dict("records")]
+    assert lines[1] == "Data (lossy JPEG copy here, canonical CIFAR-10 in the log): not measured here, so unknown."

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import anchors, stats
+from ..training.recipes import DIFFERENCES
 from .runs import SETUP_FIELDS, as_table, prepare
 
 # What a pair shares besides its seed: every field of a setup but the recipe overrides.
@@ -61,7 +62,8 @@ def _pairs(with_runs: pd.DataFrame, without_runs: pd.DataFrame) -> dict[tuple, l
 
 def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
     """One dict per published run, recipe difference and setup with at least one pair: the row
-    (``published_runs``), ``overrides`` (the diagnostic runs'), ``words`` (the one difference), ``setup`` (the
+    (``published_runs``), ``overrides`` (the diagnostic runs'), ``field`` and ``words`` (the one difference of
+    their recipe, a ``Recipe`` field and in words), ``setup`` (the
     published setting's runs' setup label), ``pairs`` ([{"seed", "with", "without", ...}], test accuracy in
     percent), ``with_mean`` and ``without_mean`` over the pairs, ``difference`` (``stats.paired_difference``),
     and ``jpeg``."""
@@ -79,8 +81,8 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
                 with_pct, without_pct = [p["with"] for p in pairs], [p["without"] for p in pairs]
                 out.append({**row, "setting": anchors.setting_name(row),
                             "source_name": anchors.SOURCE_NAMES.get(row["source"], row["source"]),
-                            "overrides": overrides, "words": anchors.difference_words(field, value),
-                            "setup": pairs[0]["setup"], "pairs": pairs,
+                            "overrides": overrides, "field": field,
+                            "words": anchors.difference_words(field, value), "setup": pairs[0]["setup"], "pairs": pairs,
                             "with_mean": float(np.mean(with_pct)), "without_mean": float(np.mean(without_pct)),
                             "difference": stats.paired_difference(with_pct, without_pct),
                             "jpeg": all(p["jpeg"] for p in pairs)})
@@ -115,21 +117,99 @@ def diagnostic_sentences(d: dict) -> list[str]:
     return out
 
 
-def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
-    """A sentence per published setting and recipe difference with diagnostic runs not completed yet (resumable:
-    each has a checkpoint), so a reader knows which difference is being measured."""
+def pending(runs: pd.DataFrame, reference: dict) -> list[dict]:
+    """Diagnostics not completed yet: per published setting and recipe difference with unfinished, resumable
+    runs (each has a checkpoint) of seeds not completed, the row plus ``field``, ``words`` and ``seeds``."""
     table = as_table(runs)
-    pending = table[(table["status"] == "incomplete") & table["resumable"].map(anchors.is_true)]
-    if pending.empty:
+    unfinished_runs = table[(table["status"] == "incomplete") & table["resumable"].map(anchors.is_true)]
+    if unfinished_runs.empty:
         return []
     done = prepare(table)
     out = []
     for row in anchors.published_runs(reference):
-        for overrides, field, value in anchors.one_difference(pending, row):
+        for overrides, field, value in anchors.one_difference(unfinished_runs, row):
             variant = {**row, "recipe_overrides": overrides}
-            seeds = anchors.in_progress(anchors.matching_runs(pending, variant),
+            seeds = anchors.in_progress(anchors.matching_runs(unfinished_runs, variant),
                                         done=anchors.matching_runs(done, variant))
             if seeds:
-                out.append(f"Unfinished diagnostic: {anchors.setting_name(row)}, with "
-                           f"{anchors.difference_words(field, value)} (resumable: {seeds}).")
+                out.append({**row, "field": field, "words": anchors.difference_words(field, value), "seeds": seeds})
     return out
+
+
+def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
+    """A sentence per ``pending`` diagnostic, so a reader knows which difference is being measured."""
+    return [f"Unfinished diagnostic: {anchors.setting_name(p)}, with {p['words']} (resumable: {p['seeds']})."
+            for p in pending(runs, reference)]
+
+
+# Each difference in a few words (the report's table gives the whole of recipes.DIFFERENCES).
+SOURCE_WORDS = {
+    "optimizer": "optimizer (Adam's epsilon: 1e-7 here, PyTorch's 1e-8)",
+    "precision": "precision (float32 here, mixed precision on the log's GPU)",
+    "initialisation": "initialisation (Keras' here, PyTorch's defaults in the script)",
+    "augmentation arithmetic": "augmentation arithmetic",
+    "augmentation randomness": "augmentation randomness",
+}
+
+# What is known of a difference without a run that changes it: the tests that establish it.
+SETTLED = {
+    "augmentation arithmetic": "not a source as far as the tests reach: each step's pixels equal torchvision's on "
+                               "Pillow (tests/test_augment.py)",
+    "augmentation randomness": "other draws from the same distributions: part of what seeds vary",
+}
+
+
+def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:
+    """Where a gap to the official script's log can come from: the number of seeds, the data, then each known
+    difference of the official recipe (``recipes.DIFFERENCES``), each with what these runs show about it (a
+    diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"). ``rows``:
+    ``anchors.like_for_like``. Empty when the log has no completed run here."""
+    logged = [r for r in rows if r["source"] == "official_logged" and r["n"] > 0]
+    if not logged:
+        return pd.DataFrame()
+
+    def per_setup(texts):
+        return texts[0][1] if len(texts) == 1 else "; ".join(f"setup {setup}: {text}" for setup, text in texts)
+
+    seeds = per_setup([(r["setup"], f"{r['verdict']}" + (
+        f": the log against our 95% prediction interval for one run, {r['pi_low']:.2f}-{r['pi_high']:.2f}%"
+        if r["n"] > 1 else "")) for r in logged])
+    jpeg = [r for r in logged if r["jpeg"]]
+    out = [{"possible source": "seeds", "original": "one run (the log)", "here": ", ".join(
+                f"{r['n']} seed{'s' if r['n'] != 1 else ''}" for r in logged), "what these runs show": seeds},
+           {"possible source": "data", "original": "canonical CIFAR-10",
+            "here": "lossy JPEG copy" if jpeg else "the data its records name",
+            "what these runs show": "not measured here, so unknown" if jpeg else "no data copy in these runs"}]
+    found = [d for d in diagnostics(runs, reference) if d["source"] == "official_logged"]
+    waiting = [p for p in pending(runs, reference) if p["source"] == "official_logged"]
+    for difference in DIFFERENCES:
+        if difference["recipe"] != "official":
+            continue
+        aspect = difference["aspect"]
+        measured = [(d["setup"], _short(d)) for d in found if d["field"] == aspect]
+        unfinished_here = [p["seeds"] for p in waiting if p["field"] == aspect]
+        waiting_words = f"a diagnostic is unfinished (resumable: {', '.join(unfinished_here)})"
+        if measured:
+            shows = per_setup(measured) + (f"; {waiting_words}" if unfinished_here else "")
+        else:
+            shows = waiting_words if unfinished_here else SETTLED.get(aspect, "not measured here")
+        out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
+                    "what these runs show": shows})
+    return pd.DataFrame(out)
+
+
+def source_line(source: dict) -> str:
+    """One ``gap_sources`` row as a line: the source in a few words, then what these runs show about it."""
+    name = source["possible source"]
+    words = (f"data ({source['here']} here, {source['original']} in the log)" if name == "data"
+             else SOURCE_WORDS.get(name, name))
+    return f"{words[0].upper()}{words[1:]}: {source['what these runs show']}."
+
+
+def _short(d: dict) -> str:
+    """A diagnostic's paired difference in a table cell."""
+    diff, n = d["difference"], d["difference"]["n"]
+    head = f"{diff['effect']:+.2f} points with {d['words']} (ours {d['without_mean']:.2f}% -> {d['with_mean']:.2f}%"
+    if n >= 2 and not math.isnan(diff["low"]):
+        return head + f"; 95% CI {diff['low']:+.2f} to {diff['high']:+.2f}, paired over {n} seeds)"
+    return head + f"; {n} pair{'s' if n != 1 else ''}, not a test)"

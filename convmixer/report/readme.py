@@ -18,7 +18,7 @@ from .. import records
 from .runs import as_table, prepare
 from .tables import comparison_table
 from .anchors import curve_sentences, like_for_like, logged_curves, planned_settings, summary_sentences
-from .diagnostics import diagnostic_sentences, diagnostics, unfinished
+from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, source_line, unfinished
 from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts
 from .verdicts import verdicts
@@ -69,6 +69,10 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines += ["", "One known difference at a time (runs of a published setting with one recipe field changed, "
                   "each paired with the setting's own run of its seed and setup):", ""]
         lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in found]
+    sources = gap_sources(runs, reference, rows)
+    if not sources.empty:
+        lines += ["", "Where the gap to the official log can come from, and what these runs show about each:", ""]
+        lines += [f"- {source_line(r)}" for r in sources.to_dict("records")]
     reproduced = reproduction_sentences(rows)
     if reproduced:
         lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]

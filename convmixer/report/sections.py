@@ -18,7 +18,7 @@ from ..training.show import read_history
 from . import plots
 from .anchors import gap_reading, log_lines
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
-from .diagnostics import diagnostic_sentences, diagnostics, unfinished
+from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
 from .names import cell_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
@@ -281,6 +281,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
 
     comparison = comparison_table(runs, reference)
     not_run = int((comparison["n"] == 0).sum())
+    sources = gap_sources(runs, reference, published)
     return "\n".join([
         '<a id="like-for-like"></a>',
         "<p>Like for like with every published single run: the same model, recipe, epochs, batch size and "
@@ -298,6 +299,13 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
             f"({curve['where']}).")) + bullets(
             a.curve_sentences(curve)) for curve in a.logged_curves(runs, reference)],
         diagnostics_block(runs, reference),
+        table(sources, table_id="gap-sources", caption=(
+            "Where a gap to the official script's log can come from: the seeds, the data, and each known difference "
+            "of the official recipe from the script, with what these runs show about each (the original column gives "
+            "the script's defaults; its logged run, like the official-logged recipe here, uses RandAugment n=2 m=12, "
+            "scale 1.0 and no jitter or erasing). A diagnostic run changes one of them at a time; \"not measured "
+            "here\" means no run here isolates it.")) if not sources.empty
+        else "",
         details("Sources of the published values",
                 bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),
                 element_id="sources"),
