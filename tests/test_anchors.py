@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from convmixer.report import anchors
+from convmixer.report import anchors, curves
 from convmixer.report.runs import load_reference
 from tests.test_report import fake_runs
 
@@ -193,10 +193,10 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     from convmixer.report import plots
 
     ref = load_reference()
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "a", -3.0, -3.0), ref)
+    [curve] = curves.logged_curves(_with_histories(tmp_path / "a", -3.0, -3.0), ref)
     assert [o["seed"] for o in curve["ours"]] == [0, 1, 2] and sorted(curve["gaps"]) == list(range(1, 26))
     assert curve["gaps"][25] == pytest.approx((-3.0, -3.0))
-    lines = anchors.curve_sentences(curve)
+    lines = curves.curve_sentences(curve)
     assert "(3 seeds here on the JPEG copy)" in lines[0] and "-3.00 points after epoch 25" in lines[0]
     assert "test accuracy -3.00 points after epoch 5, " in lines[0] and "the log's 94.41%" in lines[0]
     assert ("accuracy on the augmented training images -3.00 points after epoch 5, -3.00 points after epoch 10, "
@@ -208,33 +208,33 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     assert "beyond the 95% prediction interval for one run from our 3 seeds, -3.50 to -2.50 points from the log" \
         in lines[1]
 
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "b", -2.0, 0.0), ref)
-    assert "points at generalisation" in anchors.curve_sentences(curve)[1]
+    [curve] = curves.logged_curves(_with_histories(tmp_path / "b", -2.0, 0.0), ref)
+    assert "points at generalisation" in curves.curve_sentences(curve)[1]
     # The same gaps with seeds that spread as widely as this project's do: not placed.
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "c", -2.0, -2.0, spread=1.0), ref)
-    assert anchors.curve_sentences(curve)[1].startswith(
+    [curve] = curves.logged_curves(_with_histories(tmp_path / "c", -2.0, -2.0, spread=1.0), ref)
+    assert curves.curve_sentences(curve)[1].startswith(
         "Over the last 3 epochs the training accuracy differs by -2.00 points and the test accuracy by -2.00")
-    assert "do not place the gap" in anchors.curve_sentences(curve)[1]
+    assert "do not place the gap" in curves.curve_sentences(curve)[1]
 
     # One seed: one run against one is no test, whatever the spread of other settings here, so numbers only.
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "d", -3.0, -3.0, seeds_=(1,)), ref)
-    assert anchors.curve_sentences(curve)[1] == (
+    [curve] = curves.logged_curves(_with_histories(tmp_path / "d", -3.0, -3.0, seeds_=(1,)), ref)
+    assert curves.curve_sentences(curve)[1] == (
         "Over the last 3 epochs the training accuracy differs by -3.00 points and the test accuracy by -3.00. One "
         "run against one is no test, so these curves do not place the gap yet.")
     fig = plots.logged_curve_figure(curve)
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # the log and one seed, in each panel
     assert fig.axes[0].get_title() == "test accuracy"
     # keras-io's log prints validation accuracy on its own split: ours is read from val_accuracy and named so.
-    [curve] = anchors.logged_curves(_with_histories(tmp_path / "e", -1.5, 2.0, seeds_=(1,), setting=KERAS_IO,
+    [curve] = curves.logged_curves(_with_histories(tmp_path / "e", -1.5, 2.0, seeds_=(1,), setting=KERAS_IO,
                                                     source="keras_io"), ref)
-    lines = anchors.curve_sentences(curve)
+    lines = curves.curve_sentences(curve)
     assert curve["held_out"] == "validation" and sorted(curve["gaps"]) == list(range(1, 11))
     assert ("validation accuracy (on other 5,000 images than the log's) -1.50 points after epoch 5, -1.50 points "
             "after epoch 10;") in lines[0]
     assert plots.logged_curve_figure(curve).axes[0].get_title() == "validation accuracy"
     # A run without its history gives no curve; nor does a setting whose log printed none.
-    assert anchors.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []
-    assert anchors.logged_curves(fake_runs(seeds(CHEAPEST, [0.7])), ref) == []
+    assert curves.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []
+    assert curves.logged_curves(fake_runs(seeds(CHEAPEST, [0.7])), ref) == []
 
 
 # --- one known difference at a time ---------------------------------------------------------------------------
@@ -364,13 +364,13 @@ def test_runs_with_one_changed_recipe_field_are_drawn_and_told_beside_the_log(tm
     base = _with_histories(tmp_path / "base", -3.0, -3.0, seeds_=(0, 1), spread=0.0)
     variant = _with_histories(tmp_path / "init", -1.0, -0.5, seeds_=(1,), spread=0.0,
                               setting={**OFFICIAL, "recipe_overrides": PYTORCH_INIT})
-    [curve] = anchors.logged_curves(pd.concat([base, variant], ignore_index=True).assign(
+    [curve] = curves.logged_curves(pd.concat([base, variant], ignore_index=True).assign(
         run_id=lambda f: [f"run{i}" for i in range(len(f))]), ref)
     assert [(v["seed"], v["words"]) for v in curve["variants"]] == [(1, "PyTorch's default initialisation")]
     fig = plots.logged_curve_figure(curve)
     assert [len(ax.get_lines()) for ax in fig.axes] == [4, 4]
     assert fig.axes[0].get_lines()[2].get_color() == fig.axes[0].get_lines()[3].get_color()  # seed 1's colour
-    assert anchors.curve_sentences(curve)[-1] == (
+    assert curves.curve_sentences(curve)[-1] == (
         "With PyTorch's default initialisation (seed 1; not a test), over the last 3 epochs: test accuracy -1.00 "
         "points and training accuracy -0.50 points against the log; without it, over the same seeds, -3.00 and "
         "-3.00.")

@@ -261,7 +261,7 @@ def learning_curves_grid(cells, title=None, columns=4):
 def logged_curve_figure(curve: dict):
     """Ours per epoch (a line per seed) against a logged run's printed accuracies (black, dashed): held-out
     (test or validation) accuracy on the left, on the augmented training images on the right
-    (``anchors.logged_curves``); runs with one recipe field changed dotted, in their seed's colour."""
+    (``curves.logged_curves``); runs with one recipe field changed dotted, in their seed's colour."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(REPORT_WIDTH_IN, 3.3), sharey=True, layout="constrained")
     log_epochs = range(1, len(curve["log_held_out"]) + 1)

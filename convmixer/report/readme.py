@@ -17,7 +17,8 @@ import pandas as pd
 from .. import records
 from .runs import as_table, prepare
 from .tables import comparison_table
-from .anchors import curve_sentences, like_for_like, logged_curves, planned_settings, summary_sentences
+from .anchors import like_for_like, planned_settings, summary_sentences
+from .curves import curve_sentences, logged_curves
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, source_line, unfinished
 from .provenance import GRIDS_DIR
 from .text import reproduction_sentences, setup_facts

@@ -17,6 +17,7 @@ from ..training.recipes import DIFFERENCES
 from ..training.show import read_history
 from . import plots
 from .anchors import gap_reading, log_lines
+from .curves import curve_sentences, logged_curves
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
@@ -297,7 +298,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         *[figure(plots.logged_curve_figure(curve), alt=f"Ours per epoch against {curve['source_name']}", caption=(
             f"Ours per epoch (a line per seed) against the accuracies printed in {curve['source_name']} "
             f"({curve['where']}).")) + bullets(
-            a.curve_sentences(curve)) for curve in a.logged_curves(runs, reference)],
+            curve_sentences(curve)) for curve in logged_curves(runs, reference)],
         diagnostics_block(runs, reference),
         table(sources, table_id="gap-sources", caption=(
             "Where a gap to the official script's log can come from: the seeds, the data, and each known difference "
