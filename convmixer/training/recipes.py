@@ -252,7 +252,8 @@ DIFFERENCES = [
         "recipe": "official",
         "aspect": "optimizer",
         "original": "torch.optim.AdamW(lr=0.01, weight_decay=0.01), decay multiplied by lr",
-        "here": "keras.optimizers.AdamW(weight_decay=0.01): the same convention; Keras' epsilon 1e-7 vs PyTorch's 1e-8",
+        "here": ("keras.optimizers.AdamW(weight_decay=0.01): the same convention; Keras' epsilon 1e-7 is added before "
+                 "the bias correction, PyTorch's 1e-8 after it (early on Keras' is hundreds of times larger)"),
     },
     {
         "recipe": "seed, keras-io row",
