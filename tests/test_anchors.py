@@ -453,11 +453,20 @@ def test_the_sources_of_the_gap_to_the_official_log_say_what_the_runs_show_about
         "tests/test_pytorch_step.py" in shown["optimizer"]
     assert shown["initialisation"].startswith("+1.00 points with PyTorch's default initialisation (ours 90.00% -> "
                                               "91.00%; 95% CI ")
-    assert shown["initialisation"].endswith("paired over 3 seeds); a diagnostic is unfinished (resumable: seed 3)")
+    assert shown["initialisation"].endswith("paired over 3 seeds); a diagnostic is unfinished (resumable: PyTorch's "
+                                            "default initialisation, seed 3)")
     assert "tests/test_augment.py" in shown["augmentation arithmetic"]
     one = sources(seeds(OFFICIAL, [0.90]) + [{**pending, "seed": 0}])
-    assert one["seeds"] == "no verdict (one seed)" and one["data"] == "no data copy in these runs"
-    assert one["initialisation"] == "a diagnostic is unfinished (resumable: seed 0)"
+    assert one["seeds"] == "no verdict (one seed)" and one["data"] == "no JPEG copy in these runs"
+    assert one["initialisation"] == ("a diagnostic is unfinished (resumable: PyTorch's default initialisation, "
+                                     "seed 0)")
+    # A diagnostic of a field no known difference maps to gets a row of its own, never dropped.
+    other = sources(base + seeds(OFFICIAL, [0.90, 0.91], lossy_jpeg=True, recipe_overrides='{"crop_scale": 0.5}'))
+    assert other["recipe field crop_scale"].startswith("+0.75 points with crop_scale=0.5 (ours 89.75% -> 90.50%;")
+    assert other["initialisation"] == "not measured here"
+    # Two setups (two data copies): each cell says which setup it speaks of.
+    both = sources(base + seeds(OFFICIAL, [0.92, 0.925], dataset_fingerprint="sha256:canonical"))
+    assert both["data"] == "setup A: no JPEG copy in these runs; setup B: not measured here, so unknown"
     lines = [diagnostics.source_line(r) for r in diagnostics.gap_sources(
         fake_runs(base), ref, anchors.like_for_like(fake_runs(base), ref)).to_dict("records")]
     assert lines[1] == "Data (lossy JPEG copy here, canonical CIFAR-10 in the log): not measured here, so unknown."

@@ -14,6 +14,9 @@ are reported per setup, never pooled across data or backends:
 * 1 pair: the difference only, not a test (how far seeds move this setting is
   unknown with one seed, and another setting's spread would be a guess).
 
+``gap_sources`` lists, for the official log, every known difference (the seeds, the
+data copy, ``recipes.DIFFERENCES``) with what these runs or the tests show about it.
+
 The sentences say which way a difference moves ours against the published value;
 how much of a gap it "explains" is left to a reader, since the published value is
 itself one run.
@@ -151,22 +154,25 @@ SOURCE_WORDS = {
     "augmentation randomness": "augmentation randomness",
 }
 
-# What is known of a difference without a run that changes it: the tests that establish it.
+# What is known of a difference without a run that changes it: the tests that establish it, and their reach.
 SETTLED = {
-    "augmentation arithmetic": "not a source as far as the tests reach: each step's pixels equal torchvision's on "
-                               "Pillow (tests/test_augment.py)",
+    "augmentation arithmetic": "not a source as far as the tests reach: each op's pixels equal Pillow's at "
+                               "torchvision's magnitudes, one op at a time (tests/test_augment.py)",
     "augmentation randomness": "other draws from the same distributions: part of what seeds vary",
-    "optimizer": "not measured on accuracy; with the epsilons set equal, a training step of this port equals "
-                 "PyTorch's (model, loss, AdamW) to float32 rounding (tests/test_pytorch_step.py, where PyTorch is "
-                 "installed), so the epsilons are the difference",
+    "optimizer": "not measured on accuracy; with the epsilons set equal, 3 training steps of a small ConvMixer "
+                 "equal PyTorch's (model, loss, AdamW, BatchNorm) within 0.01 x lr (tests/test_pytorch_step.py, "
+                 "where PyTorch is installed): Adam's epsilon is the known difference left",
 }
+# The recipe fields whose diagnostic isolates a known difference (recipes.DIFFERENCES' aspects).
+ASPECT_FIELDS = {"initialisation": ("initialisation",)}
 
 
 def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:
     """Where a gap to the official script's log can come from: the number of seeds, the data, then each known
     difference of the official recipe (``recipes.DIFFERENCES``), each with what these runs show about it (a
-    diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"). ``rows``:
-    ``anchors.like_for_like``. Empty when the log has no completed run here."""
+    diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"), then any
+    diagnostic of another recipe field. ``rows``: ``anchors.like_for_like``. Empty when the log has no
+    completed run here."""
     logged = [r for r in rows if r["source"] == "official_logged" and r["n"] > 0]
     if not logged:
         return pd.DataFrame()
@@ -174,30 +180,36 @@ def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.Dat
     def per_setup(texts):
         return texts[0][1] if len(texts) == 1 else "; ".join(f"setup {setup}: {text}" for setup, text in texts)
 
-    seeds = per_setup([(r["setup"], f"{r['verdict']}" + (
-        f": the log against our 95% prediction interval for one run, {r['pi_low']:.2f}-{r['pi_high']:.2f}%"
-        if r["n"] > 1 else "")) for r in logged])
-    jpeg = [r for r in logged if r["jpeg"]]
-    out = [{"possible source": "seeds", "original": "one run (the log)", "here": ", ".join(
-                f"{r['n']} seed{'s' if r['n'] != 1 else ''}" for r in logged), "what these runs show": seeds},
-           {"possible source": "data", "original": "canonical CIFAR-10",
-            "here": "lossy JPEG copy" if jpeg else "the data its records name",
-            "what these runs show": "not measured here, so unknown" if jpeg else "no data copy in these runs"}]
-    found = [d for d in diagnostics(runs, reference) if d["source"] == "official_logged"]
-    waiting = [p for p in pending(runs, reference) if p["source"] == "official_logged"]
-    for difference in DIFFERENCES:
-        if difference["recipe"] != "official":
-            continue
-        aspect = difference["aspect"]
-        measured = [(d["setup"], _short(d)) for d in found if d["field"] == aspect]
-        unfinished_here = [p["seeds"] for p in waiting if p["field"] == aspect]
-        waiting_words = f"a diagnostic is unfinished (resumable: {', '.join(unfinished_here)})"
+    def shows(fields):
+        measured = [(d["setup"], _short(d)) for d in found if d["field"] in fields]
+        waiting = [f"{p['words']}, {p['seeds']}" for p in pending_here if p["field"] in fields]
+        unfinished_words = f"a diagnostic is unfinished (resumable: {'; '.join(waiting)})"
         if measured:
-            shows = per_setup(measured) + (f"; {waiting_words}" if unfinished_here else "")
-        else:
-            shows = waiting_words if unfinished_here else SETTLED.get(aspect, "not measured here")
-        out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
-                    "what these runs show": shows})
+            return per_setup(measured) + (f"; {unfinished_words}" if waiting else "")
+        return unfinished_words if waiting else None
+
+    found = [d for d in diagnostics(runs, reference) if d["source"] == "official_logged"]
+    pending_here = [p for p in pending(runs, reference) if p["source"] == "official_logged"]
+    out = [{"possible source": "seeds", "original": "one run (the log)",
+            "here": per_setup([(r["setup"], f"{r['n']} seed{'s' if r['n'] != 1 else ''}") for r in logged]),
+            "what these runs show": per_setup([(r["setup"], r["verdict"] + (
+                f": the log against our 95% prediction interval for one run, {r['pi_low']:.2f}-{r['pi_high']:.2f}%"
+                if r["n"] > 1 else "")) for r in logged])},
+           {"possible source": "data", "original": "canonical CIFAR-10",
+            "here": per_setup([(r["setup"], "lossy JPEG copy" if r["jpeg"] else "the data its records name")
+                               for r in logged]),
+            "what these runs show": per_setup([(r["setup"], "not measured here, so unknown" if r["jpeg"] else
+                                                "no JPEG copy in these runs") for r in logged])}]
+    for difference in DIFFERENCES:
+        if difference["recipe"] == "official":
+            aspect = difference["aspect"]
+            out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
+                        "what these runs show": shows(ASPECT_FIELDS.get(aspect, ())) or SETTLED.get(
+                            aspect, "not measured here")})
+    mapped = {f for fields in ASPECT_FIELDS.values() for f in fields}
+    for field in sorted({d["field"] for d in found + pending_here} - mapped):
+        out.append({"possible source": f"recipe field {field}", "original": "the logged run's",
+                    "here": "changed by a diagnostic", "what these runs show": shows((field,))})
     return pd.DataFrame(out)
 
 
