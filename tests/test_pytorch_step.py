@@ -200,3 +200,12 @@ def test_the_recipes_own_epsilons_are_a_difference_the_tolerance_sees():
     """Keras' 1e-7 before the bias correction against PyTorch's 1e-8 after it: far more than TOL apart."""
     *_, apart, _ = train_both(get_recipe("official-logged"), 1e-3)
     assert max(apart.values()) > 10 * TOL, apart
+
+
+def test_the_pytorch_epsilon_override_steps_as_torch_adamw_does():
+    """recipe_overrides {adam_epsilon: pytorch}: PyTorch's own epsilon, where PyTorch puts it, gives its steps."""
+    recipe = get_recipe("official-logged", {"adam_epsilon": "pytorch", "weight_decay": 0.5})
+    _, _, ours_loss, theirs_loss, apart, moved = train_both(recipe, 1e-3, torch_epsilon=1e-8)
+    assert ours_loss == pytest.approx(theirs_loss, rel=1e-5)
+    assert max(apart.values()) < TOL, apart
+    assert min(moved.values()) > 0.5, moved

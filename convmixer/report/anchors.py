@@ -67,7 +67,8 @@ def published_runs(reference: dict) -> list[dict]:
 
 # How the table names an override; others read "key=value".
 OVERRIDE_WORDS = {("weight_decay_scaled_by_lr", True): "weight decay times lr, as Keras 3's AdamW",
-                  ("initialisation", "pytorch"): "PyTorch's default initialisation"}
+                  ("initialisation", "pytorch"): "PyTorch's default initialisation",
+                  ("adam_epsilon", "pytorch"): "PyTorch's Adam epsilon (1e-8 after the bias correction)"}
 
 
 def override_words(overrides: dict) -> str:

@@ -164,7 +164,7 @@ SETTLED = {
                  "where PyTorch is installed): Adam's epsilon is the known difference left",
 }
 # The recipe fields whose diagnostic isolates a known difference (recipes.DIFFERENCES' aspects).
-ASPECT_FIELDS = {"initialisation": ("initialisation",)}
+ASPECT_FIELDS = {"initialisation": ("initialisation",), "optimizer": ("adam_epsilon",)}
 
 
 def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:

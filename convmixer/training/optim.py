@@ -32,13 +32,41 @@ def make_schedule(recipe, epochs: int, steps_per_epoch: int):
     return Triangular()
 
 
+PYTORCH_ADAM_EPSILON = 1e-8  # torch.optim.AdamW's default, which the official script keeps
+
+
 def make_optimizer(recipe, schedule):
     import keras
 
-    return keras.optimizers.AdamW(
-        # global_clipnorm, like torch.nn.utils.clip_grad_norm_ (clipnorm would clip each tensor separately)
-        learning_rate=schedule, weight_decay=recipe.keras_weight_decay, global_clipnorm=recipe.clipnorm
-    )
+    # global_clipnorm, like torch.nn.utils.clip_grad_norm_ (clipnorm would clip each tensor separately)
+    settings = dict(learning_rate=schedule, weight_decay=recipe.keras_weight_decay, global_clipnorm=recipe.clipnorm)
+    if recipe.adam_epsilon == "pytorch":
+        return _pytorch_epsilon_adamw()(epsilon=PYTORCH_ADAM_EPSILON, **settings)
+    return keras.optimizers.AdamW(**settings)
+
+
+def _pytorch_epsilon_adamw():
+    """keras.optimizers.AdamW with PyTorch's placement of epsilon.
+
+    Keras' step is ``m * alpha / (sqrt(v) + eps)`` with ``alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)``;
+    PyTorch's is ``lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, the same with
+    ``eps * sqrt(1 - b2^t)`` in Keras' place. So each step traces Keras' own update with that epsilon:
+    nothing else of the update changes (tests/test_pytorch_step.py compares it with torch.optim.AdamW).
+    """
+    import keras
+    from keras import ops
+
+    class PyTorchEpsilonAdamW(keras.optimizers.AdamW):
+        def update_step(self, gradient, variable, learning_rate):
+            step = ops.cast(self.iterations + 1, variable.dtype)
+            constant = self.epsilon
+            self.epsilon = constant * ops.sqrt(1 - ops.power(ops.cast(self.beta_2, variable.dtype), step))
+            try:
+                super().update_step(gradient, variable, learning_rate)
+            finally:
+                self.epsilon = constant
+
+    return PyTorchEpsilonAdamW
 
 
 def last_step_lr(schedule, optimizer) -> float:

@@ -25,6 +25,9 @@ AUGMENTATIONS = ("flip", "official")
 # Weight initialisers: Keras' defaults, or PyTorch's nn.Conv2d/nn.Linear defaults (the official script's;
 # ConvMixer only, whose layers are all of those two kinds: models.convmixer.pytorch_default_init).
 INITIALISATIONS = ("keras", "pytorch")
+# Adam's epsilon: Keras' (1e-7, added to sqrt(v) before the bias correction) or PyTorch's (1e-8, added after it:
+# the official script's torch.optim.AdamW; optim.make_optimizer).
+ADAM_EPSILONS = ("keras", "pytorch")
 SELECTIONS = ("best_val", "last")
 
 
@@ -51,6 +54,7 @@ class Recipe:
     jitter: float = 0.1
     erasing_p: float = 0.25
     initialisation: str = "keras"  # see INITIALISATIONS
+    adam_epsilon: str = "keras"  # see ADAM_EPSILONS
 
     @property
     def keras_weight_decay(self) -> float:
@@ -116,10 +120,11 @@ OVERRIDABLE = {
     "jitter": float,
     "erasing_p": float,
     "initialisation": str,
+    "adam_epsilon": str,
 }
 
 CHOICES = {"schedule": SCHEDULES, "augmentation": AUGMENTATIONS, "selection": SELECTIONS,
-           "initialisation": INITIALISATIONS}
+           "initialisation": INITIALISATIONS, "adam_epsilon": ADAM_EPSILONS}
 
 
 def normalize_overrides(overrides: dict | None) -> dict:
@@ -254,7 +259,8 @@ DIFFERENCES = [
         "original": "torch.optim.AdamW(lr=0.01, weight_decay=0.01), decay multiplied by lr",
         "here": ("keras.optimizers.AdamW(weight_decay=0.01): the same convention; Keras' epsilon 1e-7 is added before "
                  "the bias correction, PyTorch's 1e-8 after it (Keras' is 10/sqrt(1 - 0.999^t) times larger at step t: "
-                 "over 100 times in the first 10 steps, about 33 after one epoch of 98, 10 by the end)"),
+                 "over 100 times in the first 10 steps, about 33 after one epoch of 98, 10 by the end); override "
+                 "adam_epsilon: pytorch"),
     },
     {
         "recipe": "seed, keras-io row",
