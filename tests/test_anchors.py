@@ -449,7 +449,7 @@ def test_the_sources_of_the_gap_to_the_official_log_say_what_the_runs_show_about
     assert shown["seeds"].startswith("not reproduced: the log against our 95% prediction interval for one run")
     assert shown["data"] == "not measured here, so unknown"
     assert shown["precision"] == "not measured here"
-    assert shown["optimizer"].startswith("not measured on accuracy; with the epsilons set equal") and \
+    assert shown["optimizer"].startswith("not measured on accuracy; with equal epsilons") and \
         "tests/test_pytorch_step.py" in shown["optimizer"]
     assert shown["initialisation"].startswith("+1.00 points with PyTorch's default initialisation (ours 90.00% -> "
                                               "91.00%; 95% CI ")

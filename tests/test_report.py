@@ -910,3 +910,10 @@ def test_the_lessons_count_every_architectures_runs_and_grids_not_summed_runs():
                                                           "planned runs": [None], "completed here": [None]})])
     assert "not (fully) run: bad.yaml." in text.lessons(runs, unreadable.astype({"planned runs": "Int64",
                                                                                "completed here": "Int64"}))[-1]
+
+
+def test_the_committed_reports_table_cells_hold_a_phrase_not_a_paragraph():
+    # The real records make longer cells than the fixtures do (diagnostics, several setups, long differences).
+    page = (ROOT / "report" / "index.html").read_text(encoding="utf-8")
+    cells = [td.get_text() for td in BeautifulSoup(page, "html.parser").find_all("td")]
+    assert cells and max(map(len, cells)) <= MAX_CELL_CHARS, max(cells, key=len)

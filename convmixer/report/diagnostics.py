@@ -159,9 +159,9 @@ SETTLED = {
     "augmentation arithmetic": "not a source as far as the tests reach: each op's pixels equal Pillow's at "
                                "torchvision's magnitudes, one op at a time (tests/test_augment.py)",
     "augmentation randomness": "other draws from the same distributions: part of what seeds vary",
-    "optimizer": "not measured on accuracy; with the epsilons set equal, 3 training steps of a small ConvMixer "
-                 "equal PyTorch's (model, loss, AdamW, BatchNorm) within 0.01 x lr (tests/test_pytorch_step.py, "
-                 "where PyTorch is installed): Adam's epsilon is the known difference left",
+    "optimizer": "not measured on accuracy; with equal epsilons, 3 steps of a small ConvMixer equal PyTorch's "
+                 "(model, loss, AdamW, BatchNorm) within 0.01 x lr (tests/test_pytorch_step.py, where PyTorch is "
+                 "installed)",
 }
 # The recipe fields whose diagnostic isolates a known difference (recipes.DIFFERENCES' aspects).
 ASPECT_FIELDS = {"initialisation": ("initialisation",), "optimizer": ("adam_epsilon",)}

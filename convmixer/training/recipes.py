@@ -258,8 +258,7 @@ DIFFERENCES = [
         "aspect": "optimizer",
         "original": "torch.optim.AdamW(lr=0.01, weight_decay=0.01), decay multiplied by lr",
         "here": ("keras.optimizers.AdamW(weight_decay=0.01): the same convention; Keras' epsilon 1e-7 is added before "
-                 "the bias correction, PyTorch's 1e-8 after it (Keras' is 10/sqrt(1 - 0.999^t) times larger at step t: "
-                 "over 100 times in the first 10 steps, about 33 after one epoch of 98, 10 by the end); override "
+                 "the bias correction, PyTorch's 1e-8 after it (10/sqrt(1 - 0.999^t) times larger at step t); override "
                  "adam_epsilon: pytorch"),
     },
     {
