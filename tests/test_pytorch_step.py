@@ -21,6 +21,8 @@ unbiased estimate, n/(n-1) larger; n is batch x height x width), hence the
 evaluation logits' looser tolerance.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,24 +42,14 @@ TOL = 1e-2  # x lr: see the module docstring
 
 
 def official_convmixer():
-    """locuslab/convmixer-cifar10's ConvMixer definition, as its train.py builds it."""
-    nn = torch.nn
+    """locuslab/convmixer-cifar10's ConvMixer definition, as its train.py builds it (benchmarks/bench_torch.py)."""
+    import importlib.util
 
-    class Residual(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x) + x
-
-    return nn.Sequential(
-        nn.Conv2d(3, WIDTH, kernel_size=PATCH, stride=PATCH), nn.GELU(), nn.BatchNorm2d(WIDTH),
-        *[nn.Sequential(
-            Residual(nn.Sequential(nn.Conv2d(WIDTH, WIDTH, KERNEL, groups=WIDTH, padding="same"), nn.GELU(),
-                                   nn.BatchNorm2d(WIDTH))),
-            nn.Conv2d(WIDTH, WIDTH, kernel_size=1), nn.GELU(), nn.BatchNorm2d(WIDTH)) for _ in range(DEPTH)],
-        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(WIDTH, 10))
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_torch.py"
+    spec = importlib.util.spec_from_file_location("bench_torch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.convmixer(WIDTH, DEPTH, PATCH, KERNEL)
 
 
 def torch_layout(layer, array):
