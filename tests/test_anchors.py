@@ -141,7 +141,19 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
                         "points, recipe and budget changed together; one seed each). The reference report's rows, "
                         "after 5 and 40 epochs of the Keras example's recipe, are 10.8-22.0 points below the "
                         "paper's 200-epoch values.")
-    assert len(lines) == 4 and not any("consistent with" in s or "So this port" in s for s in lines)
+    # Ours below both logs: which known differences each comparison has, and what the two share.
+    assert lines[4] == ("Ours is below both logs (-0.60 and -2.69 points; one seed each). The keras-io log ran in "
+                        "Keras 3 with this port's initialisers and AdamW, so neither of those differences from the "
+                        "official script applies to it, and its own differences (Keras' BatchNorm settings, a "
+                        "10-batch shuffle buffer, its validation split) do not apply to the official script; what "
+                        "both comparisons share is this project's input pipeline on a CPU. Two gaps need not have "
+                        "one cause, and one run against a log is no test.")
+    assert len(lines) == 5 and not any("consistent with" in s or "So this port" in s for s in lines)
+    lines = summary(seeds(OFFICIAL, [0.90, 0.901], lossy_jpeg=True), seeds(KERAS_IO, [0.81], lossy_jpeg=True))
+    assert "share is the JPEG copy and this project's input pipeline" in lines[-2] and "2 and 1 seeds" in lines[-2]
+    # On either side of the logs: no shared reading.
+    lines = summary(seeds(OFFICIAL, [0.93]), seeds(KERAS_IO, [0.81]))
+    assert len(lines) == 4 and not any(s.startswith("Ours is") for s in lines)
     # The keras-io row on other data than the official one: not set beside it.
     lines = summary(seeds(OFFICIAL, [0.92]), seeds(KERAS_IO, [0.81], lossy_jpeg=True))
     assert len(lines) == 4 and not any(s.startswith("In this port") for s in lines)
