@@ -143,14 +143,15 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
                         "paper's 200-epoch values.")
     # Ours below both logs: which known differences each comparison has, and what the two share.
     assert lines[4] == ("Ours is below both logs (-0.60 and -2.69 points; one seed each). The keras-io log ran in "
-                        "Keras 3 with this port's initialisers and AdamW, so neither of those differences from the "
-                        "official script applies to it, and its own differences (Keras' BatchNorm settings, a "
-                        "10-batch shuffle buffer, its validation split) do not apply to the official script; what "
-                        "both comparisons share is this project's input pipeline on a CPU. Two gaps need not have "
-                        "one cause, and one run against a log is no test.")
+                        "Keras 3 with the default initialisers and the AdamW call used here, so neither of those "
+                        "differences from the official script applies to it, and its own differences (Keras' "
+                        "BatchNorm settings, a 10-batch shuffle buffer, its validation split) do not apply to the "
+                        "official script; what both comparisons share is this project's code on a CPU where the logs "
+                        "used GPUs (its data loading and shuffling, layers and training step, in float32). Two gaps "
+                        "need not have one cause, and one run against a log is no test.")
     assert len(lines) == 5 and not any("consistent with" in s or "So this port" in s for s in lines)
     lines = summary(seeds(OFFICIAL, [0.90, 0.901], lossy_jpeg=True), seeds(KERAS_IO, [0.81], lossy_jpeg=True))
-    assert "share is the JPEG copy and this project's input pipeline" in lines[-2] and "2 and 1 seeds" in lines[-2]
+    assert "share is the JPEG copy and this project's code on a CPU" in lines[-2] and "2 and 1 seeds" in lines[-2]
     # On either side of the logs: no shared reading.
     lines = summary(seeds(OFFICIAL, [0.93]), seeds(KERAS_IO, [0.81]))
     assert len(lines) == 4 and not any(s.startswith("Ours is") for s in lines)
