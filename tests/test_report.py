@@ -758,6 +758,18 @@ def test_the_first_screen_leads_with_the_paper_scale_then_the_verdicts_and_the_f
     assert forest_top <= FIRST_SCREEN_PX, f"the forest plot starts at {forest_top} px (page {height} px)"
 
 
+@pytest.mark.slow
+def test_the_committed_reports_first_screen_holds_the_verdicts_and_the_forest_plot(browser):
+    """The committed report, from the real records: their sentences are longer than the fixtures', so the
+    paper-scale headline must stay short enough that the three verdicts and the forest plot's top are seen
+    before scrolling."""
+    open_at(browser, ROOT / "report" / "index.html", 1280)
+    lines, forest_top, headline_bottom, _ = browser.execute_script(FIRST_SCREEN_JS)
+    assert len(lines) == 3 and headline_bottom < lines[0][2]
+    assert max(bottom for _, _, bottom in lines) <= FIRST_SCREEN_PX and forest_top <= FIRST_SCREEN_PX, (
+        [bottom for _, _, bottom in lines], forest_top)
+
+
 @pytest.mark.slow  # seconds: a headless browser
 def test_the_layout_check_finds_what_it_looks_for(browser, tmp_path):
     """LAYOUT_PROBLEMS_JS on a page with each fault it checks for: each is reported."""

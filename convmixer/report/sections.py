@@ -166,7 +166,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     with its 95% interval, regime), and the forest plot of every effect behind them."""
     runs = as_table(runs)
     lines = verdict_line_data(runs, table)
-    headline = (log_lines(published) + gap_reading(published)
+    headline = (log_lines(published) + gap_reading(published, brief=True)
                 + [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]]
                 + unfinished(runs, reference))
     panels = forest_panels(runs, reference)
