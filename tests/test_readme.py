@@ -52,7 +52,7 @@ def table_rows(markdown: str) -> dict:
 def test_readme_results_block_is_generated_from_the_run_records():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme.count(START) == 1 and readme.count(END) == 1
-    expected = results_markdown(load_runs(ROOT / "results"), load_reference()).strip()
+    expected = results_markdown(load_runs(ROOT / "results"), load_reference(), ROOT / "results" / "bench").strip()
     assert block_of(readme) == expected, (
         "README.md's results block is stale or was edited by hand: rebuild it with `python -m convmixer report`")
     assert REPORT_LINK in block_of(readme)
@@ -164,5 +164,5 @@ def test_the_block_leads_with_the_paper_scale_then_the_table_and_the_claims(tmp_
     write_run(results, 3, 2, 0, 0.50)
     block = results_markdown(load_runs(results), load_reference())
     assert block.startswith("1 completed ConvMixer run in 1 setup; only runs of one setup are compared:")
-    order = [block.index(s) for s in ("At the paper's scale", "| setup | patch |", "Claims (verdicts")]
+    order = [block.index(s) for s in ("At the paper's model size", "| setup | patch |", "Claims (verdicts")]
     assert order == sorted(order)

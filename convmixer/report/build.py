@@ -260,7 +260,7 @@ def build_report(results="results", out=None, *, notebook=None, executed_copy=Fa
         tmp.unlink(missing_ok=True)
     if readme is not None:  # only once the HTML exists: a failed build changes nothing
         try:
-            update_readme(readme, results_markdown(runs, load_reference()))
+            update_readme(readme, results_markdown(runs, load_reference(), results / "bench"))
         except (OSError, ValueError) as exc:
             raise ReportError(f"{out} was written, but README results block was not refreshed: {exc}") from exc
     return out

@@ -141,8 +141,8 @@ def pending(runs: pd.DataFrame, reference: dict) -> list[dict]:
 
 def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
     """A sentence per ``pending`` diagnostic, so a reader knows which difference is being measured."""
-    return [f"Unfinished diagnostic: {anchors.setting_name(p)}, with {p['words']} (resumable: {p['seeds']})."
-            for p in pending(runs, reference)]
+    return [f"Diagnostic under way (resumable: {p['seeds']}): {anchors.setting_name(p)}, with {p['words']}, to "
+            "measure that one difference." for p in pending(runs, reference)]
 
 
 # Each difference in a few words (the report's table gives the whole of recipes.DIFFERENCES).
@@ -156,8 +156,9 @@ SOURCE_WORDS = {
 
 # What is known of a difference without a run that changes it: the tests that establish it, and their reach.
 SETTLED = {
-    "augmentation arithmetic": "not a source as far as the tests reach: each op's pixels equal Pillow's at "
-                               "torchvision's magnitudes, one op at a time (tests/test_augment.py)",
+    "augmentation arithmetic": "not measured on accuracy; each op's pixels equal Pillow's at torchvision's "
+                               "magnitudes, one op at a time, and RandAugment draws one of its 14 ops per image and "
+                               "round (tests/test_augment.py)",
     "augmentation randomness": "other draws from the same distributions: part of what seeds vary",
     "optimizer": "not measured on accuracy; with equal epsilons, 3 steps of a small ConvMixer equal PyTorch's "
                  "(model, loss, AdamW, BatchNorm) within 0.01 x lr (tests/test_pytorch_step.py, where PyTorch is "
@@ -169,7 +170,7 @@ ASPECT_FIELDS = {"initialisation": ("initialisation",), "optimizer": ("adam_epsi
 
 def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:
     """Where a gap to the official script's log can come from: the number of seeds, the data, then each known
-    difference of the official recipe (``recipes.DIFFERENCES``), each with what these runs show about it (a
+    difference of the official recipe (``recipes.DIFFERENCES``), each with what these runs and tests show about it (a
     diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"), then any
     diagnostic of another recipe field. ``rows``: ``anchors.like_for_like``. Empty when the log has no
     completed run here."""
@@ -192,33 +193,33 @@ def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.Dat
     pending_here = [p for p in pending(runs, reference) if p["source"] == "official_logged"]
     out = [{"possible source": "seeds", "original": "one run (the log)",
             "here": per_setup([(r["setup"], f"{r['n']} seed{'s' if r['n'] != 1 else ''}") for r in logged]),
-            "what these runs show": per_setup([(r["setup"], r["verdict"] + (
+            "what these runs and tests show": per_setup([(r["setup"], r["verdict"] + (
                 f": the log against our 95% prediction interval for one run, {r['pi_low']:.2f}-{r['pi_high']:.2f}%"
                 if r["n"] > 1 else "")) for r in logged])},
            {"possible source": "data", "original": "canonical CIFAR-10",
             "here": per_setup([(r["setup"], "lossy JPEG copy" if r["jpeg"] else "the data its records name")
                                for r in logged]),
-            "what these runs show": per_setup([(r["setup"], "not measured here, so unknown" if r["jpeg"] else
+            "what these runs and tests show": per_setup([(r["setup"], "not measured here, so unknown" if r["jpeg"] else
                                                 "no JPEG copy in these runs") for r in logged])}]
     for difference in DIFFERENCES:
         if difference["recipe"] == "official":
             aspect = difference["aspect"]
             out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
-                        "what these runs show": shows(ASPECT_FIELDS.get(aspect, ())) or SETTLED.get(
+                        "what these runs and tests show": shows(ASPECT_FIELDS.get(aspect, ())) or SETTLED.get(
                             aspect, "not measured here")})
     mapped = {f for fields in ASPECT_FIELDS.values() for f in fields}
     for field in sorted({d["field"] for d in found + pending_here} - mapped):
         out.append({"possible source": f"recipe field {field}", "original": "the logged run's",
-                    "here": "changed by a diagnostic", "what these runs show": shows((field,))})
+                    "here": "changed by a diagnostic", "what these runs and tests show": shows((field,))})
     return pd.DataFrame(out)
 
 
 def source_line(source: dict) -> str:
-    """One ``gap_sources`` row as a line: the source in a few words, then what these runs show about it."""
+    """One ``gap_sources`` row as a line: the source in a few words, then what these runs and tests show about it."""
     name = source["possible source"]
     words = (f"data ({source['here']} here, {source['original']} in the log)" if name == "data"
              else SOURCE_WORDS.get(name, name))
-    return f"{words[0].upper()}{words[1:]}: {source['what these runs show']}."
+    return f"{words[0].upper()}{words[1:]}: {source['what these runs and tests show']}."
 
 
 def _short(d: dict) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import records
 from .runs import as_table, prepare
-from .tables import comparison_table
+from .tables import comparison_table, like_for_like_table
 from .anchors import like_for_like, planned_settings, summary_sentences
 from .curves import curve_sentences, logged_curves
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, source_line, unfinished
@@ -40,12 +40,13 @@ def _published(accuracy, epochs) -> str:
     return "—" if pd.isna(accuracy) else f"{accuracy:.2f} ({int(epochs)} ep)"
 
 
-def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
+def results_markdown(runs: pd.DataFrame, reference: dict, bench_folder=None) -> str:
     """The README's results block: the setups, what the paper-scale runs show (first, as in the report's
     summary), the headline accuracy table, the claims' verdicts, the per-epoch comparisons, a link.
 
     Only completed runs are measured (``report.runs.prepare``); an unfinished one is at most named. The table
-    is ``tables.comparison_table`` without the published rows nobody ran here.
+    is ``tables.comparison_table`` without the published rows nobody ran here. ``bench_folder``: the bench
+    records that cost the published settings not run (``anchors.like_for_like``), as in the report.
     """
     runs = as_table(runs)
     done = prepare(runs)
@@ -62,8 +63,8 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
                      + "; only runs of one setup are compared:")
         lines.append("")
         lines += [f"- **{label}**: {facts}" for label, facts in setup_facts(runs)]
-    rows = like_for_like(runs, reference, planned=planned_settings(GRIDS_DIR))
-    lines += ["", "At the paper's scale, like for like with the published logged runs:", ""]
+    rows = like_for_like(runs, reference, bench_folder, planned=planned_settings(GRIDS_DIR))
+    lines += ["", "At the paper's model size (ConvMixer-256/8), like for like with the published logged runs:", ""]
     lines += [f"- {s}" for s in summary_sentences(rows) + unfinished(runs, reference)]
     found = diagnostics(runs, reference)
     if found:
@@ -72,11 +73,13 @@ def results_markdown(runs: pd.DataFrame, reference: dict) -> str:
         lines += [f"- {' '.join(diagnostic_sentences(d))}" for d in found]
     sources = gap_sources(runs, reference, rows)
     if not sources.empty:
-        lines += ["", "Where the gap to the official log can come from, and what these runs show about each:", ""]
+        lines += ["", "Where the gap to the official log can come from, and what these runs and tests show about each:", ""]
         lines += [f"- {source_line(r)}" for r in sources.to_dict("records")]
     reproduced = reproduction_sentences(rows)
-    if reproduced:
-        lines += ["", "Like for like with the reference report:", ""] + [f"- {r}" for r in reproduced]
+    not_run = [f"{r['setting']}: {r['verdict']}." for r in like_for_like_table(
+        [r for r in rows if r["source"] == "reference_report"]).to_dict("records") if r["n"] == 0]
+    if reproduced or not_run:
+        lines += ["", "Like for like with the reference report's rows:", ""] + [f"- {r}" for r in reproduced + not_run]
     if not done.empty:
         table = comparison_table(runs, reference)
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run

@@ -16,7 +16,7 @@ from ..models.convmixer import MACS_COVER
 from ..training.recipes import DIFFERENCES
 from ..training.show import read_history
 from . import plots
-from .anchors import gap_reading, log_lines
+from .anchors import gap_reading, log_lines, reference_gap_reading
 from .curves import curve_sentences, logged_curves
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
@@ -74,9 +74,9 @@ def verdict_line_data(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> 
                 f"{_short_model(e['label'])} {_points(e['effect'], e['ci_low'], e['ci_high'], '')}".replace(
                     "95% CI ", "95% CI " if i == 0 else "") for i, e in enumerate(margins))
                 + " points, matched by parameters"]
-            notes = [f"{MATCHINGS[d['matching']].capitalize()} (against {d['convmixer']}), "
-                     f"{_short_model(d['baseline'])}'s margin is "
-                     f"{_points(d['effect'], d['ci_low'], d['ci_high'], '')}: {d['verdict']}." for d in h["depends"]]
+            notes = [f"{MATCHINGS[d['matching']].capitalize()}, {d['convmixer']} minus "
+                     f"{_short_model(d['baseline'])}: {_points(d['effect'], d['ci_low'], d['ci_high'], '')}: "
+                     f"{d['verdict']}." for d in h["depends"]]
         elif h["effects"]:
             effects = [f"{e['label']}: {_points(e['effect'], e['ci_low'], e['ci_high'])}" for e in h["effects"]]
         else:
@@ -166,14 +166,18 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     with its 95% interval, regime), and the forest plot of every effect behind them."""
     runs = as_table(runs)
     lines = verdict_line_data(runs, table)
-    headline = (log_lines(published) + gap_reading(published, brief=True)
-                + [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]]
+    reading = gap_reading(published, brief=True)
+    headline = (log_lines(published) + reading
+                # the brief reading of the reference report's distance from the paper carries its reproduced rows
+                + ([] if reference_gap_reading(published, brief=True) else
+                   [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]])
                 + unfinished(runs, reference))
     panels = forest_panels(runs, reference)
     return "\n".join([
-        ('<div class="headline"><strong>At the paper\'s scale</strong> (<a href="#like-for-like">like for like</a>):'
+        ('<div class="headline"><strong>At the paper\'s model size</strong> (ConvMixer-256/8, <a href="#like-for-like">like '
+         'for like</a> with published runs):'
          + bullets(headline) + "</div>") if headline else "",
-        '<p class="claims-lead"><strong>The paper\'s three claims</strong>, each with the regime it was tested in:</p>',
+        '<p class="claims-lead"><strong>The paper\'s three claims</strong>, each with the regime it was tested in here:</p>',
         verdict_lines(lines),
         figure(plots.forest_figure(panels), alt="Forest plot: every claim's effects with their 95% intervals",
                element_id="forest", caption=(
@@ -302,7 +306,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         diagnostics_block(runs, reference),
         table(sources, table_id="gap-sources", caption=(
             "Where a gap to the official script's log can come from: the seeds, the data, and each known difference "
-            "of the official recipe from the script, with what these runs show about each (the original column gives "
+            "of the official recipe from the script, with what these runs and tests show about each (the original column gives "
             "the script's defaults; its logged run, like the official-logged recipe here, uses lr_max 0.05, weight "
             "decay 0.005, RandAugment n=2 m=12, scale 1.0 and no jitter or erasing). A diagnostic run changes one of them at a time; \"not measured "
             "here\" means no run here isolates it.")) if not sources.empty
