@@ -152,7 +152,7 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
                         "need not have one cause, and one run against a log is no test.")
     assert len(lines) == 5 and not any("consistent with" in s or "So this port" in s for s in lines)
     lines = summary(seeds(OFFICIAL, [0.90, 0.901], lossy_jpeg=True), seeds(KERAS_IO, [0.81], lossy_jpeg=True))
-    assert "share is the JPEG copy and this project's code on a CPU" in lines[-2] and "2 and 1 seeds" in lines[-2]
+    assert "share is the JPEG copy and this project's code on a CPU" in lines[-2] and "2 seeds and 1 seed)" in lines[-2]
     # The first screen's brief form: one short sentence for the confounding, sharing and JPEG sentences.
     rows = anchors.like_for_like(fake_runs(seeds(OFFICIAL, [0.90], lossy_jpeg=True)
                                            + seeds(KERAS_IO, [0.81], lossy_jpeg=True)), ref)
@@ -168,34 +168,53 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     rows = anchors.like_for_like(fake_runs(seeds(OFFICIAL, [0.93]) + seeds(KERAS_IO, [0.81])), ref)
     assert anchors.gap_reading(rows, brief=True) == [s for s in anchors.gap_reading(rows)
                                                      if not s.startswith("In this port")]
-    # With a reference-report row reproduced and the official log's one seed: what that says about the report's
-    # distance from the paper, only because ours lands far closer to the official log than that distance.
+    # With a reference-report row reproduced and the official log's one seed: the numbers, no reading.
     g = seeds(CHEAPEST, [0.70, 0.71, 0.705], lossy_jpeg=True)
     rows = anchors.like_for_like(fake_runs(g + seeds(OFFICIAL, [0.898], lossy_jpeg=True)), ref)
     [reading] = [s for s in anchors.gap_reading(rows) if s.startswith("What these runs say")]
     assert reading == ("What these runs say about the reference report's rows, 10.8-22.0 points below the paper: given "
-                       "their recipe and budget, this port reproduces its ConvMixer-256/8 p4 k9, seed recipe, 5 epochs "
-                       "(3 seeds), and given the official script's logged recipe it lands 2.80 points below that "
-                       "script's log (1 seed). Port and data copy together thus move accuracy far less than that "
-                       "distance, which goes mostly with the reference report's recipe and budget (5 and 40 epochs "
-                       "of the Keras example's recipe, against the paper's 200).")
-    brief = ("The reference report's rows, 10.8-22.0 points below the paper, go mostly with its recipe and budget (5 "
-             "and 40 epochs, against the paper's 200): with them this port reproduces its ConvMixer-256/8 p4 k9 row "
-             "(70.50% over 3 seeds against its 70.62%); 1 of its 5 rows is run here. With the official script's "
-             "logged recipe the same port lands 2.80 points below that script's log.")
+                       "their recipe and budget, this port gives its ConvMixer-256/8 p4 k9, seed recipe, 5 epochs "
+                       "(reproduced, 3 seeds); given the official script's logged recipe, one run of it lands 2.80 "
+                       "points below that script's log. One run is no test, so whether that distance goes mostly "
+                       "with the reference report's recipe and budget is not tested yet.")
+    brief = ("The reference report's rows are 10.8-22.0 points below the paper. With its recipe and budget (5 and 40 "
+             "epochs, against the paper's 200) its ConvMixer-256/8 p4 k9 row is reproduced here (70.50% over 3 seeds "
+             "on the JPEG copy, against its 70.62%); 1 of its 5 rows is run here. With the official script's logged "
+             "recipe, one run of the same port lands 2.80 points below that script's log (one run: no test).")
     assert brief in anchors.gap_reading(rows, brief=True) and anchors.reference_gap_reading(rows, True) == [brief]
-    # The first screen gives that reading in place of the reproduced row's own sentence, not beside it.
+    # The first screen gives that sentence in place of the reproduced row's own sentence, not beside it.
     from convmixer.report.sections import first_screen
 
-    runs = fake_runs(g + seeds(OFFICIAL, [0.898], lossy_jpeg=True))
-    screen = html.unescape(first_screen(runs, ref, rows))
+    screen = html.unescape(first_screen(fake_runs(g + seeds(OFFICIAL, [0.898], lossy_jpeg=True)), ref, rows))
     assert brief in screen and "The reference report's row ConvMixer-256/8 p4 k9" not in screen
     alone = anchors.like_for_like(fake_runs(g), ref)
     assert "The reference report's row ConvMixer-256/8 p4 k9" in html.unescape(first_screen(fake_runs(g), ref, alone))
-    # Ours 6.60 points from the log, over half the smallest distance: no such reading.
-    rows = anchors.like_for_like(fake_runs(g + seeds(OFFICIAL, [0.86], lossy_jpeg=True)), ref)
-    assert not any(s.startswith(("What these runs say", "The reference report's rows")) for s in
-                   anchors.gap_reading(rows) + anchors.gap_reading(rows, brief=True))
+    # Two official seeds: the reading, since ours lands far closer to the log than the report to the paper.
+    two = seeds(OFFICIAL, [0.897, 0.899], lossy_jpeg=True)
+    rows = anchors.like_for_like(fake_runs(g + two), ref)
+    [reading] = anchors.reference_gap_reading(rows)
+    assert reading.endswith("it lands 2.80 points below that script's log (2 seeds). Port and data copy together "
+                            "thus move accuracy far less than that distance, which goes mostly with the reference "
+                            "report's recipe and budget (5 and 40 epochs of the Keras example's recipe, against the "
+                            "paper's 200).")
+    assert anchors.reference_gap_reading(rows, True)[0].startswith(
+        "The reference report's rows, 10.8-22.0 points below the paper, go mostly with its recipe and budget (5 and "
+        "40 epochs, against the paper's 200): with them its ConvMixer-256/8 p4 k9 row is reproduced here")
+
+    def no_reading(*groups):
+        rows = anchors.like_for_like(fake_runs([r for group in groups for r in group]), ref)
+        return anchors.reference_gap_reading(rows) == anchors.reference_gap_reading(rows, True) == [] and not any(
+            s.startswith(("What these runs say", "The reference report's rows")) for s in
+            anchors.gap_reading(rows) + anchors.gap_reading(rows, brief=True))
+
+    assert no_reading(g, seeds(OFFICIAL, [0.86], lossy_jpeg=True))  # 6.60 points off: over half of 10.8
+    assert no_reading(g, seeds(OFFICIAL, [0.898]))  # the official run on other data than the reproduced row
+    assert no_reading(g, two, seeds(dict(CHEAPEST, patch_size=1, kernel_size=9), [0.75, 0.751, 0.752],
+                                    lossy_jpeg=True))  # another row of the report run and not reproduced
+    assert no_reading(g, two, seeds(OFFICIAL, [0.85, 0.851, 0.852], lossy_jpeg=True,  # a second setup, far off
+                                    dataset_fingerprint="sha256:other"))
+    assert no_reading(seeds(CHEAPEST, [0.70]), seeds(OFFICIAL, [0.898]))  # one seed of the row: not reproduced yet
+
 
     # The keras-io row on other data than the official one: not set beside it.
     lines = summary(seeds(OFFICIAL, [0.92]), seeds(KERAS_IO, [0.81], lossy_jpeg=True))

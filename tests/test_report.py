@@ -686,7 +686,7 @@ return out;
 FIRST_SCREEN_JS = """
 return [Array.from(document.querySelectorAll('#verdicts li.verdict-line'), li => [
           li.querySelector('.verdict-word').textContent, li.textContent,
-          li.getBoundingClientRect().bottom + window.scrollY]),
+          li.getBoundingClientRect().bottom + window.scrollY, li.getBoundingClientRect().top + window.scrollY]),
         (document.querySelector('#forest img') || {getBoundingClientRect: () => ({top: Infinity})})
           .getBoundingClientRect().top + window.scrollY,
         (document.querySelector('div.headline') || {getBoundingClientRect: () => ({bottom: Infinity})})
@@ -751,9 +751,9 @@ def test_the_first_screen_leads_with_the_paper_scale_then_the_verdicts_and_the_f
     open_at(browser, path, 1280)
     lines, forest_top, headline_bottom, height = browser.execute_script(FIRST_SCREEN_JS)
     claims = json.loads((path.parent / "claims.json").read_text())["claims"]
-    assert [word for word, _, _ in lines] == [c["verdict"] for c in claims]
-    assert headline_bottom < lines[0][2]  # what the paper-scale runs show comes first
-    for (_, text, bottom), claim in zip(lines, claims):
+    assert [word for word, *_ in lines] == [c["verdict"] for c in claims]
+    assert headline_bottom <= lines[0][3]  # what the paper-scale runs show comes first, above the verdicts
+    for (_, text, bottom, _), claim in zip(lines, claims):
         assert claim["claim"] in text and bottom <= FIRST_SCREEN_PX, (text, bottom)
     assert forest_top <= FIRST_SCREEN_PX, f"the forest plot starts at {forest_top} px (page {height} px)"
 
@@ -765,9 +765,9 @@ def test_the_committed_reports_first_screen_holds_the_verdicts_and_the_forest_pl
     before scrolling."""
     open_at(browser, ROOT / "report" / "index.html", 1280)
     lines, forest_top, headline_bottom, _ = browser.execute_script(FIRST_SCREEN_JS)
-    assert len(lines) == 3 and headline_bottom < lines[0][2]
-    assert max(bottom for _, _, bottom in lines) <= FIRST_SCREEN_PX and forest_top <= FIRST_SCREEN_PX, (
-        [bottom for _, _, bottom in lines], forest_top)
+    assert len(lines) == 3 and headline_bottom <= lines[0][3]
+    assert max(bottom for _, _, bottom, _ in lines) <= FIRST_SCREEN_PX and forest_top <= FIRST_SCREEN_PX, (
+        [bottom for _, _, bottom, _ in lines], forest_top)
 
 
 @pytest.mark.slow  # seconds: a headless browser

@@ -169,7 +169,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     reading = gap_reading(published, brief=True)
     headline = (log_lines(published) + reading
                 # the brief reading of the reference report's distance from the paper carries its reproduced rows
-                + ([] if reference_gap_reading(published, brief=True) else
+                + ([] if set(reference_gap_reading(published, brief=True)) & set(reading) else
                    [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]])
                 + unfinished(runs, reference))
     panels = forest_panels(runs, reference)
