@@ -279,6 +279,14 @@ def log_lines(rows: list[dict], sources=("official_logged", "keras_io")) -> list
     return out
 
 
+def _reference_distance(rows: list[dict]) -> tuple[list[float], str, str]:
+    """The reference report's rows' distances from the paper (rows with both values), in words, and its budgets."""
+    reference = [r for r in rows if r["source"] == "reference_report"]
+    below = [r["paper"] - r["published"] for r in reference if np.isfinite(r["paper"] - r["published"])]
+    points = f"{min(below):.1f}-{max(below):.1f} points" if below else "an unmeasured distance"
+    return below, points, join_words([str(e) for e in sorted({r["epochs"] for r in reference})])
+
+
 def reference_gap_reading(rows: list[dict], brief: bool = False) -> list[str]:
     """What these runs say about the reference report's distance from the paper.
 
@@ -297,11 +305,10 @@ def reference_gap_reading(rows: list[dict], brief: bool = False) -> list[str]:
     mine = list({r["setting"]: r for r in sorted(tested, key=lambda r: r["n"])}.values())  # most seeds per row
     official = sorted((r for r in rows if r["source"] == "official_logged" and r["n"] >= 1
                        and r["jpeg"] == mine[0]["jpeg"]), key=lambda r: -r["n"])
-    below = [r["paper"] - r["published"] for r in reference if np.isfinite(r["paper"] - r["published"])]
+    below, points, budgets = _reference_distance(rows)
     if not official or not below or any(abs(r["difference"]) >= min(below) / 2 for r in official):
         return []
-    first, points = official[0], f"{min(below):.1f}-{max(below):.1f} points"
-    budgets = join_words([str(e) for e in sorted({r["epochs"] for r in reference})])
+    first = official[0]
     d = first["difference"]
     lands = (f"{abs(d):.2f} points {'below' if d < 0 else 'above'} that script's log" if d else "at that script's log")
     one = first["n"] == 1
@@ -361,9 +368,7 @@ def gap_reading(rows: list[dict], brief: bool = False) -> list[str]:
     official, keras_io = find("official_logged"), find("keras_io")
     if not official:
         return []
-    below = [r["paper"] - r["published"] for r in rows if r["source"] == "reference_report"]
-    points = f"{min(below):.1f}-{max(below):.1f} points" if below else "an unmeasured distance"
-    budgets = join_words([str(e) for e in sorted({r["epochs"] for r in rows if r["source"] == "reference_report"})])
+    below, points, budgets = _reference_distance(rows)
     mine = [r for r in find("reference_report", 2) if r["verdict"] in (REPRODUCED, APPROXIMATELY)]
     out = []
     tested = find("official_logged", 2)
