@@ -52,6 +52,22 @@ def test_a_run_matches_only_the_setting_it_trained():
                    if r["source"] in ("reference_report", "official_logged", "keras_io") and r["patch_size"] != 1)
 
 
+def test_the_reference_reports_own_kernel_and_patch_differences_are_set_beside_ours():
+    from convmixer.report.text import reference_differences
+    p1k5, p1k9 = dict(CHEAPEST, patch_size=1, kernel_size=5), dict(CHEAPEST, patch_size=1, kernel_size=9)
+    runs = fake_runs(seeds(CHEAPEST, [0.71, 0.72, 0.715]) + seeds(p1k5, [0.80]) + seeds(p1k9, [0.805]))
+    lines = reference_differences(anchors.like_for_like(runs, load_reference()))
+    # 82.48 -> 81.24 and 81.24 -> 70.62 in reference.yaml; the p1 k5 / p4 k9 pair changes both and is left out
+    assert lines == [
+        "The reference report's kernel 5 → 9 at patch 1 (5 epochs): -1.24 points there (one run each), +0.50 here "
+        "(setup A, one run each). An illustration, not a test.",
+        "The reference report's patch 1 → 4 at kernel 9 (5 epochs): -10.62 points there (one run each), -9.00 here "
+        "(setup A, 1 run against the mean of 3). An illustration, not a test."]
+    # rows from two setups of ours are not set against each other, and an unrun row gives nothing
+    other = fake_runs(seeds(CHEAPEST, [0.71, 0.72]) + seeds(p1k9, [0.805], batch_size=64))
+    assert reference_differences(anchors.like_for_like(other, load_reference())) == []
+
+
 @pytest.mark.parametrize("ours,published,word", [
     ([92.0, 92.5, 93.0], 92.6, anchors.REPRODUCED),
     ([91.0, 91.1, 91.2], 92.6, anchors.APPROXIMATELY),  # 1.5 points off, outside the narrow interval

@@ -90,16 +90,42 @@ def test_difference_within_noise_is_inconclusive():
     assert verdict == stats.INCONCLUSIVE
 
 
-def test_single_seed_is_inconclusive():
+def test_configurations_with_one_run_are_not_tested_only_illustrated():
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50], 5: [0.55]}), "kernel")
-    assert verdict == stats.INCONCLUSIVE
-    assert "no seed replicates" in evidence
+    assert verdict == stats.NOT_TESTED
+    assert evidence.startswith("Not tested: no setup has two or more kernel sizes with at least 2 seeds")
+    assert ("Illustration only, no test (a configuration with one run has no spread of its own): setup A, "
+            "ConvMixer-16/1 after 2 epochs of the seed recipe on synthetic data (1 seed): kernel 3 → 5 at patch 2: "
+            "+5.00 points (one run each).") in evidence
+    # one run beside three: still no test, and the sentence says which mean has how many runs
+    _, evidence, _ = verdict_of(kernel_runs({3: [0.50, 0.52, 0.51], 9: [0.40]}), "kernel")
+    assert "kernel 3 → 9 at patch 2: -11.00 points (1 run against the mean of 3)" in evidence
     # kernel and patch changed together: replicated, but the kernel effect cannot be separated
     confounded = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
                             for (k, p), accs in {(3, 2): [0.5, 0.51], (9, 4): [0.7, 0.71]}.items()
                             for s, a in enumerate(accs)])
     assert verdict_of(confounded, "kernel")[0] == stats.INCONCLUSIVE
     assert "not estimable" in verdict_of(confounded, "kernel")[1]
+
+
+def test_a_configuration_with_one_run_leaves_the_test_and_is_named():
+    replicated = {3: [0.50, 0.51, 0.52], 9: [0.60, 0.62, 0.61]}
+    alone = verdicts.claim_tests(kernel_runs(replicated), verdicts.CLAIMS[1])[0]
+    beside = verdicts.claim_tests(kernel_runs(replicated | {5: [0.90]}), verdicts.CLAIMS[1])[0]
+    # in the fit, a lone run at kernel 5 would have made a third level, with steps and a trend resting on it
+    assert beside["result"] == alone["result"] and "steps" not in beside["result"]
+    assert (beside["n_runs"], beside["left_out"]) == (6, [(5, 2, 1)])
+    evidence = verdict_of(kernel_runs(replicated | {5: [0.90]}), "kernel")[1]
+    assert "left out, with fewer than 2 seeds: kernel 5 at patch 2 (1 run)" in evidence
+    assert "Illustration only" not in evidence  # the setup is tested
+    # patch 4 has one run: an additive fit would measure the patch effect on it alone, with the others' spread
+    runs = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
+                      for (k, p), accs in {(3, 2): [0.50, 0.51, 0.52], (9, 2): [0.60, 0.62, 0.61],
+                                           (9, 4): [0.55]}.items() for s, a in enumerate(accs)])
+    verdict, evidence, _ = verdict_of(runs, "patch")
+    assert verdict == stats.NOT_TESTED
+    assert "patch 2 → 4 at kernel 9: -6.00 points (1 run against the mean of 3)" in evidence
+    assert verdict_of(runs, "kernel")[0] == stats.CONSISTENT
 
 
 def test_nan_accuracies_are_left_out():

@@ -21,7 +21,7 @@ from .anchors import like_for_like, planned_settings, summary_sentences
 from .curves import curve_sentences, logged_curves
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, source_line, unfinished
 from .provenance import GRIDS_DIR
-from .text import reproduction_sentences, setup_facts
+from .text import reference_differences, reproduction_sentences, setup_facts
 from .verdicts import verdicts
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -75,7 +75,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict, bench_folder=None) -> 
     if not sources.empty:
         lines += ["", "Where the gap to the official log can come from, and what these runs and tests show about each:", ""]
         lines += [f"- {source_line(r)}" for r in sources.to_dict("records")]
-    reproduced = reproduction_sentences(rows)
+    reproduced = reproduction_sentences(rows) + reference_differences(rows)
     not_run = [f"{r['setting']}: {r['verdict']}." for r in like_for_like_table(
         [r for r in rows if r["source"] == "reference_report"]).to_dict("records") if r["n"] == 0]
     if reproduced or not_run:

@@ -27,7 +27,8 @@ from .runs import PAPER_WIDTH_DEPTH, as_table, comparable_groups, other_axis, pr
 from .tables import (architecture_contrasts_table, architectures_table, like_for_like_table, paper_points,
                      published_trend_series, setups_table, trend, trend_setups)
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
-                   reference_report_observations, reproduction_sentences, scope, setup_facts)
+                   reference_differences, reference_report_observations, reproduction_sentences, scope,
+                   setup_facts)
 from .verdicts import CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason, schedule_end
 from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, short_regime
 
@@ -298,7 +299,7 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         "shows its training cost on this project's CPU, measured by <code>python -m convmixer bench --record "
         "results/bench</code>.</p>",
         table(like_for_like_table(published), table_id="like-for-like-table"),
-        bullets(gap_reading(published) + reproduction_sentences(published)),
+        bullets(gap_reading(published) + reproduction_sentences(published) + reference_differences(published)),
         *[figure(plots.logged_curve_figure(curve), alt=f"Ours per epoch against {curve['source_name']}", caption=(
             f"Ours per epoch (a line per seed) against the accuracies printed in {curve['source_name']} "
             f"({curve['where']}).")) + bullets(

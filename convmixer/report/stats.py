@@ -29,7 +29,10 @@ seeds' on the model's residual df, the images' on n - 1; scipy's t). The verdict
 
 * "consistent with the claim": adjusted p < ALPHA and the effect has the claimed sign,
 * "contradicts the claim": adjusted p < ALPHA and the opposite sign,
-* "inconclusive": otherwise (including setups with no seed replicates).
+* "inconclusive": otherwise.
+
+Only configurations with at least MIN_RUNS_PER_MODEL runs enter a fit (``verdicts.claim_tests``): a
+configuration with one run has no spread of its own, and pooling the others' would assume it.
 
 With three or more kernel sizes a trend test (the slope of accuracy on kernel
 size, in the same model with the kernel as a number) and the adjacent-level
@@ -48,8 +51,8 @@ import numpy as np
 import pandas as pd
 
 ALPHA = 0.05
-# Seeds a model needs before its own run-to-run spread enters a contrast (claim 1; a model with one run has
-# no spread of its own, and pooling the others' would assume it).
+# Seeds a model (claim 1) or a configuration (claims 2 and 3) needs before it enters a contrast: with one run
+# it has no spread of its own, and pooling the others' would assume it.
 MIN_RUNS_PER_MODEL = 2
 CONSISTENT, CONTRADICTS, INCONCLUSIVE, NOT_TESTED = (
     "consistent with the claim", "contradicts the claim", "inconclusive", "not tested")

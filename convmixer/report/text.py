@@ -7,6 +7,7 @@ returns an empty result or a sentence saying what is missing rather than raising
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,8 @@ import pandas as pd
 from ..records import portable_path
 from ..training.recipes import RECIPES
 from .cost import was_busy
-from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
+from .runs import PAPER_WIDTH_DEPTH, other_axis, prepare, run_load, short_axis
+from .wording import runs_against
 
 PAPER_EPOCHS = 200  # the paper's CIFAR-10 budget (reference.yaml's paper_epochs)
 
@@ -134,7 +136,8 @@ def reference_report_observations(reference: dict) -> list[str]:
             if b["reference_accuracy"] < a["reference_accuracy"]:
                 out.append(f"At {int(e)} epochs and patch {int(p)} its kernel {int(a['kernel_size'])} "
                            f"({a['reference_accuracy']:.2f}%) is above kernel {int(b['kernel_size'])} "
-                           f"({b['reference_accuracy']:.2f}%), against its own reading of the kernel claim.")
+                           f"({b['reference_accuracy']:.2f}%), against its own reading of the kernel claim (one run each, "
+                               "so not a test).")
     for e, sub in ref.groupby("reference_epochs"):
         if len(sub) == 2 and sub["patch_size"].nunique() == 2 and sub["kernel_size"].nunique() == 2:
             a, b = sub.iloc[0], sub.iloc[1]
@@ -142,6 +145,25 @@ def reference_report_observations(reference: dict) -> list[str]:
                        f"patch {int(b['patch_size'])} kernel {int(b['kernel_size'])}) changes patch and kernel "
                        "together, so it cannot separate the two effects.")
     out.append("Each of its rows is a single run, so none carries an estimate of seed-to-seed noise.")
+    return out
+
+
+def reference_differences(rows: list[dict]) -> list[str]:
+    """The reference report's own kernel and patch differences beside ours, like for like: each pair of its rows
+    that changes one of the two at the same budget, where one setup of ours ran both (``anchors.like_for_like``
+    rows). Single runs on its side, so an illustration, never a test."""
+    ran = [r for r in rows if r["source"] == "reference_report" and r["n"] > 0]
+    out = []
+    for a, b in itertools.combinations(sorted(ran, key=lambda r: (r["patch_size"], r["kernel_size"])), 2):
+        changed = [axis for axis in ("kernel_size", "patch_size") if a[axis] != b[axis]]
+        if len(changed) != 1 or a["setup"] != b["setup"] or a["epochs"] != b["epochs"]:
+            continue
+        axis, other = changed[0], other_axis(changed[0])
+        low, high = sorted((a, b), key=lambda r: r[axis])
+        out.append(f"The reference report's {short_axis(axis)} {low[axis]} → {high[axis]} at {short_axis(other)} "
+                   f"{low[other]} ({low['epochs']} epochs): {high['published'] - low['published']:+.2f} points there "
+                   f"(one run each), {high['mean'] - low['mean']:+.2f} here (setup {low['setup']}, {runs_against(low['n'], high['n'])}). "
+                   "An illustration, not a test.")
     return out
 
 

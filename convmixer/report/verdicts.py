@@ -103,19 +103,43 @@ def no_trend_reason(runs: pd.DataFrame, axis: str) -> str:
             f"{short_axis(other_axis(axis))} size held fixed")
 
 
+def _replicated(frame: pd.DataFrame) -> pd.Series:
+    """Which runs belong to a configuration (kernel, patch) with at least ``MIN_RUNS_PER_MODEL`` runs: a
+    configuration with one run has no spread of its own, and pooling the others' would assume it (as in claim 1)."""
+    sizes = frame.groupby(["kernel_size", "patch_size"])["accuracy"].transform("size")
+    return sizes >= stats.MIN_RUNS_PER_MODEL
+
+
+def _untested_reason(runs: pd.DataFrame, axis: str) -> str:
+    """Why ``claim_tests`` found nothing to test along ``axis``."""
+    if any(_inference_frame(sub)[axis].nunique() >= 2 for sub in comparable_groups(runs).values()):
+        return (f"no setup has two or more {short_axis(axis)} sizes with at least {stats.MIN_RUNS_PER_MODEL} seeds "
+                "of each configuration")
+    return no_trend_reason(runs, axis)
+
+
 def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
-    """Every setup's test of an axis claim, Holm-adjusted together; the lead setup first."""
+    """Every setup's test of an axis claim, Holm-adjusted together; the lead setup first.
+
+    Only replicated configurations enter a test (``_replicated``); a setup left with one level of the axis is not
+    tested (``illustrations`` gives its differences), and ``left_out`` names the configurations a test leaves out."""
     axis, other = claim["axis"], other_axis(claim["axis"])
     tests = []
     for label, sub in comparable_groups(runs).items():
         frame = _inference_frame(sub)
         if frame.empty or frame[axis].nunique() < 2:
             continue
+        kept = _replicated(frame)
+        if frame[kept][axis].nunique() < 2:
+            continue
+        left_out = frame[~kept].groupby([axis, other]).size()
+        sub, frame = sub[kept.to_numpy()], frame[kept].reset_index(drop=True)
         result = stats.axis_test(frame, axis, other, per_image_correct(frame["path"]))
         end = schedule_end(sub)
         tests.append({"setup": label, "regime": regime(sub), "n_runs": len(frame), "annealed": end["annealed"],
                       "schedule_end": end["text"], "budget": _budget_size(sub), "result": result,
-                      "low": min(frame[axis]), "high": max(frame[axis])})
+                      "low": min(frame[axis]), "high": max(frame[axis]),
+                      "left_out": [(int(a), int(o), int(n)) for (a, o), n in left_out.items()]})
     adjusted = stats.holm([t["result"]["p"] if t["result"] else float("nan") for t in tests])
     for t, p_holm in zip(tests, adjusted):
         r = t["result"]
@@ -126,14 +150,38 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
     return tests
 
 
+def illustrations(runs: pd.DataFrame, claim: dict) -> list[dict]:
+    """What a setup that ``claim_tests`` cannot test shows along the claim's axis: at each level of the other axis
+    that has two or more of its levels, the mean accuracy at the largest minus at the smallest, with how many
+    runs each mean has. No test: a configuration with one run has no spread of its own."""
+    axis, other = claim["axis"], other_axis(claim["axis"])
+    tested = {t["setup"] for t in claim_tests(runs, claim)}
+    out = []
+    for label, sub in comparable_groups(runs).items():
+        frame = _inference_frame(sub)
+        if label in tested or frame.empty or frame[axis].nunique() < 2:
+            continue
+        cells = frame.groupby([other, axis])["accuracy"].agg(["mean", "size"])
+        for level, at in cells.groupby(level=0):
+            at = at.droplevel(0)
+            if len(at) >= 2:
+                low, high = at.index.min(), at.index.max()
+                out.append({"setup": label, "regime": regime(sub), "other": int(level), "low": int(low),
+                            "high": int(high), "effect": float(at.loc[high, "mean"] - at.loc[low, "mean"]),
+                            "n_low": int(at.loc[low, "size"]), "n_high": int(at.loc[high, "size"])})
+    return out
+
+
 def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
     tests = claim_tests(runs, claim)
+    shown = wording.illustration_sentence(claim["axis"], illustrations(runs, claim))
     if not tests:
-        return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {no_trend_reason(runs, claim['axis'])}.",
+        return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {_untested_reason(runs, claim['axis'])}." + shown,
                 "regime": None, "setups": [], "tests": []}
     lead = tests[0]
-    return {"verdict": lead["verdict"], "evidence": wording.axis_evidence(claim["axis"], tests), "regime": lead["regime"],
-            "setups": [t["setup"] for t in tests], "tests": tests}
+    evidence = wording.axis_evidence(claim["axis"], tests).split("\n")
+    return {"verdict": lead["verdict"], "evidence": "\n".join([evidence[0] + shown, *evidence[1:]]),
+            "regime": lead["regime"], "setups": [t["setup"] for t in tests], "tests": tests}
 
 
 # Fields that say which model a run trained; every other setup field is its training regime.

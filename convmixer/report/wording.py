@@ -16,7 +16,9 @@ from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL, NOT_TESTED
 VERDICT_RULE = (
     "Each setup (runs that differ only in kernel size, patch size and seed) is one unit of evidence. Its runs' "
     "test accuracies (percent) are fitted by ordinary least squares, accuracy ~ C(kernel) + C(patch), with a seed "
-    "block where every seed ran in every cell (statsmodels). A claim's effect in a setup is the difference between "
+    "block where every seed ran in every cell (statsmodels); only configurations with at least 2 seeds enter, "
+    "since a configuration with one run has no spread of its own (its differences are shown as an illustration, "
+    "with no test). A claim's effect in a setup is the difference between "
     "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
     "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
     "sampling noise (every run is scored on the same test images; method of moments on the per-image "
@@ -89,6 +91,10 @@ def test_line(t: dict, axis: str) -> str:
     text = (head + f"{short_axis(axis)} {r['low']} → {r['high']}: {r['effect']:+.2f} points "
             f"(95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; p = {r['p']:.2g}, Holm-adjusted {t['p_holm']:.2g}; "
             f"{r['df']:.0f} df; noise from {r.get('noise', 'seeds only')}; {r['n_runs']} runs): {t['verdict']}")
+    if t.get("left_out"):
+        text += (f"; left out, with fewer than {MIN_RUNS_PER_MODEL} seeds: " + ", ".join(
+            f"{short_axis(axis)} {a} at {short_axis(other_axis(axis))} {o} ({n} run{'s' if n != 1 else ''})"
+            for a, o, n in t["left_out"]))
     if r.get("steps"):
         steps = "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})"
                           for s in r["steps"])
@@ -169,6 +175,30 @@ def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word:
     elif str(first.get("data") or "").startswith("synthetic"):
         parts.append("synthetic data")
     return ", ".join(parts + [seeds + seeds_word])
+
+
+def runs_against(n_low: int, n_high: int) -> str:
+    """How many runs each side of a difference has, in words: "one run each", "1 run against the mean of 3"."""
+    if n_low == n_high == 1:
+        return "one run each"
+    if 1 in (n_low, n_high):
+        return f"1 run against the mean of {max(n_low, n_high)}"
+    return f"means of {n_low} and {n_high} runs"
+
+
+def illustration_sentence(axis: str, items: list[dict]) -> str:
+    """``verdicts.illustrations`` as one sentence to follow a verdict's summary ("" when there are none)."""
+    if not items:
+        return ""
+    other = short_axis(other_axis(axis))
+    by_setup = {}
+    for i in items:
+        by_setup.setdefault((i["setup"], i["regime"]), []).append(
+            f"{short_axis(axis)} {i['low']} → {i['high']} at {other} {i['other']}: {i['effect']:+.2f} points "
+            f"({runs_against(i['n_low'], i['n_high'])})")
+    return (f" Illustration only, no test (a configuration with one run has no spread of its own): "
+            + "; ".join(f"setup {setup}, {regime}: {', '.join(parts)}" for (setup, regime), parts in by_setup.items())
+            + ".")
 
 
 def axis_evidence(axis: str, tests: list[dict]) -> str:
