@@ -557,6 +557,12 @@ def test_the_sources_of_the_gap_to_the_official_log_say_what_the_runs_show_about
     # Two setups (two data copies): each cell says which setup it speaks of.
     both = sources(base + seeds(OFFICIAL, [0.92, 0.925], dataset_fingerprint="sha256:canonical"))
     assert both["data"] == "setup A: no JPEG copy in these runs; setup B: not measured here, so unknown"
-    lines = [diagnostics.source_line(r) for r in diagnostics.gap_sources(
-        fake_runs(base), ref, anchors.like_for_like(fake_runs(base), ref)).to_dict("records")]
+    table = diagnostics.gap_sources(fake_runs(base), ref, anchors.like_for_like(fake_runs(base), ref))
+    # the original column gives the logged run's settings, not the script's defaults
+    original = dict(zip(table["possible source"], table["original"]))
+    assert original["optimizer"] == "torch.optim.AdamW(lr=0.05, weight_decay=0.005), decay multiplied by lr"
+    assert original["augmentation arithmetic"] == (
+        "torchvision on PIL images: RandomResizedCrop(32, scale=(1, 1), ratio=(1, 1)), RandomHorizontalFlip, "
+        "RandAugment(num_ops=2, magnitude=12)")
+    lines = [diagnostics.source_line(r) for r in table.to_dict("records")]
     assert lines[1] == "Data (lossy JPEG copy here, canonical CIFAR-10 in the log): not measured here, so unknown."

@@ -15,7 +15,7 @@ are reported per setup, never pooled across data or backends:
   unknown with one seed, and another setting's spread would be a guess).
 
 ``gap_sources`` lists, for the official log, every known difference (the seeds, the
-data copy, ``recipes.DIFFERENCES``) with what these runs or the tests show about it.
+data copy, ``recipes.official_differences``) with what these runs or the tests show about it.
 
 The sentences say which way a difference moves ours against the published value;
 how much of a gap it "explains" is left to a reader, since the published value is
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import anchors, stats
-from ..training.recipes import DIFFERENCES
+from ..training.recipes import RECIPES, official_differences
 from .runs import SETUP_FIELDS, as_table, prepare
 
 # What a pair shares besides its seed: every field of a setup but the recipe overrides.
@@ -145,7 +145,7 @@ def unfinished(runs: pd.DataFrame, reference: dict) -> list[str]:
             "measure that one difference." for p in pending(runs, reference)]
 
 
-# Each difference in a few words (the report's table gives the whole of recipes.DIFFERENCES).
+# Each difference in a few words (the report's table gives the whole of recipes.official_differences).
 SOURCE_WORDS = {
     "optimizer": "optimizer (Adam's epsilon: 1e-7 here before the bias correction, PyTorch's 1e-8 after it)",
     "precision": "precision (float32 here, mixed precision on the log's GPU)",
@@ -164,13 +164,13 @@ SETTLED = {
                  "(model, loss, AdamW, BatchNorm) within 0.01 x lr (tests/test_pytorch_step.py, where PyTorch is "
                  "installed)",
 }
-# The recipe fields whose diagnostic isolates a known difference (recipes.DIFFERENCES' aspects).
+# The recipe fields whose diagnostic isolates a known difference (recipes.official_differences' aspects).
 ASPECT_FIELDS = {"initialisation": ("initialisation",), "optimizer": ("adam_epsilon",)}
 
 
 def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:
     """Where a gap to the official script's log can come from: the number of seeds, the data, then each known
-    difference of the official recipe (``recipes.DIFFERENCES``), each with what these runs and tests show about it (a
+    difference of the official script as logged (``recipes.official_differences``), each with what these runs and tests show about it (a
     diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"), then any
     diagnostic of another recipe field. ``rows``: ``anchors.like_for_like``. Empty when the log has no
     completed run here."""
@@ -201,12 +201,11 @@ def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.Dat
                                for r in logged]),
             "what these runs and tests show": per_setup([(r["setup"], "not measured here, so unknown" if r["jpeg"] else
                                                 "no JPEG copy in these runs") for r in logged])}]
-    for difference in DIFFERENCES:
-        if difference["recipe"] == "official":
-            aspect = difference["aspect"]
-            out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
-                        "what these runs and tests show": shows(ASPECT_FIELDS.get(aspect, ())) or SETTLED.get(
-                            aspect, "not measured here")})
+    for difference in official_differences(RECIPES["official-logged"]):
+        aspect = difference["aspect"]
+        out.append({"possible source": aspect, "original": difference["original"], "here": difference["here"],
+                    "what these runs and tests show": shows(ASPECT_FIELDS.get(aspect, ())) or SETTLED.get(
+                        aspect, "not measured here")})
     mapped = {f for fields in ASPECT_FIELDS.values() for f in fields}
     for field in sorted({d["field"] for d in found + pending_here} - mapped):
         out.append({"possible source": f"recipe field {field}", "original": "the logged run's",

@@ -307,10 +307,9 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         diagnostics_block(runs, reference),
         table(sources, table_id="gap-sources", caption=(
             "Where a gap to the official script's log can come from: the seeds, the data, and each known difference "
-            "of the official recipe from the script, with what these runs and tests show about each (the original column gives "
-            "the script's defaults; its logged run, like the official-logged recipe here, uses lr_max 0.05, weight "
-            "decay 0.005, RandAugment n=2 m=12, scale 1.0 and no jitter or erasing). A diagnostic run changes one of them at a time; \"not measured "
-            "here\" means no run here isolates it.")) if not sources.empty
+            "of the official-logged recipe from the script's logged run, with what these runs and tests show about "
+            "each. A diagnostic run changes one of them at a time; \"not measured here\" means no run here isolates "
+            "it.")) if not sources.empty
         else "",
         details("Sources of the published values",
                 bullets([f"{name.replace('_', ' ')}: {source}" for name, source in reference["sources"].items()]),

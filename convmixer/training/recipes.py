@@ -250,16 +250,8 @@ DIFFERENCES = [
         "original": "Keras defaults: BatchNorm momentum 0.99, epsilon 1e-3; Keras initialisers",
         "here": (
             "PyTorch's BatchNorm settings (momentum 0.1 = Keras 0.9, epsilon 1e-5) in both recipes, so ported "
-            "weights match; Keras initialisers (PyTorch's differ) -- matters most for 5-epoch runs"
+            "weights match; Keras initialisers (PyTorch's differ)"
         ),
-    },
-    {
-        "recipe": "official",
-        "aspect": "optimizer",
-        "original": "torch.optim.AdamW(lr=0.01, weight_decay=0.01), decay multiplied by lr",
-        "here": ("keras.optimizers.AdamW(weight_decay=0.01): the same convention; Keras' epsilon 1e-7 is added before "
-                 "the bias correction, PyTorch's 1e-8 after it (10/sqrt(1 - 0.999^t) times larger at step t); override "
-                 "adam_epsilon: pytorch"),
     },
     {
         "recipe": "seed, keras-io row",
@@ -273,41 +265,63 @@ DIFFERENCES = [
         "original": "as the seed recipe's original (10 epochs, first 5,000 images for validation, Keras BatchNorm)",
         "here": "as the seed recipe here: stratified 5,000, PyTorch's BatchNorm settings, flip only, numpy draws",
     },
-    {
-        "recipe": "official",
-        "aspect": "precision",
-        "original": "mixed precision (torch.cuda.amp) on GPU",
-        "here": "float32",
-    },
-    {
-        "recipe": "official",
-        "aspect": "initialisation",
-        "original": (
-            "PyTorch defaults: uniform weights with bound 1/sqrt(fan_in) (kaiming_uniform, a=sqrt(5)), "
-            "uniform biases with the same bound"
-        ),
-        "here": (
-            "Keras' Glorot, zero biases; depthwise fan_in k*k*dim, so at 256/8 p2 k5 the bounds are, against "
-            "PyTorch's: depthwise 0.031/0.2, stem 0.076/0.289, 1x1 0.108/0.0625, classifier 0.150/0.0625; "
-            "override initialisation: pytorch"
-        ),
-    },
-    {
-        "recipe": "official",
-        "aspect": "augmentation arithmetic",
-        "original": (
-            "torchvision on PIL images: RandomResizedCrop(32, scale=(0.75, 1), ratio=(1, 1)), RandomHorizontalFlip, "
-            "RandAugment(num_ops=1, magnitude=8), ColorJitter(0.1, 0.1, 0.1), RandomErasing(p=0.25) after Normalize"
-        ),
-        "here": (
-            "the same steps, per image, on whole batches in numpy (augment.py); each step's pixels equal Pillow's "
-            "(tested); erasing fills the per-channel mean pixel before the model's normalisation, which is 0 after it"
-        ),
-    },
-    {
-        "recipe": "official",
-        "aspect": "augmentation randomness",
-        "original": "torch's global generator in DataLoader workers",
-        "here": "numpy generators seeded by (seed, epoch, batch): same distributions, other draws; resumable",
-    },
 ]
+
+
+def official_differences(recipe: Recipe) -> list[dict]:
+    """The official script's known differences from this port, with the optimizer's and augmentation's settings
+    taken from ``recipe`` (the script's defaults for ``official``, its logged run's for ``official-logged``)."""
+    r = recipe
+    augmentation = ", ".join(
+        [f"RandomResizedCrop(32, scale=({r.crop_scale:g}, 1), ratio=(1, 1))", "RandomHorizontalFlip",
+         f"RandAugment(num_ops={r.randaugment_n}, magnitude={r.randaugment_m})"]
+        + ([f"ColorJitter({r.jitter:g}, {r.jitter:g}, {r.jitter:g})"] if r.jitter else [])
+        + ([f"RandomErasing(p={r.erasing_p:g}) after Normalize"] if r.erasing_p else []))
+    return [
+        {
+            "recipe": r.name,
+            "aspect": "optimizer",
+            "original": f"torch.optim.AdamW(lr={r.lr:g}, weight_decay={r.weight_decay:g}), decay multiplied by lr",
+            "here": (f"keras.optimizers.AdamW(weight_decay={r.weight_decay:g}): the same convention; Keras' epsilon "
+                     "1e-7 is added before the bias correction, PyTorch's 1e-8 after it (10/sqrt(1 - 0.999^t) times "
+                     "larger at step t); override adam_epsilon: pytorch"),
+        },
+        {
+            "recipe": r.name,
+            "aspect": "precision",
+            "original": "mixed precision (torch.cuda.amp) on GPU",
+            "here": "float32",
+        },
+        {
+            "recipe": r.name,
+            "aspect": "initialisation",
+            "original": (
+                "PyTorch defaults: uniform weights with bound 1/sqrt(fan_in) (kaiming_uniform, a=sqrt(5)), "
+                "uniform biases with the same bound"
+            ),
+            "here": (
+                "Keras' Glorot, zero biases; depthwise fan_in k*k*dim, so at 256/8 p2 k5 the bounds are, against "
+                "PyTorch's: depthwise 0.031/0.2, stem 0.076/0.289, 1x1 0.108/0.0625, classifier 0.150/0.0625; "
+                "override initialisation: pytorch"
+            ),
+        },
+        {
+            "recipe": r.name,
+            "aspect": "augmentation arithmetic",
+            "original": f"torchvision on PIL images: {augmentation}",
+            "here": (
+                "the same steps, per image, on whole batches in numpy (augment.py); each step's pixels equal "
+                "Pillow's (tested)" + ("; erasing fills the per-channel mean pixel before the model's "
+                                       "normalisation, which is 0 after it" if r.erasing_p else "")
+            ),
+        },
+        {
+            "recipe": r.name,
+            "aspect": "augmentation randomness",
+            "original": "torch's global generator in DataLoader workers",
+            "here": "numpy generators seeded by (seed, epoch, batch): same distributions, other draws; resumable",
+        },
+    ]
+
+
+DIFFERENCES += official_differences(RECIPES["official"])
