@@ -112,7 +112,7 @@ def test_an_unrun_setting_costs_the_latest_matching_bench_record(tmp_path):
     from convmixer.report.tables import like_for_like_table
 
     shown = like_for_like_table(rows)["verdict"].tolist()
-    assert any(v.startswith("not run: about 12.5 hours on 2 cores of an AVX2 CPU (5.0 training images/s measured by "
+    assert any(v.startswith("not run: about 12.5 hours of training (wall clock) on 2 cores of an AVX2 CPU (5.0 training images/s measured by "
                             "bench, 2026-12-06)") for v in shown), shown
     assert any(v.startswith("not run: cost not yet measured here") for v in shown)
 
@@ -157,7 +157,7 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
                         "11.00 points higher with the official one, which changes recipe, epochs, batch size, "
                         "training images and the tested checkpoint together (one seed each). The reference report's "
                         "rows, after 5 and 40 epochs of the Keras example's recipe with TF Addons' AdamW, are "
-                        "10.8-22.0 points below the paper's 200-epoch values.")
+                        "10.8-22.0 points below the paper's 200-epoch values. " + anchors.PAPER_PIPELINE)
     # Ours below both logs: which known differences each comparison has, and what the two share.
     assert lines[4] == ("Ours is below both logs (-0.60 and -2.69 points; one seed each). The keras-io log ran in "
                         "Keras 3 with the default initialisers and the AdamW call used here, so neither of those "
@@ -176,7 +176,8 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     assert len(full) == 4 and full[0].startswith("A difference from the official log") and "JPEG" in full[-1]
     assert brief == ["Ours is below both logs. No known recipe difference is common to the two "
                      "comparisons; what they share is the JPEG copy (how much it costs at this accuracy is not "
-                     "measured here, so it is unknown) and this project's code on a CPU (section 2). One run "
+                     "measured here, so it is unknown) and this project's code on a CPU, though two gaps need not have "
+                     "one cause (section 2). One run "
                      "against a log is no test."]
     # On either side of the logs: no shared reading.
     lines = summary(seeds(OFFICIAL, [0.93]), seeds(KERAS_IO, [0.81]))
@@ -188,15 +189,16 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     g = seeds(CHEAPEST, [0.70, 0.71, 0.705], lossy_jpeg=True)
     rows = anchors.like_for_like(fake_runs(g + seeds(OFFICIAL, [0.898], lossy_jpeg=True)), ref)
     [reading] = [s for s in anchors.gap_reading(rows) if s.startswith("What these runs say")]
-    assert reading == ("What these runs say about the reference report's rows, 10.8-22.0 points below the paper: given "
-                       "their recipe and budget, this port gives its ConvMixer-256/8 p4 k9, seed recipe, 5 epochs "
-                       "(reproduced, 3 seeds); given the official script's logged recipe, one run of it lands 2.80 "
-                       "points below that script's log. One run is no test, so whether that distance goes mostly "
+    assert reading == ("What these runs say about the reference report's rows, 10.8-22.0 points below the paper: with "
+                       "that report's recipe and budget, this project's code gives its ConvMixer-256/8 p4 k9, seed "
+                       "recipe, 5 epochs row 70.50% over 3 seeds, against its 70.62% (reproduced); with the official "
+                       "script's logged recipe, one run of this project's code lands 2.80 points below that script's "
+                       "log. One run is no test, so whether that distance goes mostly "
                        "with the reference report's recipe and budget is not tested yet.")
-    brief = ("The reference report's rows are 10.8-22.0 points below the paper. With its recipe and budget (5 and 40 "
-             "epochs, against the paper's 200) its ConvMixer-256/8 p4 k9 row is reproduced here (70.50% over 3 seeds "
+    brief = ("The reference report's rows (5 and 40 epochs) are 10.8-22.0 points below the paper's (200 epochs). "
+             "Run here with its recipe and budget, its ConvMixer-256/8 p4 k9 row is reproduced (70.50% over 3 seeds "
              "on the JPEG copy, against its 70.62%); 1 of its 5 rows is run here. With the official script's logged "
-             "recipe, one run of the same port lands 2.80 points below that script's log (one run: no test).")
+             "recipe, one run of this project's code lands 2.80 points below that script's log (one run: no test).")
     assert brief in anchors.gap_reading(rows, brief=True) and anchors.reference_gap_reading(rows, True) == [brief]
     # The first screen gives that sentence in place of the reproduced row's own sentence, not beside it.
     from convmixer.report.sections import first_screen
@@ -209,13 +211,13 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     two = seeds(OFFICIAL, [0.897, 0.899], lossy_jpeg=True)
     rows = anchors.like_for_like(fake_runs(g + two), ref)
     [reading] = anchors.reference_gap_reading(rows)
-    assert reading.endswith("it lands 2.80 points below that script's log (2 seeds). Port and data copy together "
+    assert reading.endswith("this project's code lands 2.80 points below that script's log (2 seeds). Port and data copy together "
                             "thus move accuracy far less than that distance, which goes mostly with the reference "
                             "report's recipe and budget (5 and 40 epochs of the Keras example's recipe, against the "
                             "paper's 200).")
     assert anchors.reference_gap_reading(rows, True)[0].startswith(
-        "The reference report's rows, 10.8-22.0 points below the paper, go mostly with its recipe and budget (5 and "
-        "40 epochs, against the paper's 200): with them its ConvMixer-256/8 p4 k9 row is reproduced here")
+        "The reference report's rows (5 and 40 epochs), 10.8-22.0 points below the paper's (200 epochs), go mostly "
+        "with its recipe and budget: run here with them, its ConvMixer-256/8 p4 k9 row is reproduced (")
 
     def no_reading(*groups):
         rows = anchors.like_for_like(fake_runs([r for group in groups for r in group]), ref)
@@ -353,11 +355,13 @@ def test_a_diagnostic_pairs_each_run_with_the_published_settings_run_of_its_seed
     assert d["difference"]["effect"] == pytest.approx((1.5 + 1.6 + 1.4) / 3) and d["difference"]["low"] > 0
     lines = diagnostics.diagnostic_sentences(d)
     assert lines[0] == ("Against the official script's log (ConvMixer-256/8 p2 k5, official-logged recipe, 25 "
-                        "epochs, 92.60%), with PyTorch's default initialisation: 92.00% against 90.50% without it "
-                        f"(setup {d['setup']}, seeds 0, 1, 2 on the JPEG copy), +1.50 points; ours minus the "
+                        f"epochs, 92.60%), with PyTorch's default initialisation: 92.00% (setup {d['with_setup']}) "
+                        f"against 90.50% without it (setup {d['setup']}), seeds 0, 1, 2 on the JPEG copy, +1.50 "
+                        "points; ours minus the "
                         "published value goes from -2.10 to -0.60 points.")
-    assert d["setup"] == anchors.prepare(fake_runs(base + variant + two + subset)).query(
-        "recipe_overrides == '{}'")["setup"].iloc[0]
+    setups = anchors.prepare(fake_runs(base + variant + two + subset))
+    assert d["setup"] == setups.query("recipe_overrides == '{}'")["setup"].iloc[0]
+    assert d["with_setup"] == setups.loc[setups["test_accuracy"] == 0.915, "setup"].iloc[0] != d["setup"]
     assert lines[1].startswith("Paired by seed, PyTorch's default initialisation moves our accuracy toward the "
                                "published value by +1.50 points (95% CI")
     assert "paired t-test over 3 seeds" in lines[1]
@@ -461,8 +465,8 @@ def test_runs_with_one_changed_recipe_field_are_drawn_and_told_beside_the_log(tm
     assert [len(ax.get_lines()) for ax in fig.axes] == [4, 4]
     assert fig.axes[0].get_lines()[2].get_color() == fig.axes[0].get_lines()[3].get_color()  # seed 1's colour
     assert curves.curve_sentences(curve)[-1] == (
-        "With PyTorch's default initialisation (seed 1; not a test), over the last 3 epochs: test accuracy -1.00 "
-        "points and training accuracy -0.50 points against the log; without it, over the same seeds, -3.00 and "
+        "With PyTorch's default initialisation (seed 1; not a test), over the last 3 epochs: training accuracy "
+        "-0.50 points and test accuracy -1.00 points against the log; without it, over the same seed, -3.00 and "
         "-3.00.")
 
 
@@ -479,7 +483,7 @@ def test_an_unfinished_resumable_run_of_a_published_setting_is_named():
     assert anchors.summary_sentences(rows)[0].endswith("no completed run here yet (unfinished, resumable: seed 1).")
     assert all(r["in_progress"] == "" for r in rows if r["source"] != "official_logged")
     shown = like_for_like_table(rows)["verdict"]
-    assert shown.str.startswith("no completed run yet; unfinished, resumable: seed 1").sum() == 1
+    assert shown.str.startswith("not run yet (unfinished, resumable: seed 1)").sum() == 1
     # Not resumable (abandoned before a checkpoint), or a seed already completed: not "unfinished".
     for other in ([{**unfinished, "resumable": False}], seeds(OFFICIAL, [0.9, 0.91]) + [unfinished]):
         assert row_of(anchors.like_for_like(fake_runs(other), ref), "official_logged")["in_progress"] == ""

@@ -148,7 +148,7 @@ def _variant_sentences(curve: dict, window: list[int], held_out: str) -> list[st
         twins = [ours[v["seed"]] for v in runs]
         seeds = ", ".join(str(v["seed"]) for v in runs)
         out.append(f"With {words} (seed{'s' if len(runs) != 1 else ''} {seeds}; not a test), over the last "
-                   f"{len(window)} epochs: {held_out} {gap(runs, 'held_out'):+.2f} points and training accuracy "
-                   f"{gap(runs, 'train'):+.2f} points against the log; without it, over the same seeds, "
-                   f"{gap(twins, 'held_out'):+.2f} and {gap(twins, 'train'):+.2f}.")
+                   f"{len(window)} epochs: training accuracy {gap(runs, 'train'):+.2f} points and {held_out} "
+                   f"{gap(runs, 'held_out'):+.2f} points against the log; without it, over the same "
+                   f"seed{'s' if len(runs) != 1 else ''}, {gap(twins, 'train'):+.2f} and {gap(twins, 'held_out'):+.2f}.")
     return out

@@ -59,6 +59,7 @@ def _pairs(with_runs: pd.DataFrame, without_runs: pd.DataFrame) -> dict[tuple, l
             out.setdefault(key, []).append({
                 "seed": seed, "with": 100 * float(runs[0]["test_accuracy"]),
                 "without": 100 * float(twins[0]["test_accuracy"]), "setup": twins[0]["setup"],
+                "with_setup": runs[0]["setup"],
                 "jpeg": anchors.is_true(runs[0]["lossy_jpeg"]) and anchors.is_true(twins[0]["lossy_jpeg"])})
     return out
 
@@ -66,8 +67,8 @@ def _pairs(with_runs: pd.DataFrame, without_runs: pd.DataFrame) -> dict[tuple, l
 def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
     """One dict per published run, recipe difference and setup with at least one pair: the row
     (``published_runs``), ``overrides`` (the diagnostic runs'), ``field`` and ``words`` (the one difference of
-    their recipe, a ``Recipe`` field and in words), ``setup`` (the
-    published setting's runs' setup label), ``pairs`` ([{"seed", "with", "without", ...}], test accuracy in
+    their recipe, a ``Recipe`` field and in words), ``setup`` and ``with_setup`` (the setup labels of the
+    published setting's runs and of the diagnostic's), ``pairs`` ([{"seed", "with", "without", ...}], test accuracy in
     percent), ``with_mean`` and ``without_mean`` over the pairs, ``difference`` (``stats.paired_difference``),
     and ``jpeg``."""
     done = prepare(runs)
@@ -85,7 +86,8 @@ def diagnostics(runs: pd.DataFrame, reference: dict) -> list[dict]:
                 out.append({**row, "setting": anchors.setting_name(row),
                             "source_name": anchors.SOURCE_NAMES.get(row["source"], row["source"]),
                             "overrides": overrides, "field": field,
-                            "words": anchors.difference_words(field, value), "setup": pairs[0]["setup"], "pairs": pairs,
+                            "words": anchors.difference_words(field, value), "setup": pairs[0]["setup"],
+                            "with_setup": pairs[0]["with_setup"], "pairs": pairs,
                             "with_mean": float(np.mean(with_pct)), "without_mean": float(np.mean(without_pct)),
                             "difference": stats.paired_difference(with_pct, without_pct),
                             "jpeg": all(p["jpeg"] for p in pairs)})
@@ -100,7 +102,8 @@ def diagnostic_sentences(d: dict) -> list[str]:
     seeds = f"seed{'s' if n != 1 else ''} {', '.join(str(p['seed']) for p in d['pairs'])}"
     before, after = d["without_mean"] - d["published"], d["with_mean"] - d["published"]
     out = [f"Against {d['source_name']} ({d['setting']}, {d['published']:.2f}%), with {d['words']}: "
-           f"{d['with_mean']:.2f}% against {d['without_mean']:.2f}% without it (setup {d['setup']}, {seeds}{data}), "
+           f"{d['with_mean']:.2f}% (setup {d['with_setup']}) against {d['without_mean']:.2f}% without it (setup "
+           f"{d['setup']}), {seeds}{' each' if n == 1 else ''}{data}, "
            f"{diff['effect']:+.2f} points; ours minus the published value goes from {before:+.2f} to "
            f"{after:+.2f} points."]
     if n >= 2 and not math.isnan(diff["low"]):

@@ -172,10 +172,11 @@ def like_for_like_table(rows: list[dict]) -> pd.DataFrame:
         verdict = r["verdict"]
         if r["n"] == 0:
             cost = r["cost"]
-            hours = (f"about {cost['hours']:.1f} hours on {_cpu_words(cost)} ({cost['images_per_second']:.1f} "
+            hours = (f"about {cost['hours']:.1f} hours of training (wall clock) on {_cpu_words(cost)} "
+                     f"({cost['images_per_second']:.1f} "
                      f"training images/s measured by bench, {cost['measured']})" if cost else None)
             if r.get("in_progress"):
-                verdict = f"no completed run yet; unfinished, resumable: {r['in_progress']}" + (
+                verdict = f"not run yet (unfinished, resumable: {r['in_progress']})" + (
                     f"; a run takes {hours}" if hours else "")
             else:
                 verdict += f": {hours}" if hours else ": cost not yet measured here"

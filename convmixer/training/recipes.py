@@ -2,8 +2,9 @@
 
 ``seed``      the recipe of the reference report: the Keras ConvMixer example
               (keras.io/examples/vision/convmixer), trained with TensorFlow Addons' AdamW.
-``official``  the defaults of locuslab/convmixer-cifar10's ``train.py`` (its README
-              says they do not replicate the paper's numbers).
+``official``  the defaults of locuslab/convmixer-cifar10's ``train.py`` (its README says the
+              script is not meant to replicate the paper's results exactly: torchvision's
+              RandAugment and Random Erasing differ from timm's, and it has no Mixup/CutMix).
 ``official-logged``  that script's one logged configuration (its README: ConvMixer-256/8,
               p2 k5, 25 epochs, 92.60%): lr_max 0.05, weight decay 0.005, RandAugment
               n=2 m=12, crop scale 1.0, no jitter, no erasing.
