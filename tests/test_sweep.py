@@ -141,6 +141,19 @@ def test_cli_reports_bad_grid_in_one_line(tmp_path):
     assert "patch_size must divide" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_missing_data_file_is_refused_in_one_line_even_in_a_dry_run(tmp_path):
+    missing = tmp_path / "nope" / "x.zip"
+    grid = write_grid(tmp_path / "g.yaml", {"base": {"data": str(missing), "width": 16, "depth": 1, "epochs": 1},
+                                            "runs": [{"seed": 0}]})
+    for extra in (["--dry-run"], []):
+        proc = sweep_cli(grid, "--results", tmp_path / "r", "--allow-dirty", *extra)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"python -m convmixer sweep: error: data: {missing} does not exist (the grid's data field, or "
+            "CONVMIXER_DATA)"]
+        assert "plan:" not in proc.stdout and not (tmp_path / "r").exists()
+
+
 def test_a_grid_above_the_limit_is_refused_in_one_line_before_planning(tmp_path):
     from convmixer.sweep.grids import MAX_GRID_RUNS
 

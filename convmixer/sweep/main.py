@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import records
 from .execute import NOTEBOOK, execute_run, outcome_line, show_notebook_output
 from .grids import SweepError, load_grid
-from .plan import print_plan, check_clean_tree, check_data_sources, plan, tidy_done_runs
+from .plan import print_plan, check_clean_tree, check_data_paths, check_data_sources, plan, tidy_done_runs
 
 
 def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
@@ -53,6 +53,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
             from ..data import resolve_source
 
             os.environ["CONVMIXER_DATA"] = resolve_source(None)
+        check_data_paths(configs)
         planned = plan(configs, results, take_over_after)
         replace = {p.config.run_id for p in planned if force and p.state == "done"}
         print_plan(planned, stream, replace)

@@ -83,6 +83,16 @@ def plan(configs, results_dir, take_over_after: float | None = None) -> list[Pla
     return planned
 
 
+def check_data_paths(configs):
+    """Every data source that is a path exists: the cheap part of ``check_data_sources``, which a dry run
+    does too (it loads nothing)."""
+    from ..data import resolve_source
+
+    for source in sorted({resolve_source(c.data) for c in configs}):
+        if os.path.isabs(source) and not os.path.exists(source):
+            raise SweepError(f"data: {source} does not exist (the grid's data field, or CONVMIXER_DATA)")
+
+
 def check_data_sources(configs):
     """Load each distinct data source once before any run starts.
 
