@@ -289,12 +289,16 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     assert [o["seed"] for o in curve["ours"]] == [0, 1, 2] and sorted(curve["gaps"]) == list(range(1, 26))
     assert curve["gaps"][25] == pytest.approx((-3.0, -3.0))
     lines = curves.curve_sentences(curve)
-    assert "(3 seeds here on the JPEG copy)" in lines[0] and "-3.00 points after epoch 25" in lines[0]
-    assert "test accuracy -3.00 points after epoch 5, " in lines[0] and "the log's 94.41%" in lines[0]
-    assert ("accuracy on the augmented training images -3.00 points after epoch 5, -3.00 points after epoch 10, "
-            "-3.00 points after epoch 15, -3.00 points after epoch 20, -3.00 points after epoch 25 (ours") in lines[0]
+    assert lines[0].startswith("Per epoch against the official script's log (3 seeds here on the JPEG copy), ours "
+                               "minus the log, averaged over epochs 1-5, 6-10, 11-15, 16-20 and 21-25: test accuracy "
+                               "-3.00, -3.00, -3.00, -3.00, -3.00 points; ")
+    assert ("accuracy on the augmented training images -3.00, -3.00, -3.00, -3.00, -3.00 points (ours") in lines[0]
+    assert "the log's 94.41%" in lines[0]
+    # each block is the mean of its epochs' differences, not one epoch of it
+    ramp = {**curve, "gaps": {e: (-float(e), 0.0) for e in range(1, 26)}}
+    assert "test accuracy -3.00, -8.00, -13.00, -18.00, -23.00 points;" in curves.curve_sentences(ramp)[0]
     assert "Training minus test accuracy at the end: ours 1.81 points, the log's 1.81." in lines[0]
-    assert "falls by up to 6.7 points from one epoch to the next (epoch 7 to 8)" in lines[0]  # 83.28 -> 76.55
+    assert "falls by up to 6.7 points from one epoch to the next (epoch 7 to 8): hence the averages." in lines[0]
     assert lines[1].startswith("The gap is already in the training accuracy (-3.00 points over the last 3 epochs")
     # 3 seeds: the log against the 95% prediction interval of our seeds' gaps, -3 +- 4.30 x 0.1 x sqrt(4/3).
     assert "beyond the 95% prediction interval for one run from our 3 seeds, -3.50 to -2.50 points from the log" \
@@ -306,13 +310,14 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     [curve] = curves.logged_curves(_with_histories(tmp_path / "c", -2.0, -2.0, spread=1.0), ref)
     assert curves.curve_sentences(curve)[1].startswith(
         "Over the last 3 epochs the training accuracy differs by -2.00 points and the test accuracy by -2.00")
-    assert "do not place the gap" in curves.curve_sentences(curve)[1]
+    assert "cannot tell whether the gap comes from fitting" in curves.curve_sentences(curve)[1]
 
     # One seed: one run against one is no test, whatever the spread of other settings here, so numbers only.
     [curve] = curves.logged_curves(_with_histories(tmp_path / "d", -3.0, -3.0, seeds_=(1,)), ref)
     assert curves.curve_sentences(curve)[1] == (
         "Over the last 3 epochs the training accuracy differs by -3.00 points and the test accuracy by -3.00. One "
-        "run against one is no test, so these curves do not place the gap yet.")
+        "run against one is no test, so these curves cannot tell yet whether the gap comes from fitting the training "
+        "images or from generalisation.")
     fig = plots.logged_curve_figure(curve)
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 2]  # the log and one seed, in each panel
     assert fig.axes[0].get_title() == "test accuracy"
@@ -321,8 +326,8 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
                                                     source="keras_io"), ref)
     lines = curves.curve_sentences(curve)
     assert curve["held_out"] == "validation" and sorted(curve["gaps"]) == list(range(1, 11))
-    assert ("validation accuracy (on other 5,000 images than the log's) -1.50 points after epoch 5, -1.50 points "
-            "after epoch 10;") in lines[0]
+    assert ("averaged over epochs 1-5 and 6-10: validation accuracy (on other 5,000 images than the log's) -1.50, "
+            "-1.50 points;") in lines[0]
     assert plots.logged_curve_figure(curve).axes[0].get_title() == "validation accuracy"
     # A run without its history gives no curve; nor does a setting whose log printed none.
     assert curves.logged_curves(fake_runs([{**OFFICIAL, "seed": 0, "test_accuracy": 0.9}]), ref) == []

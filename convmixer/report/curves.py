@@ -18,9 +18,10 @@ from . import stats
 from .anchors import (SOURCE_NAMES, difference_words, is_true, matching_runs, one_difference, published_runs,
                       setting_name)
 from .runs import history, prepare
+from .wording import join_words
 
 
-CURVE_EPOCHS = (5, 10, 15, 20)  # the epochs a sentence names, besides the last
+CURVE_BLOCK = 5  # a sentence gives the mean difference over blocks of this many epochs: one log epoch is noisy
 LAST_EPOCHS = 3  # where a gap is placed: the mean over the last epochs, not one epoch's noise
 
 
@@ -81,22 +82,25 @@ def curve_sentences(curve: dict) -> list[str]:
     setting's would be a guess, so one seed gives the numbers only."""
     gaps, n, held_out = curve["gaps"], len(curve["ours"]), f"{curve['held_out']} accuracy"
     last = max(gaps)
-    named = [e for e in CURVE_EPOCHS if e < last] + [last]
+    blocks = [(a, min(a + CURVE_BLOCK - 1, last)) for a in range(1, last + 1, CURVE_BLOCK)]
     data = " on the JPEG copy" if all(o["jpeg"] for o in curve["ours"]) else ""
     images = " (on other 5,000 images than the log's)" if curve["held_out"] == "validation" else ""
-    shown = ", ".join(f"{gaps[e][0]:+.2f} points after epoch {e}" for e in named)
-    trained = ", ".join(f"{gaps[e][1]:+.2f} points after epoch {e}" for e in named)
+    spans = join_words([f"{a}-{b}" if b > a else str(a) for a, b in blocks])
+
+    def means(i):
+        return ", ".join(f"{np.mean([gaps[e][i] for e in range(a, b + 1)]):+.2f}" for a, b in blocks)
     ours_train = float(np.mean([o["train"][last - 1] for o in curve["ours"]]))
     ours_held_out = float(np.mean([o["held_out"][last - 1] for o in curve["ours"]]))
     log_train, log_held_out = curve["log_train"][last - 1], curve["log_held_out"][last - 1]
     steps = np.diff(curve["log_held_out"][:last]) if last > 1 else np.zeros(1)
     drop, at = float(max(0.0, -np.min(steps))), int(np.argmin(steps)) + 1  # the fall from epoch ``at`` to at + 1
-    out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}): {held_out}"
-           f"{images} {shown}; accuracy on the augmented training images {trained} (ours {ours_train:.2f}%, the "
-           f"log's {log_train:.2f}%, at the end). Training minus {held_out} at the end: "
-           f"ours {ours_train - ours_held_out:.2f} points, the log's {log_train - log_held_out:.2f}."
+    out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}), ours minus "
+           f"the log, averaged over epochs {spans}: {held_out}{images} {means(0)} points; accuracy on the "
+           f"augmented training images {means(1)} points (ours {ours_train:.2f}%, the log's {log_train:.2f}%, at "
+           f"the end). Training minus {held_out} at the end: ours {ours_train - ours_held_out:.2f} points, the "
+           f"log's {log_train - log_held_out:.2f}."
            + (f" The log is one run, whose {held_out} falls by up to {drop:.1f} points from one epoch to the "
-              f"next (epoch {at} to {at + 1}), so a single epoch's difference says little." if drop > 0 else "")]
+              f"next (epoch {at} to {at + 1}): hence the averages." if drop > 0 else "")]
     window = [e for e in gaps if e > last - LAST_EPOCHS]
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
@@ -114,8 +118,8 @@ def curve_sentences(curve: dict) -> list[str]:
         alone = f"the log lies inside {train_scale} for training accuracy and inside {held_scale} for {held_out}"
     else:
         out.append(f"{over.capitalize()} the training accuracy differs by {train_gap:+.2f} points and the "
-                   f"{held_out} by {held_out_gap:+.2f}. One run against one is no test, so these curves do not "
-                   "place the gap yet.")
+                   f"{held_out} by {held_out_gap:+.2f}. One run against one is no test, so these curves cannot tell "
+                   "yet whether the gap comes from fitting the training images or from generalisation.")
         return out + variants
     if train_beyond:
         out.append(f"The gap is already in the training accuracy ({train_gap:+.2f} points {over}, beyond "
@@ -128,7 +132,8 @@ def curve_sentences(curve: dict) -> list[str]:
                    "at the held-out data (the JPEG copy) rather than at fitting.")
     else:
         out.append(f"{over.capitalize()} the training accuracy differs by {train_gap:+.2f} points and the "
-                   f"{held_out} by {held_out_gap:+.2f}; {alone}, so these curves do not place the gap.")
+                   f"{held_out} by {held_out_gap:+.2f}; {alone}, so these curves cannot tell whether the gap comes from "
+                   "fitting the training images or from generalisation.")
     return out + variants
 
 
