@@ -134,7 +134,7 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
                                "canonical data)") and "unknown" in lines[3]
     # With a reference-report row reproduced by its own recipe: its rows read as recipe and budget, nothing more.
     lines = summary(close, seeds(CHEAPEST, [0.70, 0.71, 0.705], lossy_jpeg=True))
-    assert ("reproduces that report's ConvMixer-256/8 p4 k9, seed recipe, 5 epochs: the reference report's rows "
+    assert ("reproduces that report's ConvMixer-256/8 p4 k9, Keras-example recipe, 5 epochs: the reference report's rows "
             "being 10.8-22.0 points below the paper are consistent with its recipe and budget (5 and 40 epochs of "
             "the Keras example's recipe, against the paper's 200), not with a fault of the port.") in lines[2]
     far = seeds(OFFICIAL, [0.85, 0.851, 0.852])
@@ -190,7 +190,7 @@ def test_the_summary_leads_with_the_official_log_and_claims_no_more_than_the_row
     rows = anchors.like_for_like(fake_runs(g + seeds(OFFICIAL, [0.898], lossy_jpeg=True)), ref)
     [reading] = [s for s in anchors.gap_reading(rows) if s.startswith("What these runs say")]
     assert reading == ("What these runs say about the reference report's rows, 10.8-22.0 points below the paper: with "
-                       "that report's recipe and budget, this project's code gives its ConvMixer-256/8 p4 k9, seed "
+                       "that report's recipe and budget, this project's code gives its ConvMixer-256/8 p4 k9, Keras-example "
                        "recipe, 5 epochs row 70.50% over 3 seeds, against its 70.62% (reproduced); with the official "
                        "script's logged recipe, one run of this project's code lands 2.80 points below that script's "
                        "log. One run is no test, so whether that distance goes mostly "

@@ -76,7 +76,7 @@ def test_increasing_kernel_trend_is_consistent_with_the_claim_and_states_its_reg
     assert verdict == stats.CONSISTENT
     assert anchor == "trend-kernel"
     assert "kernel 3 → 9" in evidence and "+20.00 points" in evidence and "95% CI" in evidence
-    assert "ConvMixer-16/1 after 2 epochs of the seed recipe on synthetic data (3 seeds)" in evidence
+    assert "ConvMixer-16/1 after 2 epochs of the Keras-example recipe on synthetic data (3 seeds)" in evidence
 
 
 def test_reversed_kernel_trend_contradicts_the_claim():
@@ -95,7 +95,7 @@ def test_configurations_with_one_run_are_not_tested_only_illustrated():
     assert verdict == stats.NOT_TESTED
     assert evidence.startswith("Not tested: no setup has two or more kernel sizes with at least 2 seeds")
     assert ("Illustration only, no test (a configuration with one run has no spread of its own): setup A, "
-            "ConvMixer-16/1 after 2 epochs of the seed recipe on synthetic data (1 seed): kernel 3 → 5 at patch 2: "
+            "ConvMixer-16/1 after 2 epochs of the Keras-example recipe on synthetic data (1 seed): kernel 3 → 5 at patch 2: "
             "+5.00 points (one run each).") in evidence
     # one run beside three: still no test, and the sentence says which mean has how many runs
     _, evidence, _ = verdict_of(kernel_runs({3: [0.50, 0.52, 0.51], 9: [0.40]}), "kernel")
@@ -415,7 +415,7 @@ def test_the_first_screen_says_each_verdict_with_its_effect_interval_and_regime(
     claim = verdicts.claims_json(runs, table)["claims"][1]
     assert kernel["effects"] == [f"kernel 3 → 9: {claim['effect']:+.2f} points (95% CI {claim['ci_low']:+.2f} to "
                                  f"{claim['ci_high']:+.2f})"]
-    assert kernel["regime"] == "ConvMixer-16/1, 6 epochs of the seed recipe, synthetic data, 3 seeds"
+    assert kernel["regime"] == "ConvMixer-16/1, 6 epochs of the Keras-example recipe, synthetic data, 3 seeds"
     assert lines[0]["notes"] == ["Not tested: every completed run is a ConvMixer, so there is no ViT, MLP-Mixer or "
                                  "ResNet run to compare against."]
     page = BeautifulSoup(html.verdict_lines(lines), "html.parser")

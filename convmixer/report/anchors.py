@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..training.recipes import get_recipe
 from . import stats
+from .names import recipe_name
 from .runs import SETUP_FIELDS, as_table, clean, prepare
 from .wording import join_words
 
@@ -77,7 +78,8 @@ def override_words(overrides: dict) -> str:
 
 def setting_name(row: dict) -> str:
     overrides = override_words(row["recipe_overrides"])
-    return (f"ConvMixer-{row['width']}/{row['depth']} p{row['patch_size']} k{row['kernel_size']}, {row['recipe']} "
+    return (f"ConvMixer-{row['width']}/{row['depth']} p{row['patch_size']} k{row['kernel_size']}, "
+            f"{recipe_name(row['recipe'])} "
             f"recipe{f' ({overrides})' if overrides else ''}, {row['epochs']} epochs")
 
 

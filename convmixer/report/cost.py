@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..training.recipes import RECIPES
+from .names import recipe_name
 from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
 
 
@@ -102,8 +103,8 @@ def timings_by_setup(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         first = sub.iloc[0]
         images = pd.to_numeric(sub["train_images"], errors="coerce").max()
         row = {"setup": label,
-               "model and budget": (f"ConvMixer-{first['width']}/{first['depth']}, {first['recipe']} recipe, "
-                                    f"{first['epochs']} epochs, batch {first['batch_size']}"
+               "model and budget": (f"ConvMixer-{first['width']}/{first['depth']}, "
+                                    f"{recipe_name(first['recipe'])} recipe, {first['epochs']} epochs, batch {first['batch_size']}"
                                     + ("" if pd.isna(images) else f", {int(images):,} images per epoch")),
                "device": device, "runs": len(sub)}
         for p, k in configs:
@@ -150,7 +151,8 @@ def _setting_text(key: str, s: dict) -> str:
     model = f"ConvMixer-{s['width']}/{s['depth']}"
     if s["patch_size"] is not None:
         model += f" p{s['patch_size']} k{s['kernel_size']}"
-    text = (f"{model}, {s['recipe']} recipe, batch {s['batch_size']}, {s['train_images']:,} training images "
+    text = (f"{model}, {recipe_name(s['recipe'])} recipe, batch {s['batch_size']}, {s['train_images']:,} "
+            "training images "
             f"per epoch: ")
     if key == REFERENCE_SETTING:
         return text + "the reference report's timed setting (it does not state the patch size)"
@@ -206,7 +208,7 @@ def timing_bars(runs: pd.DataFrame, reference: dict) -> tuple[pd.DataFrame, dict
                 f" ({cores} cores)" if cores and first["device_kind"] == "CPU" else "")
             group = next((k for k, s in settings.items() if _same_setting(first, s)), "")
             bars.append({"label": f"here: {device}, p{first['patch_size']} k{first['kernel_size']}, "
-                                  f"{first['recipe']} recipe, batch {first['batch_size']}, {len(sub)} "
+                                  f"{recipe_name(first['recipe'])} recipe, batch {first['batch_size']}, {len(sub)} "
                                   f"run{'s' if len(sub) != 1 else ''}",
                          "seconds": float(seconds.min()), "slowest": float(seconds.max()) if len(sub) > 1
                          else float("nan"), "published": False, "group": group})

@@ -21,7 +21,7 @@ from .curves import curve_sentences, logged_curves
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
-from .names import cell_name
+from .names import cell_name, recipe_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
 from .runs import PAPER_WIDTH_DEPTH, as_table, comparable_groups, other_axis, prepare, short_axis
 from .tables import (architecture_contrasts_table, architectures_table, like_for_like_table, paper_points,
@@ -429,7 +429,7 @@ def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[
             effects = [t["result"]["effect"] for t in tests]
             moved = "grew" if abs(effects[-1]) > abs(effects[0]) else "shrank"
             text = (f"{short_axis(claim['axis']).capitalize()} {low} → {high}, ConvMixer-{width}/{depth} at the end "
-                    f"of the {recipe} recipe's one-cycle schedule: "
+                    f"of the {recipe_name(recipe)} recipe's one-cycle schedule: "
                     + ", ".join(f"{e:+.2f} points after {n} epochs" for e, n in zip(effects, epochs))
                     + f"; the effect {moved} from {epochs[0]} to {epochs[-1]} epochs.")
             e = paper_effect(claim["axis"], low, high)

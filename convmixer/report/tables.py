@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..models.convmixer import count_parameters
 from .anchors import override_words
-from .names import ARCHITECTURE_NAMES, hyperparameters
+from .names import ARCHITECTURE_NAMES, hyperparameters, recipe_name
 from .stats import binomial_se_pct
 from .runs import AXES, comparable_groups, other_axis, prepare, short_axis
 from .verdicts import architecture_regimes
@@ -125,7 +125,8 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "setup": table["setup"], "model": [f"{w}/{d}" for w, d in zip(table["width"], table["depth"])],
-        "patch": table["patch"], "kernel": table["kernel"], "recipe": table["recipe"], "epochs": table["our epochs"],
+        "patch": table["patch"], "kernel": table["kernel"], "recipe": table["recipe"].map(recipe_name),
+        "epochs": table["our epochs"],
         "our accuracy (%)": table["our accuracy (%)"], "n": table["n"], "test-set SE (%)": table["test-set SE (%)"],
         "parameters (computed here)": table["parameters (computed here)"], "paper count": table["paper count"],
         "paper (%)": [published(a, e) for a, e in zip(table["paper accuracy (%)"], table["paper epochs"])],
@@ -271,7 +272,7 @@ def architectures_table(runs: pd.DataFrame) -> pd.DataFrame:
                          "hyperparameters": _hyperparameter_text(first),
                          "parameters (computed here)": f"{count:,}" if count else "?",
                          "multiply-adds per image (computed here)": f"{macs:,}" if macs else "?",
-                         "epochs": first["epochs"], "recipe": first["recipe"],
+                         "epochs": first["epochs"], "recipe": recipe_name(first["recipe"]),
                          "seconds per epoch": round(pd.to_numeric(sub["seconds_per_epoch"], errors="coerce").min(), 1),
                          "our accuracy (%)": format_mean_std(stats), "n": stats["n"],
                          "test-set SE (%)": f"{stats['binomial_se_pct']:.2f}",

@@ -232,7 +232,7 @@ def lessons(runs: pd.DataFrame, grids: pd.DataFrame | None = None) -> list[str]:
                "differ (numpy generators seeded per seed, epoch and batch).")
     out.append(f"Optimizer: TF Addons' AdamW (used by the reference report) is end-of-life; its decoupled "
                f"weight decay {seed.weight_decay:g} is not multiplied by the learning rate, Keras 3's is, so the "
-               f"seed recipe passes weight_decay = {seed.weight_decay:g} / {seed.lr:g} = "
+               f"Keras-example recipe (seed in the code) passes weight_decay = {seed.weight_decay:g} / {seed.lr:g} = "
                f"{seed.keras_weight_decay:g} to keras.optimizers.AdamW (exact for its constant learning rate).")
     if grids is not None and not grids.empty:
         # Grids share runs (one run may be planned by two grids), so count grids, not summed runs.

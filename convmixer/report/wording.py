@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
-from .names import ARCHITECTURE_NAMES, hyperparameters, model_name
+from .names import ARCHITECTURE_NAMES, hyperparameters, model_name, recipe_name
 from .runs import other_axis, short_axis
 from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL, NOT_TESTED
 
@@ -77,7 +77,7 @@ def regime_text(reference: str, first, cells: pd.DataFrame) -> str:
     # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
     jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
     return (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
-            f"{first['recipe']} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
+            f"{recipe_name(first['recipe'])} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
             f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
 
 
@@ -166,7 +166,7 @@ def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word:
     low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
     seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}-{high} seeds"
     parts = ([model_name(first)] if model is None else [model] if model else []) + [
-        f"{first['epochs']} epochs of the {first['recipe']} recipe"]
+        f"{first['epochs']} epochs of the {recipe_name(first['recipe'])} recipe"]
     images = first.get("train_images")
     if not pd.isna(first.get("train_subset")) and not pd.isna(images):
         parts.append(f"{int(images):,} training images")
