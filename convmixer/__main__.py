@@ -91,7 +91,8 @@ def _add_config_args(p, names=None):
 
 def _add_train_args(p):
     _add_config_args(p)
-    p.add_argument("--out", default=None, help="run folder (default: results/runs/<run id>)")
+    p.add_argument("--out", default=None, help="run folder (default: results/runs/<run id> of this checkout, "
+                                               "where the sweep and the report look)")
     p.add_argument("--take-over-locks", type=_duration, default=None, metavar="AGE", help=TAKE_OVER_HELP)
 
 
@@ -128,12 +129,14 @@ def build_parser():
                         "(default: no dashboard)")
     s.add_argument("--force", action="store_true", help="re-run runs that are already complete")
     s.add_argument("--dry-run", action="store_true", help="print the plan only")
-    s.add_argument("--results", default="results", help="results folder (runs go in RESULTS/runs/)")
+    s.add_argument("--results", default=None, help="results folder (runs go in RESULTS/runs/; default: this "
+                                                   "checkout's results/, whatever the working directory)")
     s.add_argument("--allow-dirty", action="store_true",
                    help="run even though the code has uncommitted changes (each record notes it)")
 
     r = sub.add_parser("report", help="execute the aggregation notebook and render the HTML report")
-    r.add_argument("--results", default="results", help="results folder to report on (RESULTS/runs/<run id>/)")
+    r.add_argument("--results", default=None, help="results folder to report on (RESULTS/runs/<run id>/; "
+                                                   "default: this checkout's results/)")
     r.add_argument("--out", default=None, metavar="FILE.html|FOLDER",
                    help="where to write the HTML report (a folder gets index.html); claims.json goes beside it. "
                         "Default: report/index.html for the repository's own results/, RESULTS/report/index.html "
@@ -190,7 +193,7 @@ def main(argv=None):
         from .training.guards import NonFiniteLoss, RunConflict, RunRefused
         from .training.train import train
 
-        out = args.out or str(Path("results") / "runs" / config.run_id)
+        out = args.out or str(records.default_results_dir() / "runs" / config.run_id)
         try:
             if args.take_over_locks is not None:
                 taken = records.take_over_stale_lock(out, args.take_over_locks)
@@ -202,6 +205,10 @@ def main(argv=None):
         except (OSError, NonFiniteLoss) as exc:
             _fail("train", exc, status=1)
         return 0 if metrics.get("status") == "completed" else 1
+    if args.command in ("sweep", "report") and args.results is None:
+        from .records import default_results_dir
+
+        args.results = str(default_results_dir())
     if args.command == "sweep":
         from .sweep import SweepError, main_sweep
 

@@ -76,6 +76,21 @@ def test_report_cli_passes_that_choice_to_build_report(tmp_path, monkeypatch):
     assert seen == [None, ROOT / "README.md"]
 
 
+def test_sweep_and_report_default_to_the_checkouts_results_whatever_the_working_directory(tmp_path, monkeypatch):
+    from convmixer import report
+
+    # the committed runs of the reference report's row are found from another folder: nothing to run
+    proc = subprocess.run([sys.executable, "-m", "convmixer", "sweep", str(ROOT / "grids" / "cpu-reference-row.yaml"),
+                           "--dry-run"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("plan: 3 runs: 3 done (skipped)") and not (tmp_path / "results").exists()
+    seen = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "build_report", lambda **kwargs: seen.append(kwargs) or Path(kwargs["out"]))
+    assert main(["report", "--out", str(tmp_path / "index.html")]) == 0
+    assert Path(seen[0]["results"]) == ROOT / "results" and seen[0]["readme"] == "auto"
+
+
 def test_a_report_on_other_results_never_overwrites_the_committed_report(tmp_path, monkeypatch, capsys):
     import shutil
 
