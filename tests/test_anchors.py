@@ -62,10 +62,11 @@ def test_the_reference_reports_own_kernel_and_patch_differences_are_set_beside_o
         "The reference report's kernel 5 → 9 at patch 1 (5 epochs): -1.24 points there (one run each), +0.50 here "
         "(setup A, one run each). An illustration, not a test.",
         "The reference report's patch 1 → 4 at kernel 9 (5 epochs): -10.62 points there (one run each), -9.00 here "
-        "(setup A, 1 run against the mean of 3). An illustration, not a test."]
+        "(setup A, 1 run → mean of 3 runs). An illustration, not a test."]
     # rows from two setups of ours are not set against each other, and an unrun row gives nothing
-    other = fake_runs(seeds(CHEAPEST, [0.71, 0.72]) + seeds(p1k9, [0.805], batch_size=64))
-    assert reference_differences(anchors.like_for_like(other, load_reference())) == []
+    other = fake_runs(seeds(CHEAPEST, [0.71, 0.72]) + seeds(p1k9, [0.805], dataset_fingerprint="sha256:other"))
+    rows = anchors.like_for_like(other, load_reference())
+    assert {r["setup"] for r in rows if r["n"]} == {"A", "B"} and reference_differences(rows) == []
 
 
 @pytest.mark.parametrize("ours,published,word", [
@@ -297,6 +298,11 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     # each block is the mean of its epochs' differences, not one epoch of it
     ramp = {**curve, "gaps": {e: (-float(e), 0.0) for e in range(1, 26)}}
     assert "test accuracy -3.00, -8.00, -13.00, -18.00, -23.00 points;" in curves.curve_sentences(ramp)[0]
+    # a tail shorter than a block joins the block before it, never a one-epoch "average"
+    short = {**ramp, "gaps": {e: ramp["gaps"][e] for e in range(1, 12)}}
+    assert "averaged over epochs 1-5 and 6-11: test accuracy -3.00, -8.50 points;" in curves.curve_sentences(short)[0]
+    one = {**ramp, "gaps": {1: (-1.0, 0.0)}}
+    assert "ours minus the log, at epoch 1: test accuracy -1.00 points;" in curves.curve_sentences(one)[0]
     assert "Training minus test accuracy at the end: ours 1.81 points, the log's 1.81." in lines[0]
     assert "falls by up to 6.7 points from one epoch to the next (epoch 7 to 8): hence the averages." in lines[0]
     assert lines[1].startswith("The gap is already in the training accuracy (-3.00 points over the last 3 epochs")

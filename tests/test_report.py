@@ -99,7 +99,7 @@ def test_configurations_with_one_run_are_not_tested_only_illustrated():
             "+5.00 points (one run each).") in evidence
     # one run beside three: still no test, and the sentence says which mean has how many runs
     _, evidence, _ = verdict_of(kernel_runs({3: [0.50, 0.52, 0.51], 9: [0.40]}), "kernel")
-    assert "kernel 3 → 9 at patch 2: -11.00 points (1 run against the mean of 3)" in evidence
+    assert "kernel 3 → 9 at patch 2: -11.00 points (mean of 3 runs → 1 run)" in evidence
     # kernel and patch changed together: replicated, but the kernel effect cannot be separated
     confounded = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
                             for (k, p), accs in {(3, 2): [0.5, 0.51], (9, 4): [0.7, 0.71]}.items()
@@ -124,8 +124,19 @@ def test_a_configuration_with_one_run_leaves_the_test_and_is_named():
                                            (9, 4): [0.55]}.items() for s, a in enumerate(accs)])
     verdict, evidence, _ = verdict_of(runs, "patch")
     assert verdict == stats.NOT_TESTED
-    assert "patch 2 → 4 at kernel 9: -6.00 points (1 run against the mean of 3)" in evidence
+    assert "patch 2 → 4 at kernel 9: -6.00 points (mean of 3 runs → 1 run)" in evidence
     assert verdict_of(runs, "kernel")[0] == stats.CONSISTENT
+    # replicated cells that change kernel and patch together, once the lone run is left out: said so, and named
+    runs = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
+                      for (k, p), accs in {(3, 2): [0.50, 0.51, 0.52], (9, 4): [0.60, 0.62, 0.61],
+                                           (9, 2): [0.55]}.items() for s, a in enumerate(accs)])
+    evidence = verdict_of(runs, "kernel")[1]
+    assert ("kernel 3 → 9: not estimable (the design changes patch together with it, once the configurations with "
+            "one run are left out): inconclusive; left out, with fewer than 2 seeds: kernel 9 at patch 2 (1 run)"
+            ) in evidence
+    # a run without an accuracy leaves its configuration's other runs in the test
+    verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.60, 0.62, float("nan")]}), "kernel")
+    assert verdict == stats.CONSISTENT and "5 runs" in evidence
 
 
 def test_nan_accuracies_are_left_out():
@@ -428,7 +439,7 @@ def test_the_first_screen_says_each_verdict_with_its_effect_interval_and_regime(
     kernel_panel = panels[1]
     assert kernel_panel["title"] == "2. Kernel 3 → 9" and kernel_panel["sign"] == 1
     ours = [r for r in kernel_panel["rows"] if not r["published"]]
-    assert [r["label"] for r in ours] == ["B: 6 ep seed", "A: 2 ep seed"] and [r["lead"] for r in ours] == [True, False]
+    assert [r["label"] for r in ours] == ["B: 6 ep Keras-example", "A: 2 ep Keras-example"] and [r["lead"] for r in ours] == [True, False]
     assert ours[0]["effect"] == pytest.approx(claim["effect"], abs=1e-4)
     assert ours[0]["ci_low"] < ours[0]["effect"] < ours[0]["ci_high"]
     paper = [r for r in kernel_panel["rows"] if r["published"]]
@@ -540,7 +551,10 @@ def test_analysis_on_real_runs(results_dir):
     assert (runs["status"] == "completed").sum() == len(CONFIGS)
     v = verdicts.verdicts(runs)
     assert len(v) == len(verdicts.CLAIMS)
-    assert v.iloc[1]["verdict"] != stats.NOT_TESTED  # both kernels ran on both patch lines
+    # the kernel is tested on the patch-2 line (2 seeds each); patch 4's single runs leave the patch claim
+    # untested, shown as an illustration
+    assert v.iloc[1]["verdict"] != stats.NOT_TESTED and v.iloc[1]["tests"][0]["left_out"] == [(3, 4, 1), (5, 4, 1)]
+    assert v.iloc[2]["verdict"] == stats.NOT_TESTED and "Illustration only" in v.iloc[2]["evidence"]
     table = tables.comparison_table(runs, load_reference())
     ours = table[table["n"] > 0].set_index(["patch", "kernel"])["n"].to_dict()
     assert ours == {(2, 3): 2, (2, 5): 2, (4, 3): 1, (4, 5): 1}

@@ -83,6 +83,8 @@ def curve_sentences(curve: dict) -> list[str]:
     gaps, n, held_out = curve["gaps"], len(curve["ours"]), f"{curve['held_out']} accuracy"
     last = max(gaps)
     blocks = [(a, min(a + CURVE_BLOCK - 1, last)) for a in range(1, last + 1, CURVE_BLOCK)]
+    if len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] + 1 < CURVE_BLOCK:  # a short tail joins the block before
+        blocks[-2:] = [(blocks[-2][0], last)]
     data = " on the JPEG copy" if all(o["jpeg"] for o in curve["ours"]) else ""
     images = " (on other 5,000 images than the log's)" if curve["held_out"] == "validation" else ""
     spans = join_words([f"{a}-{b}" if b > a else str(a) for a, b in blocks])
@@ -95,7 +97,7 @@ def curve_sentences(curve: dict) -> list[str]:
     steps = np.diff(curve["log_held_out"][:last]) if last > 1 else np.zeros(1)
     drop, at = float(max(0.0, -np.min(steps))), int(np.argmin(steps)) + 1  # the fall from epoch ``at`` to at + 1
     out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}), ours minus "
-           f"the log, averaged over epochs {spans}: {held_out}{images} {means(0)} points; accuracy on the "
+           f"the log, {f'averaged over epochs {spans}' if last > 1 else 'at epoch 1'}: {held_out}{images} {means(0)} points; accuracy on the "
            f"augmented training images {means(1)} points (ours {ours_train:.2f}%, the log's {log_train:.2f}%, at "
            f"the end). Training minus {held_out} at the end: ours {ours_train - ours_held_out:.2f} points, the "
            f"log's {log_train - log_held_out:.2f}."

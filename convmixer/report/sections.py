@@ -29,7 +29,8 @@ from .tables import (architecture_contrasts_table, architectures_table, like_for
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
                    reference_differences, reference_report_observations, reproduction_sentences, scope,
                    setup_facts)
-from .verdicts import CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason, schedule_end
+from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason,
+                       schedule_end, untested_reason)
 from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, short_regime
 
 
@@ -40,7 +41,7 @@ def _budget(setup_runs: pd.DataFrame) -> str:
 def short_setup(setup_runs: pd.DataFrame, model: bool = True) -> str:
     """A setup's budget in a few words, for figure labels: model, epochs, recipe and a training subset."""
     first = setup_runs.iloc[0]
-    text = f"{first['epochs']} ep {first['recipe']}"
+    text = f"{first['epochs']} ep {recipe_name(first['recipe'])}"
     if not pd.isna(first.get("train_subset")) and not pd.isna(first.get("train_images")):
         text += f", {int(first['train_images']) / 1000:g}k img"
     return (f"{first['width']}/{first['depth']}, " if model else "") + text
@@ -157,7 +158,7 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dic
             low, high = next(iter(contrasts))
             title = f"{number}. {short_axis(axis).capitalize()} {low} → {high}"
         panels.append({"title": title, "sign": claim["sign"], "rows": rows, "xlabel": "accuracy change (points)",
-                       "empty": f"not tested: {no_trend_reason(runs, axis)}"})
+                       "empty": f"not tested: {untested_reason(runs, axis)}"})
     return panels
 
 

@@ -110,7 +110,7 @@ def _replicated(frame: pd.DataFrame) -> pd.Series:
     return sizes >= stats.MIN_RUNS_PER_MODEL
 
 
-def _untested_reason(runs: pd.DataFrame, axis: str) -> str:
+def untested_reason(runs: pd.DataFrame, axis: str) -> str:
     """Why ``claim_tests`` found nothing to test along ``axis``."""
     if any(_inference_frame(sub)[axis].nunique() >= 2 for sub in comparable_groups(runs).values()):
         return (f"no setup has two or more {short_axis(axis)} sizes with at least {stats.MIN_RUNS_PER_MODEL} seeds "
@@ -133,7 +133,8 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
         if frame[kept][axis].nunique() < 2:
             continue
         left_out = frame[~kept].groupby([axis, other]).size()
-        sub, frame = sub[kept.to_numpy()], frame[kept].reset_index(drop=True)
+        frame = frame[kept].reset_index(drop=True)
+        sub = sub[sub["path"].isin(frame["path"])]  # frame has dropped runs without an accuracy
         result = stats.axis_test(frame, axis, other, per_image_correct(frame["path"]))
         end = schedule_end(sub)
         tests.append({"setup": label, "regime": regime(sub), "n_runs": len(frame), "annealed": end["annealed"],
@@ -150,12 +151,13 @@ def claim_tests(runs: pd.DataFrame, claim: dict) -> list[dict]:
     return tests
 
 
-def illustrations(runs: pd.DataFrame, claim: dict) -> list[dict]:
-    """What a setup that ``claim_tests`` cannot test shows along the claim's axis: at each level of the other axis
-    that has two or more of its levels, the mean accuracy at the largest minus at the smallest, with how many
-    runs each mean has. No test: a configuration with one run has no spread of its own."""
+def illustrations(runs: pd.DataFrame, claim: dict, tests: list[dict]) -> list[dict]:
+    """What a setup that ``claim_tests`` left untested (``tests``: its result) shows along the claim's axis: at
+    each level of the other axis that has two or more of its levels, the mean accuracy at the largest minus at
+    the smallest, with how many runs each mean has. No test: a configuration with one run has no spread of its
+    own."""
     axis, other = claim["axis"], other_axis(claim["axis"])
-    tested = {t["setup"] for t in claim_tests(runs, claim)}
+    tested = {t["setup"] for t in tests}
     out = []
     for label, sub in comparable_groups(runs).items():
         frame = _inference_frame(sub)
@@ -174,9 +176,9 @@ def illustrations(runs: pd.DataFrame, claim: dict) -> list[dict]:
 
 def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
     tests = claim_tests(runs, claim)
-    shown = wording.illustration_sentence(claim["axis"], illustrations(runs, claim))
+    shown = wording.illustration_sentence(claim["axis"], illustrations(runs, claim, tests))
     if not tests:
-        return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {_untested_reason(runs, claim['axis'])}." + shown,
+        return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {untested_reason(runs, claim['axis'])}." + shown,
                 "regime": None, "setups": [], "tests": []}
     lead = tests[0]
     evidence = wording.axis_evidence(claim["axis"], tests).split("\n")
@@ -437,6 +439,8 @@ def _json_test(t: dict) -> dict:
            "effect": _json_number(r.get("effect")), "ci_low": _json_number(r.get("ci_low")),
            "ci_high": _json_number(r.get("ci_high")), "p": _json_number(r.get("p")),
            "p_holm": _json_number(t["p_holm"]), "df": _json_number(r.get("df")), "n_runs": int(t["n_runs"])}
+    if "left_out" in t:  # configurations with one run, which the test leaves out: [axis level, other level, runs]
+        out["left_out"] = [list(cell) for cell in t["left_out"]]
     return out | {k: clean(t[k]) for k in MATCHING_FIELDS if k in t}
 
 

@@ -16,9 +16,9 @@ from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL, NOT_TESTED
 VERDICT_RULE = (
     "Each setup (runs that differ only in kernel size, patch size and seed) is one unit of evidence. Its runs' "
     "test accuracies (percent) are fitted by ordinary least squares, accuracy ~ C(kernel) + C(patch), with a seed "
-    "block where every seed ran in every cell (statsmodels); only configurations with at least 2 seeds enter, "
-    "since a configuration with one run has no spread of its own (its differences are shown as an illustration, "
-    "with no test). A claim's effect in a setup is the difference between "
+    f"block where every seed ran in every cell (statsmodels); only configurations with at least {MIN_RUNS_PER_MODEL} "
+    "seeds enter, since a configuration with one run has no spread of its own (a test names those it leaves out; "
+    "a setup left untested shows its differences as an illustration, with no test). A claim's effect in a setup is the difference between "
     "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
     "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
     "sampling noise (every run is scored on the same test images; method of moments on the per-image "
@@ -84,17 +84,20 @@ def regime_text(reference: str, first, cells: pd.DataFrame) -> str:
 def test_line(t: dict, axis: str) -> str:
     r = t["result"]
     head = f"setup {t['setup']} ({t['regime']}; {t['schedule_end']}): "
+    left_out = ""
+    if t.get("left_out"):
+        left_out = (f"; left out, with fewer than {MIN_RUNS_PER_MODEL} seeds: " + ", ".join(
+            f"{short_axis(axis)} {a} at {short_axis(other_axis(axis))} {o} ({n} run{'s' if n != 1 else ''})"
+            for a, o, n in t["left_out"]))
     if r is None:
-        return head + (f"{short_axis(axis)} {t['low']} → {t['high']}: not estimable (no seed replicates, so the "
-                       f"noise is unknown, or the design changes {short_axis(other_axis(axis))} together with it): "
-                       f"{t['verdict']}")
+        return head + (f"{short_axis(axis)} {t['low']} → {t['high']}: not estimable (the design changes "
+                       f"{short_axis(other_axis(axis))} together with it"
+                       + (", once the configurations with one run are left out" if left_out else "")
+                       + f"): {t['verdict']}{left_out}")
     text = (head + f"{short_axis(axis)} {r['low']} → {r['high']}: {r['effect']:+.2f} points "
             f"(95% CI {r['ci_low']:+.2f} to {r['ci_high']:+.2f}; p = {r['p']:.2g}, Holm-adjusted {t['p_holm']:.2g}; "
             f"{r['df']:.0f} df; noise from {r.get('noise', 'seeds only')}; {r['n_runs']} runs): {t['verdict']}")
-    if t.get("left_out"):
-        text += (f"; left out, with fewer than {MIN_RUNS_PER_MODEL} seeds: " + ", ".join(
-            f"{short_axis(axis)} {a} at {short_axis(other_axis(axis))} {o} ({n} run{'s' if n != 1 else ''})"
-            for a, o, n in t["left_out"]))
+    text += left_out
     if r.get("steps"):
         steps = "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})"
                           for s in r["steps"])
@@ -178,12 +181,11 @@ def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word:
 
 
 def runs_against(n_low: int, n_high: int) -> str:
-    """How many runs each side of a difference has, in words: "one run each", "1 run against the mean of 3"."""
+    """How many runs each side of a difference (low → high) has, in words: "one run each", "mean of 3 runs → 1
+    run"."""
     if n_low == n_high == 1:
         return "one run each"
-    if 1 in (n_low, n_high):
-        return f"1 run against the mean of {max(n_low, n_high)}"
-    return f"means of {n_low} and {n_high} runs"
+    return " → ".join("1 run" if n == 1 else f"mean of {n} runs" for n in (n_low, n_high))
 
 
 def illustration_sentence(axis: str, items: list[dict]) -> str:

@@ -53,7 +53,8 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
             from ..data import resolve_source
 
             os.environ["CONVMIXER_DATA"] = resolve_source(None)
-        check_data_paths(configs)
+        if scheduler is None:  # a cluster's workers check their own access (run_on_dask's probe)
+            check_data_paths(configs)
         planned = plan(configs, results, take_over_after)
         replace = {p.config.run_id for p in planned if force and p.state == "done"}
         print_plan(planned, stream, replace)

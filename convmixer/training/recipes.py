@@ -216,37 +216,37 @@ def learning_rate_at(recipe: Recipe, t: float, epochs: int) -> float:
 # One row per difference; README and the report render this table.
 DIFFERENCES = [
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "optimizer",
         "original": "tfa.optimizers.AdamW(lr=1e-3, weight_decay=1e-4): decay not multiplied by lr",
         "here": "keras.optimizers.AdamW(lr=1e-3, weight_decay=1e-4/1e-3=0.1): same update, TF Addons is end-of-life",
     },
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "augmentation",
         "original": "RandomCrop(32, 32) + RandomFlip('horizontal')",
         "here": "horizontal flip only: RandomCrop(32, 32) on 32x32 images returns them unchanged (a no-op)",
     },
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "randomness",
         "original": "Keras layer RNG for flips, tf.data shuffle with a buffer of 10 batches",
         "here": "flips and a full permutation drawn per epoch from numpy (seed, epoch): a resumed run equals an uninterrupted one",
     },
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "validation split",
         "original": "the first 5,000 training images in canonical order",
         "here": "a seeded, class-stratified 5,000 (the offline JPEG copy is grouped by class, so its first 5,000 are one class)",
     },
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "model selection",
         "original": "ModelCheckpoint(save_best_only, val_accuracy), then test accuracy of that checkpoint",
         "here": "same: test accuracy of the epoch with the best validation accuracy (45,000/5,000 seeded split)",
     },
     {
-        "recipe": "seed",
+        "recipe": "Keras-example (seed)",
         "aspect": "BatchNorm and initialisation",
         "original": "Keras defaults: BatchNorm momentum 0.99, epsilon 1e-3; Keras initialisers",
         "here": (
@@ -255,16 +255,16 @@ DIFFERENCES = [
         ),
     },
     {
-        "recipe": "seed, keras-io row",
+        "recipe": "Keras-example (seed), keras-io row",
         "aspect": "optimizer",
         "original": "keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4) in Keras 3: decay multiplied by lr",
-        "here": "the same call: the seed recipe with recipe_overrides {weight_decay_scaled_by_lr: true}",
+        "here": "the same call: the Keras-example recipe with recipe_overrides {weight_decay_scaled_by_lr: true}",
     },
     {
-        "recipe": "seed, keras-io row",
+        "recipe": "Keras-example (seed), keras-io row",
         "aspect": "everything else",
-        "original": "as the seed recipe's original (10 epochs, first 5,000 images for validation, Keras BatchNorm)",
-        "here": "as the seed recipe here: stratified 5,000, PyTorch's BatchNorm settings, flip only, numpy draws",
+        "original": "as the Keras-example recipe's original (10 epochs, first 5,000 images for validation, Keras BatchNorm)",
+        "here": "as the Keras-example recipe here: stratified 5,000, PyTorch's BatchNorm settings, flip only, numpy draws",
     },
 ]
 
