@@ -195,9 +195,9 @@ def claims_payload(runs: pd.DataFrame) -> dict:
     return payload
 
 
-def build_report(results="results", out=None, *, notebook=None, executed_copy=False,
+def build_report(results=None, out=None, *, notebook=None, executed_copy=False,
                  readme=None, log=None) -> Path:
-    """Execute the report notebook on ``results`` and write the HTML report to ``report_path(results, out)``.
+    """Execute the report notebook on ``results`` (default: ``records.default_results_dir()``) and write the HTML report to ``report_path(results, out)``.
 
     ``claims.json`` (``verdicts.claims_json``: the verdicts as data) is written
     next to the HTML; the HTML's path is returned. The executed notebook is
@@ -217,7 +217,7 @@ def build_report(results="results", out=None, *, notebook=None, executed_copy=Fa
     """
     import papermill as pm
 
-    results = Path(results).resolve()
+    results = Path(results or records.default_results_dir()).resolve()
     if readme is not None:
         auto = readme == "auto"
         readme = results.parent / "README.md" if auto else Path(readme).resolve()

@@ -77,9 +77,10 @@ def read_run(run_dir) -> dict:
     return row
 
 
-def load_runs(results_dir="results") -> pd.DataFrame:
-    """All run folders of ``results_dir/runs`` (one row each, sorted by run id); empty if none."""
-    runs_dir = Path(results_dir) / "runs"
+def load_runs(results_dir=None) -> pd.DataFrame:
+    """All run folders of ``results_dir/runs`` (default: ``records.default_results_dir()``; one row each, sorted
+    by run id); empty if none."""
+    runs_dir = Path(results_dir or records.default_results_dir()) / "runs"
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
     frame = pd.DataFrame([read_run(p) for p in folders], columns=COLUMNS)
     return mark_duplicates(frame.sort_values("run_id", kind="stable").reset_index(drop=True))

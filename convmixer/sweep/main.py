@@ -13,7 +13,7 @@ from .grids import SweepError, load_grid
 from .plan import print_plan, check_clean_tree, check_data_paths, check_data_sources, plan, tidy_done_runs
 
 
-def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", stream=sys.stdout,
+def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results=None, stream=sys.stdout,
                allow_dirty=False, scheduler=None, dashboard=False, take_over_after=None) -> int:
     """Run a grid; exit status 0 when every run is complete, 1 when any failed.
 
@@ -21,7 +21,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
     ``scheduler`` ("tcp://HOST:PORT"): a running Dask cluster (sweep/cluster.py);
     ``dashboard``: the local cluster of ``jobs`` > 1 serves Dask's dashboard on 127.0.0.1;
     ``take_over_after`` (``--take-over-locks``): take over another host's run lock not refreshed
-    for that many seconds (``records.take_over_stale_lock``).
+    for that many seconds (``records.take_over_stale_lock``). ``results``: default ``records.default_results_dir()``.
     """
     from .tasks import FORWARDED_ENV, restored_environment
 
@@ -48,7 +48,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results="results", s
                              "run the sweep from a clone of the repository")
         configs = load_grid(grid)
         # Absolute paths: the notebook kernels must find the same folders and data as this process.
-        results = Path(results).resolve()
+        results = Path(results or records.default_results_dir()).resolve()
         if os.environ.get("CONVMIXER_DATA"):
             from ..data import resolve_source
 
