@@ -57,6 +57,10 @@ def test_the_reference_reports_own_kernel_and_patch_differences_are_set_beside_o
     p1k5, p1k9 = dict(CHEAPEST, patch_size=1, kernel_size=5), dict(CHEAPEST, patch_size=1, kernel_size=9)
     runs = fake_runs(seeds(CHEAPEST, [0.71, 0.72, 0.715]) + seeds(p1k5, [0.80]) + seeds(p1k9, [0.805]))
     lines = reference_differences(anchors.like_for_like(runs, load_reference()))
+    from convmixer.report.text import reproduction_sentences
+    assert ("ConvMixer-256/8 p1 k5, Keras-example recipe, 5 epochs (setup A): no verdict (one seed). Ours 80.00% over "
+            "1 seed; the reference report's single run 82.48% (ours -2.48 points).") in reproduction_sentences(
+        anchors.like_for_like(runs, load_reference()))
     # 82.48 -> 81.24 and 81.24 -> 70.62 in reference.yaml; the p1 k5 / p4 k9 pair changes both and is left out
     assert lines == [
         "The reference report's kernel 5 → 9 at patch 1 (5 epochs): -1.24 points there (one run each), +0.50 here "
