@@ -163,6 +163,6 @@ def test_the_block_leads_with_the_paper_scale_then_the_table_and_the_claims(tmp_
     results = tmp_path / "results"
     write_run(results, 3, 2, 0, 0.50)
     block = results_markdown(load_runs(results), load_reference())
-    assert block.startswith("1 completed ConvMixer run in 1 setup; only runs of one setup are compared:")
+    assert block.startswith("1 completed ConvMixer run in 1 setup; the claims' tests and trends use runs of one setup only:")
     order = [block.index(s) for s in ("At the paper's model size", "| setup | patch |", "Claims (verdicts")]
     assert order == sorted(order)

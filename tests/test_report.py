@@ -134,6 +134,14 @@ def test_a_configuration_with_one_run_leaves_the_test_and_is_named():
     assert ("kernel 3 → 9: not estimable (the design changes patch together with it, once the configurations with "
             "one run are left out): inconclusive; left out, with fewer than 2 seeds: kernel 9 at patch 2 (1 run)"
             ) in evidence
+    # a setup whose configurations change kernel only together with patch is named, not passed over
+    runs = fake_runs([{"kernel_size": k, "patch_size": p, "seed": s, "test_accuracy": a}
+                      for (k, p), accs in {(3, 2): [0.50, 0.51, 0.52], (9, 4): [0.60]}.items()
+                      for s, a in enumerate(accs)])
+    verdict, evidence, _ = verdict_of(runs, "kernel")
+    assert verdict == stats.NOT_TESTED and evidence.endswith(
+        "Neither tested nor illustrated: setup A, ConvMixer-16/1 after 2 epochs of the Keras-example recipe on "
+        "synthetic data (1-3 seeds per configuration), changes kernel only together with patch.")
     # a run without an accuracy leaves its configuration's other runs in the test
     verdict, evidence, _ = verdict_of(kernel_runs({3: [0.50, 0.51, 0.52], 9: [0.60, 0.62, float("nan")]}), "kernel")
     assert verdict == stats.CONSISTENT and "5 runs" in evidence

@@ -190,14 +190,15 @@ def claims_payload(runs: pd.DataFrame) -> dict:
     payload = claims_json(runs)
     # Every published single run, like for like (anchors.like_for_like); a cost is not a claim, so it stays out.
     payload["reproductions"] = [{k: (finite(v) if isinstance(v, float) else v) for k, v in r.items()
-                                 if k not in ("cost", "planned")}
+                                 if k not in ("cost", "planned", "seeds_planned")}
                                 for r in like_for_like(runs, load_reference())]
     return payload
 
 
 def build_report(results=None, out=None, *, notebook=None, executed_copy=False,
                  readme=None, log=None) -> Path:
-    """Execute the report notebook on ``results`` (default: ``records.default_results_dir()``) and write the HTML report to ``report_path(results, out)``.
+    """Execute the report notebook on ``results`` (default: ``records.default_results_dir()``) and write the HTML
+    report to ``report_path(results, out)``.
 
     ``claims.json`` (``verdicts.claims_json``: the verdicts as data) is written
     next to the HTML; the HTML's path is returned. The executed notebook is

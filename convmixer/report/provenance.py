@@ -51,7 +51,11 @@ def provenance(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def recipes_table() -> pd.DataFrame:
     """The named recipes side by side (one column per recipe), including the Keras weight decay used."""
     # Columns by the report's names; the "name" row is the code's, as grids and records spell it.
-    table = {recipe_name(name): {**dataclasses.asdict(r), "keras AdamW weight_decay": r.keras_weight_decay}
+    # The official augmentation's strengths mean nothing to a recipe that only flips.
+    unused = {"crop_scale", "randaugment_n", "randaugment_m", "jitter", "erasing_p"}
+    table = {recipe_name(name): {**{k: ("— (flip only)" if r.augmentation == "flip" and k in unused else v)
+                                    for k, v in dataclasses.asdict(r).items()},
+                                 "keras AdamW weight_decay": r.keras_weight_decay}
              for name, r in RECIPES.items()}
     frame = pd.DataFrame(table).rename(index={"name": "name in grids and records"})
     return frame.rename_axis("field").reset_index().astype(str)

@@ -60,7 +60,7 @@ def results_markdown(runs: pd.DataFrame, reference: dict, bench_folder=None) -> 
                      f"setup{'s' if n_setups != 1 else ''}"
                      + (f" (and {others} run{'s' if others != 1 else ''} of the baselines for claim 1)" if others
                         else "")
-                     + "; only runs of one setup are compared:")
+                     + "; the claims' tests and trends use runs of one setup only:")
         lines.append("")
         lines += [f"- **{label}**: {facts}" for label, facts in setup_facts(runs)]
     rows = like_for_like(runs, reference, bench_folder, planned=planned_settings(GRIDS_DIR))

@@ -116,7 +116,8 @@ def reproduction_sentences(rows: list[dict]) -> list[str]:
             + f"): {r['verdict']}. Ours {r['mean']:.2f}% over {r['n']} "
             f"seed{'s' if r['n'] != 1 else ''}" + (f" (95% prediction interval for one run {r['pi_low']:.2f}-"
                                                   f"{r['pi_high']:.2f}%)" if r["n"] > 1 else "")
-            + f"; the reference report's single run {r['published']:.2f}% (ours {r['difference']:+.2f} points)."
+            + f"; the reference report's single run {r['published']:.2f}% (ours {r['difference']:+.2f} points)"
+            + (f"; {r['seeds_planned']}" if r.get("seeds_planned") else "") + "."
             for r in rows if r["source"] == "reference_report" and r["n"] > 0]
 
 

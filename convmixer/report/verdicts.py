@@ -46,8 +46,15 @@ def schedule_end(setup_runs: pd.DataFrame) -> dict:
     lr_zero = all(lr is not None and abs(lr) < 1e-6 for lr in setup_runs["final_lr"])
     train = [100 * a for a in setup_runs["final_train_accuracy"] if a is not None]
     epochs = int(setup_runs["epochs"].min()) if len(setup_runs) else 0
-    train_pct = float(np.mean(train)) if train else float("nan")
-    test_pct = float(100 * pd.to_numeric(setup_runs["test_accuracy"], errors="coerce").mean())
+    # Means of the configurations' means: a configuration with more seeds does not outweigh the others.
+    cells = pd.DataFrame({
+        "train": pd.to_numeric(setup_runs["final_train_accuracy"], errors="coerce"),
+        "test": pd.to_numeric(setup_runs["test_accuracy"], errors="coerce"),
+        **{k: setup_runs[k].astype(str) for k in ("kernel_size", "patch_size", "architecture") if k in setup_runs}})
+    keys = [k for k in ("kernel_size", "patch_size", "architecture") if k in cells]
+    means = cells.groupby(keys, dropna=False)[["train", "test"]].mean() if keys else cells[["train", "test"]]
+    train_pct = float(100 * means["train"].mean()) if train else float("nan")
+    test_pct = float(100 * means["test"].mean())
     text = (f"the end of a one-cycle schedule at a fixed budget of {epochs} epochs (learning rate annealed to 0)"
             if lr_zero else f"stopped after {epochs} epochs with the learning rate above 0 (not annealed)")
     if train:
@@ -174,9 +181,20 @@ def illustrations(runs: pd.DataFrame, claim: dict, tests: list[dict]) -> list[di
     return out
 
 
+def _confounded(runs: pd.DataFrame, claim: dict, tests: list[dict], items: list[dict]) -> list[tuple[str, str]]:
+    """(label, regime) of the setups with two or more levels of the claim's axis that are neither tested nor
+    illustrated: each changes the axis only together with the other one."""
+    axis = claim["axis"]
+    seen = {t["setup"] for t in tests} | {i["setup"] for i in items}
+    return [(label, regime(sub)) for label, sub in comparable_groups(runs).items()
+            if label not in seen and _inference_frame(sub)[axis].nunique() >= 2]
+
+
 def _axis_verdict(runs: pd.DataFrame, claim: dict) -> dict:
     tests = claim_tests(runs, claim)
-    shown = wording.illustration_sentence(claim["axis"], illustrations(runs, claim, tests))
+    items = illustrations(runs, claim, tests)
+    shown = wording.illustration_sentence(claim["axis"], items) + wording.confounded_sentence(
+        claim["axis"], _confounded(runs, claim, tests, items))
     if not tests:
         return {"verdict": stats.NOT_TESTED, "evidence": f"Not tested: {untested_reason(runs, claim['axis'])}." + shown,
                 "regime": None, "setups": [], "tests": []}

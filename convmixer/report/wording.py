@@ -203,6 +203,12 @@ def illustration_sentence(axis: str, items: list[dict]) -> str:
             + ".")
 
 
+def confounded_sentence(axis: str, setups: list[tuple[str, str]]) -> str:
+    """``verdicts._confounded`` as one sentence ("" when there are none): setups a reader would otherwise miss."""
+    return "".join(f" Neither tested nor illustrated: setup {label}, {regime}, changes {short_axis(axis)} only together "
+                   f"with {short_axis(other_axis(axis))}." for label, regime in setups)
+
+
 def axis_evidence(axis: str, tests: list[dict]) -> str:
     """An axis claim's evidence: a summary line (the lead setup's verdict, effect and interval, and the other
     regimes' words; the README shows it), then every setup's test."""
