@@ -324,6 +324,8 @@ def test_ours_per_epoch_against_the_log_names_the_gaps_and_places_them_only_beyo
     # each block is the mean of its epochs' differences, not one epoch of it
     ramp = {**curve, "gaps": {e: (-float(e), 0.0) for e in range(1, 26)}}
     assert "test accuracy -3.00, -8.00, -13.00, -18.00, -23.00 points;" in curves.curve_sentences(ramp)[0]
+    assert ("The largest single-epoch difference in test accuracy is -25.00 points, at epoch 25 (the log's 92.60%)."
+            in curves.curve_sentences(ramp)[0])
     # a tail shorter than a block joins the block before it, never a one-epoch "average"
     short = {**ramp, "gaps": {e: ramp["gaps"][e] for e in range(1, 12)}}
     assert "averaged over epochs 1-5 and 6-11: test accuracy -3.00, -8.50 points;" in curves.curve_sentences(short)[0]

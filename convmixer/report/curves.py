@@ -95,6 +95,7 @@ def curve_sentences(curve: dict) -> list[str]:
     ours_held_out = float(np.mean([o["held_out"][last - 1] for o in curve["ours"]]))
     log_train, log_held_out = curve["log_train"][last - 1], curve["log_held_out"][last - 1]
     steps = np.diff(curve["log_held_out"][:last]) if last > 1 else np.zeros(1)
+    worst = max(gaps, key=lambda e: abs(gaps[e][0]))  # one epoch can carry a block's mean (keras-io's first)
     drop, at = float(max(0.0, -np.min(steps))), int(np.argmin(steps)) + 1  # the fall from epoch ``at`` to at + 1
     out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}), ours minus "
            f"the log, {f'averaged over epochs {spans}' if last > 1 else 'at epoch 1'}: {held_out}{images} {means(0)} points; accuracy on the "
@@ -102,7 +103,9 @@ def curve_sentences(curve: dict) -> list[str]:
            f"the end). Training minus {held_out} at the end: ours {ours_train - ours_held_out:.2f} points, the "
            f"log's {log_train - log_held_out:.2f}."
            + (f" The log is one run, whose {held_out} falls by up to {drop:.1f} points from one epoch to the "
-              f"next (epoch {at} to {at + 1}): hence the averages." if drop > 0 else "")]
+              f"next (epoch {at} to {at + 1}): hence the averages." if drop > 0 else "")
+           + (f" The largest single-epoch difference in {held_out} is {gaps[worst][0]:+.2f} points, at epoch {worst} "
+              f"(the log's {curve['log_held_out'][worst - 1]:.2f}%)." if last > 1 else "")]
     window = [e for e in gaps if e > last - LAST_EPOCHS]
     held_out_gap = float(np.mean([gaps[e][0] for e in window]))
     train_gap = float(np.mean([gaps[e][1] for e in window]))
