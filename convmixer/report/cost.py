@@ -104,7 +104,8 @@ def timings_by_setup(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         images = pd.to_numeric(sub["train_images"], errors="coerce").max()
         row = {"setup": label,
                "model and budget": (f"ConvMixer-{first['width']}/{first['depth']}, "
-                                    f"{recipe_name(first['recipe'])} recipe, {first['epochs']} epochs, batch {first['batch_size']}"
+                                    f"{recipe_name(first['recipe'])} recipe, {first['epochs']} epochs, "
+                                    f"batch {first['batch_size']}"
                                     + ("" if pd.isna(images) else f", {int(images):,} images per epoch")),
                "device": device, "runs": len(sub)}
         for p, k in configs:

@@ -97,8 +97,9 @@ def curve_sentences(curve: dict) -> list[str]:
     steps = np.diff(curve["log_held_out"][:last]) if last > 1 else np.zeros(1)
     worst = max(gaps, key=lambda e: abs(gaps[e][0]))  # one epoch can carry a block's mean (keras-io's first)
     drop, at = float(max(0.0, -np.min(steps))), int(np.argmin(steps)) + 1  # the fall from epoch ``at`` to at + 1
+    over_blocks = f"averaged over epochs {spans}" if last > 1 else "at epoch 1"
     out = [f"Per epoch against {curve['source_name']} ({n} seed{'s' if n != 1 else ''} here{data}), ours minus "
-           f"the log, {f'averaged over epochs {spans}' if last > 1 else 'at epoch 1'}: {held_out}{images} {means(0)} points; accuracy on the "
+           f"the log, {over_blocks}: {held_out}{images} {means(0)} points; accuracy on the "
            f"augmented training images {means(1)} points (ours {ours_train:.2f}%, the log's {log_train:.2f}%, at "
            f"the end). Training minus {held_out} at the end: ours {ours_train - ours_held_out:.2f} points, the "
            f"log's {log_train - log_held_out:.2f}."

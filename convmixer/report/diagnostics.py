@@ -173,9 +173,9 @@ ASPECT_FIELDS = {"initialisation": ("initialisation",), "optimizer": ("adam_epsi
 
 def gap_sources(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> pd.DataFrame:
     """Where a gap to the official script's log can come from: the number of seeds, the data, then each known
-    difference of the official script as logged (``recipes.official_differences``), each with what these runs and tests show about it (a
-    diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured here"), then any
-    diagnostic of another recipe field. ``rows``: ``anchors.like_for_like``. Empty when the log has no
+    difference of the official script as logged (``recipes.official_differences``), each with what these runs and
+    tests show about it (a diagnostic's paired difference, an unfinished diagnostic, a test, or "not measured
+    here"), then any diagnostic of another recipe field. ``rows``: ``anchors.like_for_like``. Empty when the log has no
     completed run here."""
     logged = [r for r in rows if r["source"] == "official_logged" and r["n"] > 0]
     if not logged:

@@ -75,6 +75,7 @@ def regime(setup_runs: pd.DataFrame) -> str:
         data = "synthetic data"
     else:
         data = "CIFAR-10"
-    return f"{model_name(first)} after {first['epochs']} epochs of the {recipe_name(first['recipe'])} recipe{subset} on {data} ({seeds})"
+    recipe = recipe_name(first["recipe"])
+    return f"{model_name(first)} after {first['epochs']} epochs of the {recipe} recipe{subset} on {data} ({seeds})"
 
 

@@ -137,8 +137,8 @@ def reference_report_observations(reference: dict) -> list[str]:
             if b["reference_accuracy"] < a["reference_accuracy"]:
                 out.append(f"At {int(e)} epochs and patch {int(p)} its kernel {int(a['kernel_size'])} "
                            f"({a['reference_accuracy']:.2f}%) is above kernel {int(b['kernel_size'])} "
-                           f"({b['reference_accuracy']:.2f}%), against its own reading of the kernel claim (one run each, "
-                               "so not a test).")
+                           f"({b['reference_accuracy']:.2f}%), against its own reading of the kernel claim "
+                           "(one run each, so not a test).")
     for e, sub in ref.groupby("reference_epochs"):
         if len(sub) == 2 and sub["patch_size"].nunique() == 2 and sub["kernel_size"].nunique() == 2:
             a, b = sub.iloc[0], sub.iloc[1]
@@ -163,8 +163,8 @@ def reference_differences(rows: list[dict]) -> list[str]:
         low, high = sorted((a, b), key=lambda r: r[axis])
         out.append(f"The reference report's {short_axis(axis)} {low[axis]} → {high[axis]} at {short_axis(other)} "
                    f"{low[other]} ({low['epochs']} epochs): {high['published'] - low['published']:+.2f} points there "
-                   f"(one run each), {high['mean'] - low['mean']:+.2f} here (setup {low['setup']}, {runs_against(low['n'], high['n'])}). "
-                   "An illustration, not a test.")
+                   f"(one run each), {high['mean'] - low['mean']:+.2f} here (setup {low['setup']}, "
+                   f"{runs_against(low['n'], high['n'])}). An illustration, not a test.")
     return out
 
 

@@ -18,8 +18,8 @@ VERDICT_RULE = (
     "test accuracies (percent) are fitted by ordinary least squares, accuracy ~ C(kernel) + C(patch), with a seed "
     f"block where every seed ran in every cell (statsmodels); only configurations with at least {MIN_RUNS_PER_MODEL} "
     "seeds enter, since a configuration with one run has no spread of its own (a test names those it leaves out; "
-    "a setup left untested shows its differences as an illustration, with no test). A claim's effect in a setup is the difference between "
-    "the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
+    "a setup left untested shows its differences as an illustration, with no test). A claim's effect in a setup "
+    "is the difference between the largest and the smallest level of its axis, with a 95% confidence interval and a two-sided p-value that "
     "count the seeds' spread and, where every run kept its per-image test predictions, the test images' own "
     "sampling noise (every run is scored on the same test images; method of moments on the per-image "
     "differences, Welch-Satterthwaite degrees of freedom); the p-values of one claim's setups are Holm-adjusted "
@@ -205,8 +205,8 @@ def illustration_sentence(axis: str, items: list[dict]) -> str:
 
 def confounded_sentence(axis: str, setups: list[tuple[str, str]]) -> str:
     """``verdicts._confounded`` as one sentence ("" when there are none): setups a reader would otherwise miss."""
-    return "".join(f" Neither tested nor illustrated: setup {label}, {regime}, changes {short_axis(axis)} only together "
-                   f"with {short_axis(other_axis(axis))}." for label, regime in setups)
+    return "".join(f" Neither tested nor illustrated: setup {label}, {regime}, changes {short_axis(axis)} only "
+                   f"together with {short_axis(other_axis(axis))}." for label, regime in setups)
 
 
 def axis_evidence(axis: str, tests: list[dict]) -> str:
