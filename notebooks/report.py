@@ -45,7 +45,7 @@ show, table = html.show, html.table
 show(sections.first_screen(runs, reference, published_runs, verdict_table))
 
 # %%
-show(sections.verdict_details(runs, reference, verdict_table), sections.summary_rest(runs, reference, results_dir))
+show(sections.verdict_details(runs, reference, verdict_table), sections.summary_rest(runs, reference, published_runs, results_dir))
 
 # %% [markdown]
 # <a id="comparison"></a>

@@ -19,7 +19,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from convmixer import report
-from convmixer.report import build, cost, html, plots, provenance, sections, stats, tables, text, verdicts, wording
+from convmixer.report import anchors, build, cost, html, plots, provenance, sections, stats, tables, text, verdicts, wording
 from convmixer.report import runs as runs_module
 from convmixer.report.runs import COLUMNS, comparable_groups, load_reference, load_runs, prepare
 
@@ -253,15 +253,23 @@ def test_comparison_table_attaches_published_values_to_matching_runs():
     assert len(table) == len(ref["accuracy"])  # the matched published row is not repeated
 
 
-def test_published_comparison_names_a_like_for_like_row_only_when_one_was_run():
+def test_published_comparison_names_only_what_section_2_calls_like_for_like():
     ref = load_reference()
-    cheapest = dict(width=256, depth=8, patch_size=4, kernel_size=9)  # the reference report's 70.62% row, 5 epochs
-    like = text.published_comparison(fake_runs([{**cheapest, "epochs": 5, "test_accuracy": 0.6543}]), ref)
-    assert "Like for like" in like and "65.43%" in like and "70.62%" in like
-    other_budget = text.published_comparison(fake_runs([{**cheapest, "epochs": 4, "test_accuracy": 0.6543}]), ref)
-    assert "No run here matches" in other_budget and "Like for like" not in other_budget
-    assert "92.61-95.88% in the paper" in other_budget  # the published range, read from reference.yaml
-    assert text.published_comparison(fake_runs([{"status": "failed"}]), ref) == ""
+    # the reference report's 70.62% row: ConvMixer-256/8 p4 k9, 5 epochs of its recipe at batch 128
+    row = dict(width=256, depth=8, patch_size=4, kernel_size=9, epochs=5, batch_size=128, test_accuracy=0.6543)
+
+    def comparison(runs):
+        return text.published_comparison(runs, ref, anchors.like_for_like(runs, ref))
+
+    like = comparison(fake_runs([row]))
+    assert "Like for like (section 2)" in like and "65.43%" in like and "70.62%" in like
+    assert "Keras-example recipe, 5 epochs" in like and "the reference report measured" in like
+    # another budget, or another batch size, is not the published setting: section 2 does not match it either
+    for changed in ({"epochs": 4}, {"batch_size": 64}):
+        other = comparison(fake_runs([{**row, **changed}]))
+        assert "No run here trains a published run's setting" in other and "Like for like" not in other
+        assert "92.61-95.88% in the paper" in other  # the published range, read from reference.yaml
+    assert comparison(fake_runs([{"status": "failed"}])) == ""
 
 
 def test_setup_facts_say_data_budget_and_device_per_setup():

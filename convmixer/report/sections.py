@@ -262,15 +262,16 @@ def verdict_details(runs: pd.DataFrame, reference: dict | None = None, table: pd
     return "\n".join(parts)
 
 
-def summary_rest(runs: pd.DataFrame, reference: dict, results_dir=None) -> str:
-    """The summary below the first screen: what the report covers, then the rest folded."""
+def summary_rest(runs: pd.DataFrame, reference: dict, published: list[dict], results_dir=None) -> str:
+    """The summary below the first screen: what the report covers, then the rest folded (``published``:
+    ``anchors.like_for_like``)."""
     runs = as_table(runs)
     return "\n".join([
         note(scope(runs, results_dir)),
         details("What each setup trained: budget, data and device",
                 bullets([f"Setup {label}: {facts}" for label, facts in setup_facts(runs)]),
                 element_id="setup-facts"),
-        details("Accuracy levels against the published ones", paragraph(published_comparison(runs, reference)),
+        details("Accuracy levels against the published ones", paragraph(published_comparison(runs, reference, published)),
                 "<p>What the reference report's own published numbers show:</p>",
                 bullets(reference_report_observations(reference)), element_id="published-levels"),
     ])

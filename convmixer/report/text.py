@@ -67,34 +67,22 @@ def setup_facts(runs: pd.DataFrame) -> list[tuple[str, str]]:
             for label, sub in done.groupby("setup", sort=True)]
 
 
-def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
+def published_comparison(runs: pd.DataFrame, reference: dict, rows: list[dict]) -> str:
     """How our accuracy levels stand against the published ones, in plain words, from the data.
 
-    A like-for-like row (same model, patch, kernel and epochs as a reference-report
-    row, the same recipe family) is named with both numbers; otherwise the text says
-    that no run matches and compares the best cell here with the published range.
+    ``rows``: ``anchors.like_for_like``, the one definition of "like for like" (section 2's table); each
+    published run that ran here is named with both numbers, otherwise the text says that none did.
     """
     done = prepare(runs)
     if done.empty:
         return ""
-    cells = (done.groupby(["setup", "width", "depth", "patch_size", "kernel_size", "epochs", "recipe"])
-             ["test_accuracy"].agg(["mean", "count"]).reset_index())
+    cells = (done.groupby(["setup", "width", "depth", "patch_size", "kernel_size", "epochs"])
+             ["test_accuracy"].mean().reset_index())
     published = pd.DataFrame(reference.get("accuracy", []))
-    matches = []
-    for _, c in cells.iterrows():
-        hit = published[(published["width"] == c["width"]) & (published["depth"] == c["depth"])
-                        & (published["patch_size"] == c["patch_size"])
-                        & (published["kernel_size"] == c["kernel_size"])
-                        & (published["reference_epochs"] == c["epochs"])] if not published.empty else published
-        if c["recipe"] == "seed" and not hit.empty:  # the reference report trained the seed recipe
-            matches.append(f"setup {c['setup']}'s ConvMixer-{c['width']}/{c['depth']} p{c['patch_size']} "
-                           f"k{c['kernel_size']} at {c['epochs']} epochs reaches {100 * c['mean']:.2f}% "
-                           f"(n={c['count']}) where the reference report measured "
-                           f"{hit['reference_accuracy'].iloc[0]:.2f}%")
-    best = cells.loc[cells["mean"].idxmax()]
+    best = cells.loc[cells["test_accuracy"].idxmax()]
     text = (f"The best cell here is setup {best['setup']}'s ConvMixer-{best['width']}/{best['depth']} "
-            f"p{best['patch_size']} k{best['kernel_size']} at {100 * best['mean']:.2f}% after {best['epochs']} "
-            f"epochs.")
+            f"p{best['patch_size']} k{best['kernel_size']} at {100 * best['test_accuracy']:.2f}% after "
+            f"{best['epochs']} epochs.")
     if not published.empty:
         text += (f" Published ConvMixer-256/8 values are {published['paper_accuracy'].min():.2f}-"
                  f"{published['paper_accuracy'].max():.2f}% in the paper (200 epochs) and "
@@ -102,11 +90,13 @@ def published_comparison(runs: pd.DataFrame, reference: dict) -> str:
                  f"the reference report ({published['reference_epochs'].min()}-"
                  f"{published['reference_epochs'].max()} epochs): levels differ with the budget, so the claims "
                  "are judged on trends within one setup.")
+    matches = [f"setup {r['setup']}'s {r['setting']} reaches {r['mean']:.2f}% (n={r['n']}) where "
+               f"{r['source_name']} measured {r['published']:.2f}%" for r in rows if r["n"] > 0]
     if matches:
-        text += " Like for like: " + "; ".join(matches) + "."
+        text += " Like for like (section 2): " + "; ".join(matches) + "."
     else:
-        text += (" No run here matches a reference-report row's model, patch, kernel and epochs, so no level is "
-                 "compared like for like.")
+        text += (" No run here trains a published run's setting (model, recipe, epochs, batch size and training "
+                 "images), so no level is compared like for like.")
     return text
 
 
