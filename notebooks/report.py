@@ -102,7 +102,7 @@ show(sections.published_trends_section(runs, reference))
 # ### 3.4 Effects against training budget
 
 # %%
-show(sections.effect_by_budget_section(runs, reference))
+show(sections.effect_by_budget_section(runs, reference, verdict_table))
 
 # %% [markdown]
 # <a id="learning-curves"></a>

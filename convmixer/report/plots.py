@@ -315,11 +315,6 @@ def published_trends_figure(series):
     return fig
 
 
-def trend_figure(runs: pd.DataFrame, x: str, group: str, paper: pd.DataFrame | None = None, title=None):
-    """One comparable setup's accuracy against ``x`` (one line per ``group`` value), as a figure."""
-    return trend_grid([(title or "", runs, paper)], x, group)
-
-
 @report_style
 def timing_figure(bars: pd.DataFrame, groups: dict):
     """Seconds per training epoch, a horizontal bar each (log scale), like the reference report's Figure 3.

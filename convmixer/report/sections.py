@@ -16,7 +16,8 @@ from ..models.convmixer import MACS_COVER
 from ..training.recipes import DIFFERENCES
 from ..training.show import read_history
 from . import plots
-from .anchors import gap_reading, log_lines, reference_gap_reading
+from .anchors import (APPROXIMATE_POINTS, APPROXIMATELY, NOT_REPRODUCED, REPRODUCED, gap_reading, log_lines,
+                      reference_gap_reading)
 from .curves import curve_sentences, logged_curves
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
@@ -24,13 +25,14 @@ from .html import bullets, details, figure, missing, note, paragraph, sentences,
 from .names import cell_name, recipe_name
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
 from .runs import PAPER_WIDTH_DEPTH, as_table, comparable_groups, other_axis, prepare, short_axis
-from .tables import (architecture_contrasts_table, architectures_table, like_for_like_table, paper_points,
-                     published_trend_series, setups_table, trend, trend_setups)
+from .tables import (architecture_contrasts_table, architectures_table, comparison_display, comparison_table,
+                     like_for_like_table, paper_points, published_trend_series, setups_table, trend, trend_setups)
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
                    reference_differences, reference_report_observations, reproduction_sentences, scope,
                    setup_facts)
 from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason,
                        schedule_end, untested_reason)
+from .verdicts import verdicts as claim_verdicts
 from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, short_regime
 
 
@@ -64,9 +66,7 @@ def _short_model(name: str) -> str:
 def verdict_line_data(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dict]:
     """``verdicts.headlines`` as the first screen's lines: the effects and notes as short text."""
     runs = as_table(runs)
-    from .verdicts import verdicts as verdict_table
-
-    table = verdict_table(runs) if table is None else table
+    table = claim_verdicts(runs) if table is None else table
     lines = []
     for h, row in zip(headlines(runs, table), table.itertuples(index=False)):
         effects, notes = [], []
@@ -87,7 +87,12 @@ def verdict_line_data(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> 
     return lines
 
 
-def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dict]:
+def _tests_of(runs: pd.DataFrame, claim: dict, table: pd.DataFrame | None) -> list[dict]:
+    """An axis claim's tests (``claim_tests``): the verdict table's own when given, so nothing is fitted twice."""
+    return claim_tests(runs, claim) if table is None else list(table.iloc[CLAIMS.index(claim)]["tests"])
+
+
+def forest_panels(runs: pd.DataFrame, reference: dict | None = None, table: pd.DataFrame | None = None) -> list[dict]:
     """The forest plot's data (``plots.forest_figure``): every claim's effects with their 95% intervals.
 
     Claim 1: every baseline against the ConvMixer each matching pairs it with, in every regime (a pair two
@@ -135,7 +140,7 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None) -> list[dic
         if "axis" not in claim:
             continue
         axis = claim["axis"]
-        tests = claim_tests(runs, claim)
+        tests = _tests_of(runs, claim, table)
         contrasts = {(t["low"], t["high"]) for t in tests}
         models = {(groups[t["setup"]]["width"].iloc[0], groups[t["setup"]]["depth"].iloc[0]) for t in tests}
         rows = []
@@ -167,6 +172,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
     logs and the reference report's rows, like for like), then the three claims one line each (verdict, effect
     with its 95% interval, regime), and the forest plot of every effect behind them."""
     runs = as_table(runs)
+    table = claim_verdicts(runs) if table is None else table
     lines = verdict_line_data(runs, table)
     reading = gap_reading(published, brief=True)
     headline = (log_lines(published) + reading
@@ -174,7 +180,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
                 + ([] if set(reference_gap_reading(published, brief=True)) & set(reading) else
                    [f"The reference report's row {s}" for s in reproduction_sentences(published)[:1]])
                 + unfinished(runs, reference))
-    panels = forest_panels(runs, reference)
+    panels = forest_panels(runs, reference, table)
     return "\n".join([
         ('<div class="headline"><strong>At the paper\'s model size</strong> (ConvMixer-256/8, <a href="#like-for-like">like '
          'for like</a> with published runs):'
@@ -195,7 +201,7 @@ def first_screen(runs: pd.DataFrame, reference: dict, published: list[dict], tab
 
 def _axis_details(claim: dict, number: int, row, runs: pd.DataFrame, reference: dict | None) -> str:
     axis = claim["axis"]
-    tests = claim_tests(runs, claim)
+    tests = list(row.tests)
     groups = comparable_groups(runs)
     parts = [bullets(sentences(str(row.evidence).splitlines()[0]))]
     if tests:
@@ -247,9 +253,7 @@ def verdict_details(runs: pd.DataFrame, reference: dict | None = None, table: pd
     """The full evidence of every verdict (every regime, test and p-value), folded one claim at a time, and
     how a verdict is reached."""
     runs = as_table(runs)
-    from .verdicts import verdicts as verdict_table
-
-    table = verdict_table(runs) if table is None else table
+    table = claim_verdicts(runs) if table is None else table
     parts = []
     for number, (claim, row) in enumerate(zip(CLAIMS, table.itertuples(index=False)), start=1):
         if "axis" in claim:
@@ -283,10 +287,6 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
     """Every published single run beside ours like for like (visible), then the sources, the setups and every
     configuration beside the published values (folded)."""
     runs = as_table(runs)
-    from .tables import comparison_display, comparison_table
-
-    from . import anchors as a
-
     comparison = comparison_table(runs, reference)
     not_run = int((comparison["n"] == 0).sum())
     sources = gap_sources(runs, reference, published)
@@ -295,9 +295,9 @@ def comparison_section(runs: pd.DataFrame, reference: dict, published: list[dict
         "<p>Like for like with every published single run: the same model, recipe, epochs, batch size and "
         "number of training images (the data copy each row names; the recipes' known differences from the "
         "originals are listed in section 6). Each published value is one run, so the verdict asks whether our seeds could have produced it: "
-        f"<em>{a.REPRODUCED}</em> when it lies inside our 95% prediction interval for one run, "
-        f"<em>{a.APPROXIMATELY}</em> when outside it but within {a.APPROXIMATE_POINTS} points of our "
-        f"mean, <em>{a.NOT_REPRODUCED}</em> otherwise; one seed gives no interval. A setting not run here "
+        f"<em>{REPRODUCED}</em> when it lies inside our 95% prediction interval for one run, "
+        f"<em>{APPROXIMATELY}</em> when outside it but within {APPROXIMATE_POINTS} points of our "
+        f"mean, <em>{NOT_REPRODUCED}</em> otherwise; one seed gives no interval. A setting not run here "
         "shows its training cost on this project's CPU, measured by <code>python -m convmixer bench --record "
         "results/bench</code>.</p>",
         table(like_for_like_table(published), table_id="like-for-like-table"),
@@ -396,7 +396,8 @@ def paper_effects(reference: dict) -> list[dict]:
     return out
 
 
-def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[str]:
+def budget_sentences(runs: pd.DataFrame, reference: dict | None = None,
+                     verdict_table: pd.DataFrame | None = None) -> list[str]:
     """What the effects at several one-cycle budgets of one model show, against the paper's 200-epoch effect,
     in words that claim no more than that: how the effect moved between the budgets measured, and that a
     larger model's long-training effect elsewhere does not say how this one would move."""
@@ -417,7 +418,7 @@ def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[
     out = []
     for claim in (c for c in CLAIMS if "axis" in c):
         by_model = {}
-        for t in claim_tests(runs, claim):
+        for t in _tests_of(runs, claim, verdict_table):
             if not (t["annealed"] and t["result"]):
                 continue
             first = groups[t["setup"]].iloc[0]
@@ -449,19 +450,21 @@ def budget_sentences(runs: pd.DataFrame, reference: dict | None = None) -> list[
     return out
 
 
-def effect_by_budget_section(runs: pd.DataFrame, reference: dict | None = None) -> str:
+def effect_by_budget_section(runs: pd.DataFrame, reference: dict | None = None,
+                             verdict_table: pd.DataFrame | None = None) -> str:
     """Claims 2 and 3: each setup's effect with its interval, ordered by training budget, so a reader sees
     whether an effect grows, holds or vanishes as training goes on (and what a 4- or 5-epoch result means).
     The forest plot on the first screen draws the same effects; the table is folded."""
     runs = as_table(runs)
+    groups = comparable_groups(runs)
     rows = []
     for claim in (c for c in CLAIMS if "axis" in c):
-        tests = sorted(claim_tests(runs, claim), key=lambda t: (t["budget"], t["setup"]))
+        tests = sorted(_tests_of(runs, claim, verdict_table), key=lambda t: (t["budget"], t["setup"]))
         for t in tests:
             r = t["result"] or {}
             rows.append({
                 "claim": f"{short_axis(claim['axis'])} {t['low']} → {t['high']}", "setup": t["setup"],
-                "regime": short_regime(comparable_groups(runs)[t["setup"]]),
+                "regime": short_regime(groups[t["setup"]]),
                 "learning rate annealed to 0": "yes" if t["annealed"] else "no",
                 "effect (points)": f"{r['effect']:+.2f}" if r else "—",
                 "95% CI": f"{r['ci_low']:+.2f} to {r['ci_high']:+.2f}" if r else "not estimable",
@@ -480,7 +483,7 @@ def effect_by_budget_section(runs: pd.DataFrame, reference: dict | None = None) 
     return "\n".join([
         '<p>The <a href="#forest">forest plot</a> at the top draws these effects with their intervals; the table '
         "lists them from the shortest training to the longest.</p>",
-        bullets(budget_sentences(runs, reference)),
+        bullets(budget_sentences(runs, reference, verdict_table)),
         details("Each setup's effect for claims 2 and 3, by training budget", table(
             pd.DataFrame(rows), table_id="effect-by-budget-table", caption=(
                 "From the shortest training to the longest (epochs x training images). Setups whose learning rate "
