@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..training.config import CIFAR10_TRAIN_IMAGES
 from ..training.recipes import get_recipe
 from . import stats
+from .cost import bench_records, training_cost
 from .names import recipe_name
 from .runs import SETUP_FIELDS, as_table, clean, prepare
 from .wording import join_words
@@ -39,7 +41,6 @@ ONE_SEED, NOT_RUN = "no verdict (one seed)", "not run"
 # Points between our mean and a published run that still read as "approximately": about the
 # test-set noise of two runs (2 x 0.3 at 90% on 10,000 images) plus the seed spread seen here.
 APPROXIMATE_POINTS = 1.5
-CIFAR10_TRAIN_IMAGES = 50_000
 
 SOURCE_NAMES = {"reference_report": "the reference report", "official_logged": "the official script's log",
                 "keras_io": "the keras-io example's log"}
@@ -146,47 +147,6 @@ def verdict(values_pct, published: float) -> tuple[str, float, float]:
     if abs(values.mean() - published) <= APPROXIMATE_POINTS:
         return APPROXIMATELY, low, high
     return NOT_REPRODUCED, low, high
-
-
-def bench_records(folder) -> list[dict]:
-    """The ``bench --record`` measurements in ``folder`` (unreadable files are skipped: a cost is a hint)."""
-    out = []
-    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get("kind") == "bench":
-            out.append(record)
-    return out
-
-
-def training_cost(row: dict, records: list[dict]) -> dict | None:
-    """Hours on the measured CPU to train the published setting once, from the latest matching ``bench`` record.
-
-    Training images per epoch times epochs over the measured training images/s
-    (the ``project`` case: the real training path); evaluation is not counted.
-    """
-    best = None
-    for record in records:
-        spec = record.get("spec") or {}
-        if any(spec.get(k) != row[k] for k in ("width", "depth", "patch_size", "kernel_size", "batch_size")):
-            continue
-        if spec.get("architecture", "convmixer") != "convmixer" or spec.get("recipe") != row["recipe"]:
-            continue
-        if spec.get("activation", "gelu") != "gelu" or (spec.get("recipe_overrides") or {}) != row["recipe_overrides"]:
-            continue  # another model or recipe than the published setting's
-        for result in record.get("results") or []:
-            if result.get("case") == "project" and result.get("device", {}).get("kind") == "CPU":
-                if best is None or record["measured"] > best[0]["measured"]:
-                    best = (record, result)
-    if best is None:
-        return None
-    record, result = best
-    seconds = row["epochs"] * row["train_images"] / result["images_per_second"]
-    return {"hours": seconds / 3600, "images_per_second": result["images_per_second"],
-            "isa": result["device"].get("cpu_vector_extension"), "cores": result["device"].get("cpu_count"),
-            "measured": record["measured"][:10]}
 
 
 def like_for_like(runs: pd.DataFrame, reference: dict, bench_folder=None, planned: dict | None = None) -> list[dict]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..training.config import CIFAR10_TRAIN_IMAGES
 from ..training.recipes import RECIPES
 from .names import recipe_name
 from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
@@ -14,7 +16,6 @@ from .runs import PAPER_WIDTH_DEPTH, prepare, run_load
 
 # The reference report's epoch: CIFAR-10's 50,000 training images less the seed
 # recipe's validation split. Projections of our throughput use the same size.
-CIFAR10_TRAIN_IMAGES = 50_000
 FULL_EPOCH_IMAGES = int(round(CIFAR10_TRAIN_IMAGES * (1 - RECIPES["seed"].val_fraction)))
 
 
@@ -117,6 +118,47 @@ def timings_by_setup(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     if len(devices) == 1:
         table = table.drop(columns="device")
     return table, devices
+
+
+def bench_records(folder) -> list[dict]:
+    """The ``bench --record`` measurements in ``folder`` (unreadable files are skipped: a cost is a hint)."""
+    out = []
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("kind") == "bench":
+            out.append(record)
+    return out
+
+
+def training_cost(row: dict, records: list[dict]) -> dict | None:
+    """Hours on the measured CPU to train the published setting once, from the latest matching ``bench`` record.
+
+    Training images per epoch times epochs over the measured training images/s
+    (the ``project`` case: the real training path); evaluation is not counted.
+    """
+    best = None
+    for record in records:
+        spec = record.get("spec") or {}
+        if any(spec.get(k) != row[k] for k in ("width", "depth", "patch_size", "kernel_size", "batch_size")):
+            continue
+        if spec.get("architecture", "convmixer") != "convmixer" or spec.get("recipe") != row["recipe"]:
+            continue
+        if spec.get("activation", "gelu") != "gelu" or (spec.get("recipe_overrides") or {}) != row["recipe_overrides"]:
+            continue  # another model or recipe than the published setting's
+        for result in record.get("results") or []:
+            if result.get("case") == "project" and result.get("device", {}).get("kind") == "CPU":
+                if best is None or record["measured"] > best[0]["measured"]:
+                    best = (record, result)
+    if best is None:
+        return None
+    record, result = best
+    seconds = row["epochs"] * row["train_images"] / result["images_per_second"]
+    return {"hours": seconds / 3600, "images_per_second": result["images_per_second"],
+            "isa": result["device"].get("cpu_vector_extension"), "cores": result["device"].get("cpu_count"),
+            "measured": record["measured"][:10]}
 
 
 # The settings a published timing was measured with, from reference.yaml (via anchors.published_runs):
