@@ -59,23 +59,51 @@ def describe_setup(row) -> str:
     return ", ".join(parts)
 
 
-def regime(setup_runs: pd.DataFrame) -> str:
-    """The regime a verdict holds in, in words: model, epochs, recipe, data and seeds."""
+def trained_on_jpeg(runs: pd.DataFrame) -> bool:
+    """Whether every run trained on the lossy JPEG copy of CIFAR-10 (missing or unknown counts as not)."""
+    # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
+    return bool(runs["lossy_jpeg"].map(lambda v: v is True).all())
+
+
+def _regime_facts(setup_runs: pd.DataFrame) -> tuple[int, int, str | None, str | None]:
+    """What both regime texts say beyond model, epochs and recipe: the fewest and most seeds of a
+    configuration, the training subset's size ("12,000", None for the full set) and the data when it is not
+    canonical CIFAR-10 ("jpeg", "synthetic", None)."""
     first = setup_runs.iloc[0]
     per_cell = setup_runs.groupby(["patch_size", "kernel_size"], dropna=False)["seed"].nunique()
     low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
+    images = first.get("train_images")
+    subset = f"{int(images):,}" if not pd.isna(first.get("train_subset")) and not pd.isna(images) else None
+    data = ("jpeg" if trained_on_jpeg(setup_runs) else
+            "synthetic" if str(first.get("data") or "").startswith("synthetic") else None)
+    return low, high, subset, data
+
+
+def regime(setup_runs: pd.DataFrame) -> str:
+    """The regime a verdict holds in, in words: model, epochs, recipe, data and seeds."""
+    first = setup_runs.iloc[0]
+    low, high, subset, data = _regime_facts(setup_runs)
     seeds = (f"{high} seed{'s' if high != 1 else ''}" if low == high
              else f"{low}-{high} seeds per configuration")
-    images = first.get("train_images")
-    subset = (f" on a {int(images):,}-image training subset" if not pd.isna(first.get("train_subset"))
-              and not pd.isna(images) else "")
-    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
-        data = "the JPEG copy of CIFAR-10"
-    elif str(first.get("data") or "").startswith("synthetic"):
-        data = "synthetic data"
-    else:
-        data = "CIFAR-10"
+    where = f" on a {subset}-image training subset" if subset else ""
+    data = {"jpeg": "the JPEG copy of CIFAR-10", "synthetic": "synthetic data"}.get(data, "CIFAR-10")
     recipe = recipe_name(first["recipe"])
-    return f"{model_name(first)} after {first['epochs']} epochs of the {recipe} recipe{subset} on {data} ({seeds})"
+    return f"{model_name(first)} after {first['epochs']} epochs of the {recipe} recipe{where} on {data} ({seeds})"
+
+
+def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word: str = "") -> str:
+    """A regime in a few words (the report's first screen): model (``model`` overrides it; "" leaves it out),
+    epochs and recipe, a training subset, the data when it is not canonical CIFAR-10, and the seeds.
+    ``regime`` says the same at length."""
+    first = setup_runs.iloc[0]
+    low, high, subset, data = _regime_facts(setup_runs)
+    seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}-{high} seeds"
+    parts = ([model_name(first)] if model is None else [model] if model else []) + [
+        f"{first['epochs']} epochs of the {recipe_name(first['recipe'])} recipe"]
+    if subset:
+        parts.append(f"{subset} training images")
+    if data:
+        parts.append({"jpeg": "JPEG CIFAR-10", "synthetic": "synthetic data"}[data])
+    return ", ".join(parts + [seeds + seeds_word])
 
 

@@ -22,7 +22,7 @@ from .curves import curve_sentences, logged_curves
 from .cost import FULL_EPOCH_IMAGES, cost_table, reference_marks, timing_bars, timings_by_setup
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, unfinished
 from .html import bullets, details, figure, missing, note, paragraph, sentences, table, verdict_lines
-from .names import cell_name, recipe_name
+from .names import cell_name, recipe_name, short_regime
 from .provenance import GRIDS_DIR, grid_coverage, provenance, recipes_table
 from .runs import PAPER_WIDTH_DEPTH, as_table, comparable_groups, other_axis, prepare, short_axis
 from .tables import (architecture_contrasts_table, architectures_table, comparison_display, comparison_table,
@@ -33,7 +33,7 @@ from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, publis
 from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason,
                        schedule_end, untested_reason)
 from .verdicts import verdicts as claim_verdicts
-from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, short_regime
+from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes
 
 
 def _budget(setup_runs: pd.DataFrame) -> str:

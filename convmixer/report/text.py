@@ -16,6 +16,7 @@ from ..records import portable_path
 from ..training.recipes import RECIPES
 from .cost import was_busy
 from .runs import PAPER_WIDTH_DEPTH, other_axis, prepare, run_load, short_axis
+from .names import trained_on_jpeg
 from .wording import runs_against
 
 PAPER_EPOCHS = 200  # the paper's CIFAR-10 budget (reference.yaml's paper_epochs)
@@ -49,7 +50,7 @@ def scope(runs: pd.DataFrame, results_dir=None) -> str:
 
 def _data_words(setup_runs: pd.DataFrame) -> str:
     """What a setup trained on, in words; the JPEG copy is named as such because it lowers accuracy."""
-    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
+    if trained_on_jpeg(setup_runs):
         return "JPEG copy of CIFAR-10 (lossy)"
     sources = sorted({str(s) for s in setup_runs["dataset_description"].dropna()})
     return "; ".join(sources) or "unknown data"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
 from . import stats, wording
-from .names import cell_name, hyperparameters, parameter_count, regime
+from .names import cell_name, hyperparameters, parameter_count, regime, short_regime
 from .runs import SETUP_FIELDS, as_table, clean, comparable_groups, other_axis, prepare, short_axis
 
 
@@ -514,14 +514,14 @@ def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dic
         if "axis" in claim and tests:
             lead = tests[0]
             r = lead["result"]
-            entry["regime"] = wording.short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
+            entry["regime"] = short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
             entry["effects"] = [{"label": f"{short_axis(claim['axis'])} {lead['low']} → {lead['high']}",
                                  "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
                                  "ci_high": r["ci_high"] if r else None, "p_holm": lead["p_holm"]}]
         elif tests:
             lead = architecture_regimes(runs)[0]
             ref_runs = lead["models"][lead["reference"]]
-            entry["regime"] = wording.short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
+            entry["regime"] = short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
             entry["reference"] = lead["reference"]
             entry["effects"] = [{"label": t["setup"], "effect": t["result"]["effect"] if t["result"] else None,
                                  "ci_low": t["result"]["ci_low"] if t["result"] else None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..models.baselines import MATCH_TOLERANCE
-from .names import ARCHITECTURE_NAMES, hyperparameters, model_name, recipe_name
+from .names import ARCHITECTURE_NAMES, hyperparameters, recipe_name, trained_on_jpeg
 from .runs import other_axis, short_axis
 from .stats import CONTRADICTS, INCONCLUSIVE, MIN_RUNS_PER_MODEL, NOT_TESTED
 
@@ -74,8 +74,7 @@ def regime_text(reference: str, first, cells: pd.DataFrame) -> str:
         "seed"].nunique()
     seeds_text = (f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] != 1 else ''} each" if seeds.nunique() == 1 else
                   "seeds: " + ", ".join(f"{arch} {n}" for arch, n in seeds.items()))
-    # Over the column (map hands Python bools), not one row: a row of a bool column holds numpy.bool_.
-    jpeg = cells["lossy_jpeg"].map(lambda v: v is True).all()
+    jpeg = trained_on_jpeg(cells)
     return (f"{reference} against size-matched baselines after {first['epochs']} epochs of the "
             f"{recipe_name(first['recipe'])} recipe on {'the JPEG copy of CIFAR-10' if jpeg else 'CIFAR-10'} "
             f"({seeds_text}; the same recipe, budget, data, seeds and training loop)")
@@ -160,26 +159,6 @@ def mixer_token_notes(regime: dict) -> list[str]:
     return notes
 
 
-def short_regime(setup_runs: pd.DataFrame, model: str | None = None, seeds_word: str = "") -> str:
-    """A regime in a few words (the report's first screen): model (``model`` overrides it; "" leaves it out),
-    epochs and recipe, a training subset, the data when it is not canonical CIFAR-10, and the seeds.
-    ``regime`` says the same at length."""
-    first = setup_runs.iloc[0]
-    per_cell = setup_runs.groupby(["patch_size", "kernel_size"], dropna=False)["seed"].nunique()
-    low, high = (int(per_cell.min()), int(per_cell.max())) if len(per_cell) else (0, 0)
-    seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}-{high} seeds"
-    parts = ([model_name(first)] if model is None else [model] if model else []) + [
-        f"{first['epochs']} epochs of the {recipe_name(first['recipe'])} recipe"]
-    images = first.get("train_images")
-    if not pd.isna(first.get("train_subset")) and not pd.isna(images):
-        parts.append(f"{int(images):,} training images")
-    if setup_runs["lossy_jpeg"].map(lambda v: v is True).all():
-        parts.append("JPEG CIFAR-10")
-    elif str(first.get("data") or "").startswith("synthetic"):
-        parts.append("synthetic data")
-    return ", ".join(parts + [seeds + seeds_word])
-
-
 def runs_against(n_low: int, n_high: int) -> str:
     """How many runs each side of a difference (low → high) has, in words: "one run each", "mean of 3 runs → 1
     run"."""
@@ -198,7 +177,7 @@ def illustration_sentence(axis: str, items: list[dict]) -> str:
         by_setup.setdefault((i["setup"], i["regime"]), []).append(
             f"{short_axis(axis)} {i['low']} → {i['high']} at {other} {i['other']}: {i['effect']:+.2f} points "
             f"({runs_against(i['n_low'], i['n_high'])})")
-    return (f" Illustration only, no test (a configuration with one run has no spread of its own): "
+    return (" Illustration only, no test (a configuration with one run has no spread of its own): "
             + "; ".join(f"setup {setup}, {regime}: {', '.join(parts)}" for (setup, regime), parts in by_setup.items())
             + ".")
 
