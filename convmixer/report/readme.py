@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import records
 from .runs import as_table, prepare
-from .tables import comparison_table, like_for_like_table
+from .tables import comparison_display, comparison_table, like_for_like_table
 from .anchors import like_for_like, planned_settings, summary_sentences
 from .curves import curve_sentences, logged_curves
 from .diagnostics import diagnostic_sentences, diagnostics, gap_sources, source_line, unfinished
@@ -33,11 +33,6 @@ def _cell(value) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "—"
     return str(value).replace("|", "\\|")
-
-
-def _published(accuracy, epochs) -> str:
-    # Published numbers come with their own (longer) schedules; say which, so no one compares levels blindly.
-    return "—" if pd.isna(accuracy) else f"{accuracy:.2f} ({int(epochs)} ep)"
 
 
 def results_markdown(runs: pd.DataFrame, reference: dict, bench_folder=None) -> str:
@@ -81,18 +76,15 @@ def results_markdown(runs: pd.DataFrame, reference: dict, bench_folder=None) -> 
     if reproduced or not_run:
         lines += ["", "Like for like with the reference report's rows:", ""] + [f"- {r}" for r in reproduced + not_run]
     if not done.empty:
-        table = comparison_table(runs, reference)
+        table = comparison_display(comparison_table(runs, reference))
         table = table[table["n"] > 0]  # our cells only; the report lists published rows never run
         lines += ["", "Test accuracy (%), mean ± std over seeds, with the test-set noise floor (binomial standard "
                   "error of one run); published values at their own epochs:", "",
                   "| setup | patch | kernel | epochs | ours | n | test-set SE | paper | reference report |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for _, r in table.iterrows():
-            cells = [r["setup"], r["patch"], r["kernel"], r["our epochs"], r["our accuracy (%)"], r["n"],
-                     r["test-set SE (%)"],
-                     _published(r["paper accuracy (%)"], r["paper epochs"]),
-                     _published(r["reference report accuracy (%)"], r["reference report epochs"])]
-            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        columns = ["setup", "patch", "kernel", "epochs", "our accuracy (%)", "n", "test-set SE (%)", "paper (%)",
+                   "reference report (%)"]
+        lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in table[columns].itertuples(index=False)]
     lines += ["", "Claims (verdicts as in the report and claims.json):", ""]
     for i, v in enumerate(verdicts(runs).itertuples(index=False), start=1):
         # The evidence's first line is its summary: the verdict with its regime and effect, or why not tested.
