@@ -30,7 +30,7 @@ from .tables import (architecture_contrasts_table, architectures_table, comparis
 from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, published_comparison,
                    reference_differences, reference_report_observations, reproduction_sentences, scope,
                    setup_facts)
-from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, no_trend_reason,
+from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, interval, no_trend_reason,
                        schedule_end, untested_reason)
 from .verdicts import verdicts as claim_verdicts
 from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes
@@ -115,10 +115,8 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None, table: pd.D
                 if key in seen:
                     seen[key]["kinds"].append(words[kind])
                     continue
-                r = t["result"]
                 seen[key] = {"convmixer": t["convmixer"], "baseline": t["baseline"], "kinds": [words[kind]],
-                             "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
-                             "ci_high": r["ci_high"] if r else None, "verdict": t["verdict"],
+                             **interval(t["result"]), "verdict": t["verdict"],
                              "lead": i == 0 and kind == "parameters", "published": False}
         # A baseline by its family (ResNet) when the regime has one of that family, else by its short name.
         families = [re.sub(r"-[\d/]+$", "", _short_model(b)) for b in {e["baseline"] for e in seen.values()}]
@@ -145,12 +143,10 @@ def forest_panels(runs: pd.DataFrame, reference: dict | None = None, table: pd.D
         models = {(groups[t["setup"]]["width"].iloc[0], groups[t["setup"]]["depth"].iloc[0]) for t in tests}
         rows = []
         for j, t in enumerate(tests):
-            r = t["result"]
             label = f"{t['setup']}: {short_setup(groups[t['setup']], model=len(models) > 1)}"
             if len(contrasts) > 1:
                 label += f", {t['low']} → {t['high']}"
-            rows.append({"label": label, "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
-                         "ci_high": r["ci_high"] if r else None, "verdict": t["verdict"], "lead": j == 0,
+            rows.append({"label": label, **interval(t["result"]), "verdict": t["verdict"], "lead": j == 0,
                          "published": False})
         for e in (e for e in paper if e["axis"] == axis):
             same = contrasts == {(e["low"], e["high"])}

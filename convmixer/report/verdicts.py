@@ -495,6 +495,10 @@ def claims_json(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> dict:
 
 # --------------------------------------------------------------------------- the first screen
 
+def interval(result: dict | None) -> dict:
+    """A test result's effect and 95% interval (None each when the test gave no estimate)."""
+    return {k: result[k] if result else None for k in ("effect", "ci_low", "ci_high")}
+
 
 def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dict]:
     """Each claim of ``CLAIMS`` as the data of one line: the verdict, the effects behind it with their 95%
@@ -513,27 +517,20 @@ def headlines(runs: pd.DataFrame, table: pd.DataFrame | None = None) -> list[dic
         tests = list(row.tests)
         if "axis" in claim and tests:
             lead = tests[0]
-            r = lead["result"]
             entry["regime"] = short_regime(groups[lead["setup"]]) if lead["setup"] in groups else None
             entry["effects"] = [{"label": f"{short_axis(claim['axis'])} {lead['low']} → {lead['high']}",
-                                 "effect": r["effect"] if r else None, "ci_low": r["ci_low"] if r else None,
-                                 "ci_high": r["ci_high"] if r else None, "p_holm": lead["p_holm"]}]
+                                 **interval(lead["result"]), "p_holm": lead["p_holm"]}]
         elif tests:
             lead = architecture_regimes(runs)[0]
             ref_runs = lead["models"][lead["reference"]]
             entry["regime"] = short_regime(ref_runs, model="", seeds_word=" each")  # the effects name the models
             entry["reference"] = lead["reference"]
-            entry["effects"] = [{"label": t["setup"], "effect": t["result"]["effect"] if t["result"] else None,
-                                 "ci_low": t["result"]["ci_low"] if t["result"] else None,
-                                 "ci_high": t["result"]["ci_high"] if t["result"] else None, "p_holm": t["p_holm"]}
-                                for t in tests]
+            entry["effects"] = [{"label": t["setup"], **interval(t["result"]), "p_holm": t["p_holm"]} for t in tests]
             details = row.details or {}
             # Where another matching changes the conclusion: those contrasts, in the same shape.
             depends = {d["baseline"] for d in details.get("depends", []) if d["depends"]}
             entry["depends"] = [{"baseline": t["setup"], "matching": kind, "convmixer": t["high"],
-                                 "effect": t["result"]["effect"] if t["result"] else None,
-                                 "ci_low": t["result"]["ci_low"] if t["result"] else None,
-                                 "ci_high": t["result"]["ci_high"] if t["result"] else None, "verdict": t["verdict"]}
+                                 **interval(t["result"]), "verdict": t["verdict"]}
                                 for kind, family in details.get("matchings", {}).items() if kind != "parameters"
                                 for t in family if t["setup"] in depends and t["verdict"] != stats.CONSISTENT]
         out.append(entry)
