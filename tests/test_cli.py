@@ -258,7 +258,7 @@ def test_a_completed_record_is_tidied_by_train(tmp_path, capsys):
     config = RunConfig(width=8, depth=1, patch_size=4, kernel_size=3, epochs=1, batch_size=50,
                        data="synthetic:200:50")
     out = tmp_path / "r"
-    records.atomic_write_json(out / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
+    records.atomic_write_json(out / records.PARAMS, config.to_params())
     records.atomic_write_csv(out / records.HISTORY, [{"epoch": 1}])
     write_weights(out / records.WEIGHTS)
     records.atomic_write_json(out / records.METRICS, {"status": "completed", "test_accuracy": 0.5})

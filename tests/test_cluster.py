@@ -19,6 +19,7 @@ from convmixer import records
 from convmixer.sweep.cluster import ClusterError, format_runs_per_worker, gpu_resources, run_on_dask, runs_per_worker
 from convmixer.sweep.tasks import GPU_ENV, prepare_environment, record_executed_on, task_environment
 from convmixer.sweep import load_grid, plan
+from convmixer.training.config import RunConfig
 from fakes import write_weights
 
 distributed = pytest.importorskip("distributed")
@@ -85,9 +86,12 @@ def test_the_sweeps_settings_hold_for_one_task_and_the_workers_own_come_back(mon
     assert os.environ["CONVMIXER_DATA"] == "/worker/own.zip" and "CONVMIXER_ALLOW_DIRTY" not in os.environ
 
 
+FAKE_CONFIG = RunConfig(width=8, depth=1, epochs=1, data="synthetic:200:50")
+
+
 def fake_completed_record(run_dir):
     run_dir.mkdir(parents=True)
-    records.atomic_write_json(run_dir / records.PARAMS, {"run_id": run_dir.name, "config_hash": "abc"})
+    records.atomic_write_json(run_dir / records.PARAMS, FAKE_CONFIG.to_params() | {"run_id": run_dir.name})
     metrics = {"status": "completed", "test_accuracy": 0.5, "run_id": run_dir.name, "device": {"kind": "cpu"}}
     records.atomic_write_json(run_dir / records.METRICS, metrics)
     (run_dir / records.HISTORY).write_text("epoch\n1\n")
@@ -101,7 +105,7 @@ def test_executed_on_is_added_and_nothing_else_changes(tmp_path):
     assert record_executed_on(run_dir, "node7", "tcp://10.0.0.7:4000") is None
     after = json.loads((run_dir / records.METRICS).read_text())
     assert after == before | {"executed_on": {"host": "node7", "worker": "tcp://10.0.0.7:4000"}}
-    assert records.validate_record(run_dir, "abc").state == "completed"
+    assert records.validate_record(run_dir, FAKE_CONFIG.config_hash).state == "completed"
     assert not list(run_dir.glob(".*.tmp")) and not records.lock_path(run_dir).exists()
     # Not a completed run (any more): nothing is written, the reason is one line.
     (run_dir / records.METRICS).unlink()
@@ -236,7 +240,7 @@ def _stand_in_task(config, run_dir, replace, env, topic, take_over_after=None):
     while len(_STARTED) < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
     run_dir = Path(run_dir)
-    records.atomic_write_json(run_dir / records.PARAMS, {"run_id": config.run_id, "config_hash": config.config_hash})
+    records.atomic_write_json(run_dir / records.PARAMS, config.to_params())
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5,
                                                           "run_id": config.run_id})
     (run_dir / records.HISTORY).write_text("epoch\n1\n")
@@ -316,8 +320,7 @@ def test_a_task_reporting_a_record_this_sweep_cannot_see_counts_as_failed(tmp_pa
     result = seen_here(elsewhere, here)
     assert result.status == "failed" and str(here.run_dir) in result.note and str(there.run_dir) in result.note
     fake_completed_record(here.run_dir)
-    records.atomic_write_json(here.run_dir / records.PARAMS, {"run_id": here.config.run_id,
-                                                              "config_hash": here.config.config_hash})
+    records.atomic_write_json(here.run_dir / records.PARAMS, here.config.to_params())
     assert seen_here(RunResult("completed", here.run_dir, "", here.config.run_id), here).status == "completed"
 
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from convmixer import records
+from convmixer.training.config import RunConfig
 from fakes import write_weights
+
+# The configuration the fake records below hold (params.json must be the configuration its hash names).
+CONFIG = RunConfig(width=8, depth=1, patch_size=4, kernel_size=3, epochs=1, data="synthetic:200:50")
+HASH = CONFIG.config_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,14 +227,37 @@ def test_a_real_keras_weights_file_and_history_make_a_complete_record_prediction
     model.compile(optimizer=keras.optimizers.AdamW(), loss="sparse_categorical_crossentropy")
     model.save_weights(run_dir / records.WEIGHTS)
     assert not (run_dir / records.PREDICTIONS).exists()  # older records have none: still complete
-    assert records.validate_record(run_dir, "abcd1234").state == "completed"
+    assert records.validate_record(run_dir, HASH).state == "completed"
 
 
 def _record(run_dir, **metrics):
-    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": "abcd1234", "run_id": "r"})
+    records.atomic_write_json(run_dir / records.PARAMS, CONFIG.to_params())
     records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1}])
     write_weights(run_dir / records.WEIGHTS)
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "test_accuracy": 0.5} | metrics)
+
+
+def _edit_params(run_dir, **fields):
+    params = json.loads((run_dir / records.PARAMS).read_text()) | fields
+    records.atomic_write_json(run_dir / records.PARAMS, params)
+
+
+def _write_predictions(run_dir, n, cut=None, **metrics):
+    import numpy as np
+
+    records.RunRecord(run_dir).write_predictions(np.zeros(n, int), np.zeros(n, int), np.full(n, 0.5))
+    if cut:
+        path = run_dir / records.PREDICTIONS
+        path.write_bytes(path.read_bytes()[:cut])
+    if metrics:
+        _record(run_dir, **metrics)
+
+
+def test_predictions_of_the_recorded_test_set_keep_a_record_complete(tmp_path):
+    _record(tmp_path, test_images=50)
+    _write_predictions(tmp_path, 50)
+    assert records.validate_record(tmp_path, HASH).state == "completed"
+    assert len(records.RunRecord(tmp_path).predictions()["label"]) == 50
 
 
 @pytest.mark.parametrize(
@@ -255,14 +283,23 @@ def _record(run_dir, **metrics):
         (lambda d: (d / records.HISTORY).write_text("epoch,loss\n"), "does not number its epochs"),
         (lambda d: (d / records.HISTORY).write_text("epoch,loss\n1,2\n3,1\n"), "does not number its epochs"),
         (lambda d: _record(d, epochs=3), "history.csv has 1 epochs, metrics.json 3"),
+        # params.json edited after the run: its fields no longer make the configuration its hash names
+        (lambda d: _edit_params(d, kernel_size="nine"), "params.json is not a valid configuration (kernel_size"),
+        (lambda d: _edit_params(d, seed="0"), "params.json is not a valid configuration (seed"),
+        (lambda d: _edit_params(d, kernel_size=5), "params.json holds a configuration whose hash is"),
+        (lambda d: _edit_params(d, recipe_overrides=[1]), "params.json is not a valid configuration"),
+        # the per-image predictions the paired tests read: a copy cut short, garbage, or another test set's
+        (lambda d: _write_predictions(d, 50, cut=100), "test_predictions.npz unreadable"),
+        (lambda d: (d / records.PREDICTIONS).write_bytes(os.urandom(500)), "test_predictions.npz unreadable"),
+        (lambda d: _write_predictions(d, 49, test_images=50), "holds 49 images, metrics.json's test_images 50"),
     ],
 )
 def test_corrupt_records_are_named_with_path_and_reason(tmp_path, damage, problem):
     run_dir = tmp_path / "r"
     _record(run_dir)
-    assert records.validate_record(run_dir, "abcd1234").state == "completed"
+    assert records.validate_record(run_dir, HASH).state == "completed"
     damage(run_dir)
-    check = records.validate_record(run_dir, "abcd1234")
+    check = records.validate_record(run_dir, HASH)
     assert check.state == "corrupt" and problem in check.problem and str(run_dir) in check.problem
 
 
@@ -271,7 +308,7 @@ def test_record_states(tmp_path):
     assert records.validate_record(run_dir).state == "absent"
     run_dir.mkdir()
     assert records.validate_record(run_dir).state == "incomplete"  # made, never started
-    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": "abcd1234"})
+    records.atomic_write_json(run_dir / records.PARAMS, CONFIG.to_params())
     assert records.validate_record(run_dir, "other").state == "corrupt"  # another configuration's record
     records.atomic_write_bytes(run_dir / records.CHECKPOINT_DIR / records.CHECKPOINT_STATE, b"x")
     assert records.validate_record(run_dir).resumable
@@ -523,7 +560,7 @@ BAD_VALUE = {"real": ("fast", "must be a finite number"), "int": (2.5, "must be 
 def test_validation_checks_each_declared_fields_kind(tmp_path, field):
     value, problem = BAD_VALUE[field.kind]
     _record(tmp_path, **{field.name: value})
-    check = records.validate_record(tmp_path, "abcd1234")
+    check = records.validate_record(tmp_path, HASH)
     assert check.state == "corrupt" and f"{field.name} {problem}" in check.problem
 
 
@@ -531,7 +568,7 @@ def test_validation_checks_each_declared_fields_kind(tmp_path, field):
                                    and f.name not in ("status", "test_accuracy", "run_id")], ids=lambda f: f.name)
 def test_validation_leaves_fields_declared_unchecked_alone_and_requires_none(tmp_path, field):
     _record(tmp_path, **{field.name: [1, "x"]})
-    assert records.validate_record(tmp_path, "abcd1234").state == "completed"
+    assert records.validate_record(tmp_path, HASH).state == "completed"
 
 
 def test_the_writer_holds_to_the_declared_fields():

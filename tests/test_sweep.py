@@ -16,13 +16,15 @@ import pytest
 import yaml
 
 from convmixer import records
-from convmixer.training.config import PARAMETER_NAMES
+from convmixer.training.config import PARAMETER_NAMES, RunConfig
 from convmixer.report.runs import load_runs
 from convmixer.sweep import SweepError, execute_run, load_grid, main_sweep, plan
 from fakes import write_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "grids" / "smoke.yaml"
+# A params.json as training writes it (a record's params must be the configuration its hash names).
+PARAMS = RunConfig(width=8, depth=1, patch_size=2, kernel_size=5, epochs=1, data="synthetic:200:50").to_params()
 
 
 def sweep_cli(*args, timeout=600, cwd=ROOT):
@@ -303,12 +305,12 @@ def test_load_runs_reports_incomplete_and_corrupt_folders(tmp_path):
     (runs / "corrupt" / records.PARAMS).write_text("{not json")
     (runs / "empty").mkdir()
     (runs / "half").mkdir()
-    (runs / "half" / records.PARAMS).write_text(json.dumps({"run_id": "half", "kernel_size": 5, "config_hash": "h"}))
+    (runs / "half" / records.PARAMS).write_text(json.dumps(PARAMS | {"run_id": "half"}))
     (runs / "bad-metrics").mkdir()
-    (runs / "bad-metrics" / records.PARAMS).write_text(json.dumps({"run_id": "bad-metrics", "config_hash": "b"}))
+    (runs / "bad-metrics" / records.PARAMS).write_text(json.dumps(PARAMS | {"run_id": "bad-metrics"}))
     (runs / "bad-metrics" / records.METRICS).write_text(json.dumps({"status": "running"}))
     (runs / "high").mkdir()  # "completed" but not a number: corrupt for the report and the sweep alike
-    (runs / "high" / records.PARAMS).write_text(json.dumps({"run_id": "high", "config_hash": "c"}))
+    (runs / "high" / records.PARAMS).write_text(json.dumps(PARAMS | {"run_id": "high"}))
     (runs / "high" / records.METRICS).write_text(json.dumps({"status": "completed", "test_accuracy": "high"}))
     frame = load_runs(tmp_path).set_index("run_id")
     assert frame.loc["corrupt", "status"] == "corrupt" and "params.json unreadable" in frame.loc["corrupt", "problem"]
@@ -392,7 +394,7 @@ def test_unreadable_data_source_stops_the_sweep_before_any_run(tmp_path):
 
 def _fake_record(run_dir, config, marker):
     """A record that passes records.validate_record (what a finished run writes, in small)."""
-    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash, "run_id": config.run_id})
+    records.atomic_write_json(run_dir / records.PARAMS, config.to_params())
     records.atomic_write_csv(run_dir / records.HISTORY, [{"epoch": 1, "loss": 1.0}])
     write_weights(run_dir / records.WEIGHTS)
     records.atomic_write_json(run_dir / records.METRICS, {"status": "completed", "marker": marker,
@@ -432,7 +434,7 @@ def test_interrupted_forced_rerun_restores_the_kept_record_if_it_then_fails(tmp_
     config = load_grid(SMOKE)[0]
     run_dir = tmp_path / "runs" / config.run_id
     _fake_record(tmp_path / ".previous" / config.run_id, config, "old")  # left by a killed forced sweep
-    records.atomic_write_json(run_dir / records.PARAMS, {"config_hash": config.config_hash})
+    records.atomic_write_json(run_dir / records.PARAMS, config.to_params())
 
     def fail(*args, **kwargs):
         raise RuntimeError("boom again")

@@ -53,10 +53,11 @@ from .locks import (
     take_over_stale_lock,
 )
 from .metrics import METRIC_COLUMNS, METRIC_FIELDS, METRIC_NAMES, MetricField, check_metrics_fields
-from .record import PREDICTION_ARRAYS, RunRecord
+from .record import RunRecord
 from .provenance import (ALLOW_DIRTY_ENV, REPOSITORY, cpu_name, default_results_dir, device_description, git_commit, library_versions,
                          portable_path)
 from .state import (
+    PREDICTION_ARRAYS,
     RecordState,
     make_record_portable,
     move_aside,

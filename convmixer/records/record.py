@@ -12,10 +12,7 @@ from pathlib import Path
 
 from .files import (ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS, WEIGHTS,
                     atomic_write_bytes, atomic_write_csv, atomic_write_json, read_json, temp_path_for, write_error)
-from .state import RecordState, validate_record
-
-
-PREDICTION_ARRAYS = ("label", "predicted", "true_probability")
+from .state import RecordState, read_predictions, validate_record
 
 
 class RunRecord:
@@ -54,13 +51,7 @@ class RunRecord:
         """The per-image test predictions (``write_predictions``): arrays ``label``, ``predicted``,
         ``true_probability``. FileNotFoundError where the run has none (records made before they were kept);
         ValueError where the file is not what ``write_predictions`` writes."""
-        import numpy as np
-
-        with np.load(self.path / PREDICTIONS, allow_pickle=False) as saved:  # never unpickles: plain arrays only
-            arrays = {k: saved[k] for k in PREDICTION_ARRAYS if k in saved.files}
-        if set(arrays) != set(PREDICTION_ARRAYS) or len({len(a) for a in arrays.values()}) != 1:
-            raise ValueError(f"{self.path / PREDICTIONS}: needs equal-length arrays {list(PREDICTION_ARRAYS)}")
-        return arrays
+        return read_predictions(self.path / PREDICTIONS)
 
     def has(self, name: str) -> bool:
         return (self.path / name).exists()

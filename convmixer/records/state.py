@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, WEIGHTS,
-                    atomic_write_text, dumps_json, read_json, write_error)
+from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS,
+                    WEIGHTS, atomic_write_text, dumps_json, read_json, write_error)
 from .metrics import fields_of_kind
 from .provenance import portable_path
 
@@ -75,6 +75,42 @@ def _history_problem(path: Path, epochs) -> str | None:
     return None
 
 
+PREDICTION_ARRAYS = ("label", "predicted", "true_probability")
+
+
+def read_predictions(path: Path) -> dict:
+    """The per-image test predictions at ``path``: arrays ``label``, ``predicted``, ``true_probability``.
+    FileNotFoundError where there is none (records made before they were kept); ValueError naming the file
+    where it is not what the training loop writes (a truncated or damaged zip too)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:  # never unpickles: plain arrays only
+            arrays = {k: saved[k] for k in PREDICTION_ARRAYS if k in saved.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:  # what np.load raises on a damaged file
+        raise ValueError(f"{path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+    if set(arrays) != set(PREDICTION_ARRAYS) or len({len(a) for a in arrays.values()}) != 1:
+        raise ValueError(f"{path}: needs equal-length arrays {list(PREDICTION_ARRAYS)}")
+    return arrays
+
+
+def _predictions_problem(path: Path, test_images) -> str | None:
+    """Why the predictions file at ``path`` cannot be used (None: it can, or there is none)."""
+    try:
+        arrays = read_predictions(path)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    if isinstance(test_images, int) and not isinstance(test_images, bool) and len(arrays["label"]) != test_images:
+        return f"holds {len(arrays['label'])} images, metrics.json's test_images {test_images}"
+    return None
+
+
 @dataclass(frozen=True)
 class RecordState:
     """What a run folder holds.
@@ -103,6 +139,25 @@ def _read_json_file(path: Path):
         return None, f"unreadable (not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno})"
     except (OSError, ValueError) as exc:
         return None, f"unreadable ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _params_problem(params: dict) -> str | None:
+    """Why params.json is not the configuration its ``config_hash`` names (None: it is).
+
+    The hash covers every field, so a field edited or damaged after the run (a kernel size of "nine", a seed
+    of "0") shows as a configuration the configuration's own checks refuse, or as another hash.
+    """
+    from ..training.config import RunConfig  # the record's params.json is a RunConfig's to_params()
+
+    values = {key: value for key, value in params.items() if key not in ("config_hash", "run_id")}
+    try:
+        config = RunConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        return f"is not a valid configuration ({' '.join(str(exc).split())[:200]})"
+    if config.config_hash != params["config_hash"]:
+        return (f"holds a configuration whose hash is {config.config_hash}, not its config_hash "
+                f"{params['config_hash']}: a field was changed after the run")
+    return None
 
 
 def _is_real(value) -> bool:
@@ -154,6 +209,9 @@ def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
         if config_hash is not None and params["config_hash"] != config_hash:
             return RecordState("corrupt", f"{run_dir / PARAMS} holds configuration {params['config_hash']} "
                                           f"({params.get('run_id')!r}), not {config_hash}", params=params)
+        problem = _params_problem(params)
+        if problem:
+            return RecordState("corrupt", f"{run_dir / PARAMS} {problem}", params=params)
     if not has_metrics:  # a failed attempt may have ended before its notebook wrote params.json
         if (run_dir / ERROR).exists():
             error, _ = _read_json_file(run_dir / ERROR)
@@ -174,14 +232,17 @@ def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
     for name in (HISTORY, WEIGHTS):
         if not (run_dir / name).is_file():
             return RecordState("corrupt", f"{run_dir / name} missing beside a completed {METRICS}", resumable, params)
-    # What a record is reused for (curves, the tested model): a garbage file must not count as complete.
-    # Records made before test_predictions.npz existed lack it, so it is not required here.
+    # What a record is reused for (curves, the tested model, paired tests): a garbage file must not count as
+    # complete. Records made before test_predictions.npz existed lack it, so it is not required here.
     problem = _history_problem(run_dir / HISTORY, metrics.get("epochs"))
     if problem:
         return RecordState("corrupt", f"{run_dir / HISTORY} {problem}", resumable, params)
     problem = _weights_problem(run_dir / WEIGHTS)
     if problem:
         return RecordState("corrupt", f"{run_dir / WEIGHTS} {problem}", resumable, params)
+    problem = _predictions_problem(run_dir / PREDICTIONS, metrics.get("test_images"))
+    if problem:
+        return RecordState("corrupt", f"{run_dir / PREDICTIONS} {problem}", resumable, params)
     return RecordState("completed", None, False, params, metrics)
 
 
