@@ -292,6 +292,10 @@ def test_predictions_of_the_recorded_test_set_keep_a_record_complete(tmp_path):
         (lambda d: _write_predictions(d, 50, cut=100), "test_predictions.npz unreadable"),
         (lambda d: (d / records.PREDICTIONS).write_bytes(os.urandom(500)), "test_predictions.npz unreadable"),
         (lambda d: _write_predictions(d, 49, test_images=50), "holds 49 images, metrics.json's test_images 50"),
+        # what the report reads inside metrics.json's objects
+        (lambda d: _record(d, device={"kind": 5}), "device.kind must be a string, got 5"),
+        (lambda d: _record(d, device={"kind": "CPU", "cpu_count": "x"}), "device.cpu_count must be an integer"),
+        (lambda d: _record(d, dataset={"lossy_jpeg": "yes"}), "dataset.lossy_jpeg must be true or false"),
     ],
 )
 def test_corrupt_records_are_named_with_path_and_reason(tmp_path, damage, problem):
@@ -553,7 +557,7 @@ def test_the_training_loop_and_the_sweep_write_the_same_params_json_as_ever(tmp_
 # --- metrics.json's fields: one declaration (records/metrics.py) for the writer, the validation and the report ---
 
 BAD_VALUE = {"real": ("fast", "must be a finite number"), "int": (2.5, "must be an integer"),
-             "object": ([1], "must be a JSON object")}
+             "object": ([1], "must be a JSON object"), "reals": ("high", "must be a list of numbers")}
 
 
 @pytest.mark.parametrize("field", [f for f in records.METRIC_FIELDS if f.kind], ids=lambda f: f.name)

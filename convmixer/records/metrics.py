@@ -13,7 +13,8 @@ from typing import NamedTuple
 class MetricField(NamedTuple):
     name: str
     # What validation checks when the field is present and not null: "real" (a finite number), "int" (an
-    # integer, not a bool), "object" (a JSON object); None: not checked. ``status`` and ``test_accuracy``
+    # integer, not a bool), "object" (a JSON object), "reals" (a list of finite numbers or nulls); None: not
+    # checked. ``status`` and ``test_accuracy``
     # are checked on their own (a completed run, an accuracy in [0, 1]).
     kind: str | None
     # A column of the report's run table (report/runs.py), read as it is.
@@ -45,10 +46,17 @@ METRIC_FIELDS = (
     MetricField("allow_dirty", None),
     MetricField("keras_weight_decay", None),
     MetricField("train_loop", None),
-    MetricField("load_average", None),
+    MetricField("load_average", "reals"),
     MetricField("started", None, column=True),
     MetricField("finished", None, column=True),
 )
+# Inside metrics.json's objects, the fields the report reads, with the kind each must have when present and
+# not null (others are free): a hand-edited or damaged value makes the record corrupt instead of breaking
+# the report. "int" excludes bools, as above.
+OBJECT_FIELDS = {
+    "device": {"kind": "str", "name": "str", "backend": "str", "cpu_count": "int", "cpu_vector_extension": "str"},
+    "dataset": {"description": "str", "fingerprint": "str", "source": "str", "lossy_jpeg": "bool"},
+}
 METRIC_NAMES = tuple(f.name for f in METRIC_FIELDS)
 METRIC_COLUMNS = [f.name for f in METRIC_FIELDS if f.column]
 

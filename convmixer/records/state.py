@@ -15,12 +15,13 @@ from pathlib import Path
 
 from .files import (CHECKPOINT_DIR, CHECKPOINT_STATE, ERROR, HISTORY, METRICS, NOTEBOOK, PARAMS, PREDICTIONS,
                     WEIGHTS, atomic_write_text, dumps_json, read_json, write_error)
-from .metrics import fields_of_kind
+from .metrics import OBJECT_FIELDS, fields_of_kind
 from .provenance import portable_path
 
 # One definition of a valid record, for the sweep's plan and the report's reader.
 
-REAL_FIELDS, INT_FIELDS, DICT_FIELDS = (fields_of_kind(kind) for kind in ("real", "int", "object"))
+REAL_FIELDS, INT_FIELDS, DICT_FIELDS, REALS_FIELDS = (fields_of_kind(kind)
+                                                     for kind in ("real", "int", "object", "reals"))
 
 
 # Keras' save_weights writes HDF5 with no user block, so the format's signature opens the file.
@@ -164,6 +165,15 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_KIND_WORDS = {"str": "a string", "int": "an integer", "bool": "true or false"}
+
+
+def _is_kind(value, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}[kind])
+
+
 def _metrics_problem(metrics: dict, params: dict) -> str | None:
     if metrics.get("status") != "completed":
         return f"does not record a completed run (status {metrics.get('status')!r})"
@@ -177,9 +187,18 @@ def _metrics_problem(metrics: dict, params: dict) -> str | None:
         value = metrics.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             return f"{name} must be an integer, got {value!r}"
+    for name in REALS_FIELDS:
+        value = metrics.get(name)
+        if value is not None and (not isinstance(value, list) or not all(v is None or _is_real(v) for v in value)):
+            return f"{name} must be a list of numbers, got {value!r}"
     for name in DICT_FIELDS:
         if metrics.get(name) is not None and not isinstance(metrics[name], dict):
             return f"{name} must be a JSON object, got {metrics[name]!r}"
+    for name, fields in OBJECT_FIELDS.items():
+        for key, kind in fields.items():
+            value = (metrics.get(name) or {}).get(key)
+            if value is not None and not _is_kind(value, kind):
+                return f"{name}.{key} must be {_KIND_WORDS[kind]}, got {value!r}"
     if "run_id" in metrics and "run_id" in params and metrics["run_id"] != params["run_id"]:
         return f"is for run {metrics['run_id']!r}, params.json for {params['run_id']!r}"
     return None
