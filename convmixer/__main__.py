@@ -194,6 +194,9 @@ def main(argv=None):
         from .training.train import train
 
         out = args.out or str(records.default_results_dir() / "runs" / config.run_id)
+        problem = records.folder_problem(out)
+        if problem:  # before the data is loaded
+            _fail("train", f"--out {out} {problem}")
         try:
             if args.take_over_locks is not None:
                 taken = records.take_over_stale_lock(out, args.take_over_locks)
@@ -229,8 +232,14 @@ def main(argv=None):
             # an empty report, exiting 0, would look like a result
             _fail("report", f"--results {args.results} holds no runs (no folder {runs}/<run id>/): nothing to report; "
                             "give the results folder a sweep or train wrote")
+        from .records import folder_problem
         from .report import ReportError, build_report
-        from .report.build import CLAIMS_FILE
+        from .report.build import CLAIMS_FILE, report_path
+
+        folder = report_path(args.results, args.out).parent
+        problem = folder_problem(folder)
+        if problem:
+            _fail("report", f"--out {args.out}: {folder} {problem}" if args.out else f"{folder} {problem}")
 
         try:
             html = build_report(results=args.results, out=args.out,

@@ -174,6 +174,23 @@ def test_out_pointing_at_a_file_is_one_line(tmp_path, capsys):
     assert target.read_text() == "mine"
 
 
+@pytest.mark.parametrize("command", ["train", "sweep", "report"])
+def test_an_output_folder_inside_a_file_is_refused_first_naming_the_option(tmp_path, capsys, command):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    inside = str(a_file / "x")
+    (tmp_path / "results" / "runs" / "r").mkdir(parents=True)  # something to report on
+    argv = {"train": ["train", *TINY[:-2], "--data", str(tmp_path / "missing.zip"), "--out", inside],
+            "sweep": ["sweep", str(ROOT / "grids" / "smoke.yaml"), "--dry-run", "--results", inside],
+            "report": ["report", "--results", str(tmp_path / "results"), "--out", inside + ".html"]}[command]
+    code, err = run_main(argv, capsys)
+    option = "--results" if command == "sweep" else "--out"
+    # one line naming the option and the file in the way, before the (missing) data is even looked at
+    assert code == 2 and len(err.strip().splitlines()) == 1 and option in err, err
+    assert f"{a_file}" in err and "a file, not a folder" in err and "missing.zip" not in err
+    assert a_file.read_text() == "mine"
+
+
 def test_out_holding_a_corrupt_record_is_one_line_and_untouched(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()

@@ -34,6 +34,21 @@ class WriteError(OSError):
     """A write that failed; the message is one line: the path and the reason (e.g. "No space left on device")."""
 
 
+def folder_problem(path) -> str | None:
+    """Why a folder cannot be made or written at ``path`` (None: it looks possible), said in a few words,
+    from the nearest part of the path that exists: checked before any expensive work, so a bad --out or
+    --results is refused at once rather than after the data is loaded."""
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        return f"is inside {existing}, a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be written: {existing} is not writable by this user"
+    return None
+
+
 def write_error(path, exc: OSError) -> WriteError:
     """``exc`` as a WriteError naming ``path`` (an existing WriteError is returned unchanged)."""
     if isinstance(exc, WriteError):
