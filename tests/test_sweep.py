@@ -17,7 +17,7 @@ import yaml
 
 from convmixer import records
 from convmixer.training.config import PARAMETER_NAMES, RunConfig
-from convmixer.report.runs import load_runs
+from convmixer.report.runs import load_runs, prepare
 from convmixer.sweep import SweepError, execute_run, load_grid, main_sweep, plan
 from fakes import write_weights
 
@@ -367,6 +367,21 @@ def test_a_copied_run_folder_counts_once_in_the_report_and_claims(tmp_path):
     assert f"same configuration {params['config_hash']} as runs/{original.name}" in copies.loc["renamed", "problem"]
     lines = duplicate_lines(runs)
     assert len(lines) == 3 and all("\n" not in line and "not counted" in line for line in lines)
+
+
+def test_the_same_run_id_on_other_data_is_another_measurement_not_a_copy(tmp_path):
+    results = tmp_path / "results"
+    original = _completed_run(results, 3, 0, 0.50)
+    elsewhere = results / "runs" / (original.name + "-machine-b")  # data: null resolved to another source there
+    shutil.copytree(original, elsewhere)
+    metrics = json.loads((elsewhere / records.METRICS).read_text())
+    records.atomic_write_json(elsewhere / records.METRICS, metrics | {
+        "test_accuracy": 0.61, "dataset": {"fingerprint": "sha256:other", "lossy_jpeg": False}})
+    runs = load_runs(results)
+    assert list(runs["status"]) == ["completed", "completed"]  # both measured: neither is left out as a copy
+    assert prepare(runs)["setup"].nunique() == 2  # each in the setup of its own data
+    shutil.copytree(elsewhere, results / "runs" / "copy-of-b")  # a true copy is still one measurement
+    assert sorted(load_runs(results)["status"]) == ["completed", "completed", "duplicate"]
 
 
 def test_plan_marks_done_resume_and_todo(tmp_path):

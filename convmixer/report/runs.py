@@ -98,29 +98,34 @@ def _keep_first(row) -> tuple:
 
 
 def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every completed record whose run id or configuration hash an earlier one has
-    (``_keep_first``'s order) marked ``status="duplicate"``, its ``problem`` naming the record that counts.
+    """``frame`` with every completed record whose run id or configuration hash an earlier one of the same
+    data has (``_keep_first``'s order) marked ``status="duplicate"``, its ``problem`` naming the record that
+    counts.
 
     Two folders of one run are one measurement: counting both would double its
-    seed, shrink the spread and the intervals, and inflate ``n_runs``.
+    seed, shrink the spread and the intervals, and inflate ``n_runs``. A run whose
+    configuration names no data (``data: null``) trains on each machine's default
+    source, so the same run id on other data (another dataset fingerprint) is another
+    measurement, of another setup: both count.
     """
     done = frame[frame["status"] == "completed"]
     if done.empty:
         return frame
     frame = frame.copy()
-    kept: dict[tuple[str, object], str] = {}  # ("run id" | "configuration", value) -> the folder that counts
+    kept: dict[tuple, str] = {}  # ("run id" | "configuration", value, data fingerprint) -> the folder that counts
     # Folders are named relative to the results folder: the reason is shown in the report, which must
     # not depend on where the results lie on this machine.
     for index in sorted(done.index, key=lambda i: _keep_first(frame.loc[i])):
         row = frame.loc[index]
-        keys = [("run id", row["run_id"])]
+        data = row["dataset_fingerprint"] if isinstance(row["dataset_fingerprint"], str) else None
+        keys = [("run id", row["run_id"], data)]
         if isinstance(row["config_hash"], str):
-            keys.append(("configuration", row["config_hash"]))
-        clash = next(((what, value) for what, value in keys if (what, value) in kept), None)
+            keys.append(("configuration", row["config_hash"], data))
+        clash = next((key for key in keys if key in kept), None)
         if clash is None:
             kept.update({key: f"runs/{Path(str(row['path'])).name}" for key in keys})
             continue
-        what, value = clash
+        what, value, _ = clash
         frame.loc[index, "status"] = DUPLICATE
         frame.loc[index, "problem"] = (f"same {what} {value} as {kept[clash]}, which is counted instead "
                                        "(a copy of a run is not another seed)")
