@@ -194,8 +194,13 @@ def main(argv=None):
         from .training.train import train
 
         out = args.out or str(records.default_results_dir() / "runs" / config.run_id)
-        problem = records.folder_problem(out)
-        if problem:  # before the data is loaded
+        # Before the data is loaded; a completed record needs no writing ("nothing to do").
+        try:
+            done = records.validate_record(out, config.config_hash).state == "completed"
+        except OSError:  # a folder above is not searchable: folder_problem says so
+            done = False
+        problem = records.folder_problem(out, write=not done)
+        if problem:
             _fail("train", f"--out {out} {problem}")
         try:
             if args.take_over_locks is not None:
@@ -239,7 +244,8 @@ def main(argv=None):
         folder = report_path(args.results, args.out).parent
         problem = folder_problem(folder)
         if problem:
-            _fail("report", f"--out {args.out}: {folder} {problem}" if args.out else f"{folder} {problem}")
+            _fail("report", f"--out {args.out}: {folder} {problem}" if args.out else
+                  f"--results {args.results}: its report folder {folder} {problem}")
 
         try:
             html = build_report(results=args.results, out=args.out,

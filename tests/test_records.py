@@ -242,15 +242,40 @@ def _edit_params(run_dir, **fields):
     records.atomic_write_json(run_dir / records.PARAMS, params)
 
 
-def _write_predictions(run_dir, n, cut=None, **metrics):
+def _write_predictions(run_dir, n, cut=None, flip=False, **metrics):
     import numpy as np
 
-    records.RunRecord(run_dir).write_predictions(np.zeros(n, int), np.zeros(n, int), np.full(n, 0.5))
+    records.RunRecord(run_dir).write_predictions(np.arange(n) % 10, np.zeros(n, int), np.linspace(0, 1, n))
+    path = run_dir / records.PREDICTIONS
     if cut:
-        path = run_dir / records.PREDICTIONS
         path.write_bytes(path.read_bytes()[:cut])
+    if flip:  # damage the compressed data of the first array, leaving the archive's structure intact
+        data = bytearray(path.read_bytes())
+        start = data.index(b"label.npy") + len(b"label.npy") + 20
+        data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])
+        path.write_bytes(bytes(data))
     if metrics:
         _record(run_dir, **metrics)
+
+
+def _write_npy(path):
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(50))
+
+
+def test_a_record_written_before_a_rule_changed_stays_complete(tmp_path):
+    from convmixer.training.config import configuration_hash
+
+    _record(tmp_path)
+    # a training subset of 5 images: refused by today's RunConfig, but the run trained and stored it so
+    params = CONFIG.to_params() | {"train_subset": 5}
+    params["config_hash"] = configuration_hash({k: v for k, v in params.items() if k not in ("config_hash", "run_id")})
+    records.atomic_write_json(tmp_path / records.PARAMS, params)
+    with pytest.raises(ValueError):
+        RunConfig.from_dict({k: v for k, v in params.items() if k not in ("config_hash", "run_id")})
+    assert records.validate_record(tmp_path).state == "completed"
 
 
 def test_predictions_of_the_recorded_test_set_keep_a_record_complete(tmp_path):
@@ -284,13 +309,15 @@ def test_predictions_of_the_recorded_test_set_keep_a_record_complete(tmp_path):
         (lambda d: (d / records.HISTORY).write_text("epoch,loss\n1,2\n3,1\n"), "does not number its epochs"),
         (lambda d: _record(d, epochs=3), "history.csv has 1 epochs, metrics.json 3"),
         # params.json edited after the run: its fields no longer make the configuration its hash names
-        (lambda d: _edit_params(d, kernel_size="nine"), "params.json is not a valid configuration (kernel_size"),
-        (lambda d: _edit_params(d, seed="0"), "params.json is not a valid configuration (seed"),
-        (lambda d: _edit_params(d, kernel_size=5), "params.json holds a configuration whose hash is"),
-        (lambda d: _edit_params(d, recipe_overrides=[1]), "params.json is not a valid configuration"),
+        (lambda d: _edit_params(d, kernel_size="nine"), "params.json does not hash to its config_hash"),
+        (lambda d: _edit_params(d, seed="0"), "params.json does not hash to its config_hash"),
+        (lambda d: _edit_params(d, kernel_size=5), "a field was changed after the run"),
+        (lambda d: _edit_params(d, recipe_overrides=[1]), "params.json does not hash to its config_hash"),
         # the per-image predictions the paired tests read: a copy cut short, garbage, or another test set's
         (lambda d: _write_predictions(d, 50, cut=100), "test_predictions.npz unreadable"),
         (lambda d: (d / records.PREDICTIONS).write_bytes(os.urandom(500)), "test_predictions.npz unreadable"),
+        (lambda d: _write_predictions(d, 50, flip=True), "test_predictions.npz unreadable"),  # zlib.error inside
+        (lambda d: _write_npy(d / records.PREDICTIONS), "test_predictions.npz unreadable"),  # an .npy, not an .npz
         (lambda d: _write_predictions(d, 49, test_images=50), "holds 49 images, metrics.json's test_images 50"),
         # what the report reads inside metrics.json's objects
         (lambda d: _record(d, device={"kind": 5}), "device.kind must be a string, got 5"),
@@ -490,7 +517,7 @@ def test_predictions_round_trip_compactly_and_refuse_what_they_are_not(tmp_path)
     with pytest.raises(ValueError, match="1-D and equally long"):
         record.write_predictions(label, predicted[:5], rng.random(10_000))
     np.savez(tmp_path / records.PREDICTIONS, label=label, predicted=predicted)  # no probabilities
-    with pytest.raises(ValueError, match="needs equal-length arrays"):
+    with pytest.raises(ValueError, match="needs equal-length 1-D arrays"):
         record.predictions()
     np.savez(tmp_path / records.PREDICTIONS, label=np.array([{"x": 1}], dtype=object), predicted=predicted,
              true_probability=predicted)

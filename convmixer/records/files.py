@@ -34,17 +34,21 @@ class WriteError(OSError):
     """A write that failed; the message is one line: the path and the reason (e.g. "No space left on device")."""
 
 
-def folder_problem(path) -> str | None:
-    """Why a folder cannot be made or written at ``path`` (None: it looks possible), said in a few words,
-    from the nearest part of the path that exists: checked before any expensive work, so a bad --out or
-    --results is refused at once rather than after the data is loaded."""
-    path = Path(os.path.abspath(path))
-    if path.exists() and not path.is_dir():
+def folder_problem(path, *, write: bool = True) -> str | None:
+    """Why a folder cannot be at ``path`` (None: it looks possible), in a few words, from the nearest part
+    of the path that exists: checked before any expensive work, so a bad --out or --results is refused at
+    once rather than after the data is loaded. ``write``: it must also be writable (or creatable)."""
+    path = os.path.abspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
         return "is a file, not a folder"
-    existing = next(p for p in [path, *path.parents] if p.exists())
-    if not existing.is_dir():
+    existing = path
+    while not os.path.lexists(existing):  # lexists: False, never an error, where a folder above is not searchable
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
         return f"is inside {existing}, a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.X_OK):
+        return f"cannot be reached: {existing} is not searchable by this user"
+    if write and not os.access(existing, os.W_OK):
         return f"cannot be written: {existing} is not writable by this user"
     return None
 

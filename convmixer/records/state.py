@@ -83,19 +83,20 @@ def read_predictions(path: Path) -> dict:
     """The per-image test predictions at ``path``: arrays ``label``, ``predicted``, ``true_probability``.
     FileNotFoundError where there is none (records made before they were kept); ValueError naming the file
     where it is not what the training loop writes (a truncated or damaged zip too)."""
-    import zipfile
-
     import numpy as np
 
     try:
         with np.load(path, allow_pickle=False) as saved:  # never unpickles: plain arrays only
+            if not isinstance(saved, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
             arrays = {k: saved[k] for k in PREDICTION_ARRAYS if k in saved.files}
     except FileNotFoundError:
         raise
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as exc:  # what np.load raises on a damaged file
-        raise ValueError(f"{path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
-    if set(arrays) != set(PREDICTION_ARRAYS) or len({len(a) for a in arrays.values()}) != 1:
-        raise ValueError(f"{path}: needs equal-length arrays {list(PREDICTION_ARRAYS)}")
+    except Exception as exc:  # truncated (BadZipFile, EOFError), damaged inside (zlib.error), not an archive
+        raise ValueError(f"{path}: unreadable ({' '.join(str(exc).split())[:200] or type(exc).__name__})") from None
+    if (set(arrays) != set(PREDICTION_ARRAYS) or any(a.ndim != 1 for a in arrays.values())
+            or len({len(a) for a in arrays.values()}) != 1):
+        raise ValueError(f"{path}: needs equal-length 1-D arrays {list(PREDICTION_ARRAYS)}")
     return arrays
 
 
@@ -145,19 +146,20 @@ def _read_json_file(path: Path):
 def _params_problem(params: dict) -> str | None:
     """Why params.json is not the configuration its ``config_hash`` names (None: it is).
 
-    The hash covers every field, so a field edited or damaged after the run (a kernel size of "nine", a seed
-    of "0") shows as a configuration the configuration's own checks refuse, or as another hash.
+    The hash covers every field as the run stored it, so a field edited or damaged after the run (a kernel
+    size of "nine", a seed of "0") gives another hash. The stored fields are hashed as they are, not rebuilt
+    into a RunConfig: a record written before a rule changed stays valid.
     """
-    from ..training.config import RunConfig  # the record's params.json is a RunConfig's to_params()
+    from ..training.config import configuration_hash  # params.json is a RunConfig's to_params()
 
     values = {key: value for key, value in params.items() if key not in ("config_hash", "run_id")}
     try:
-        config = RunConfig.from_dict(values)
-    except (TypeError, ValueError) as exc:
-        return f"is not a valid configuration ({' '.join(str(exc).split())[:200]})"
-    if config.config_hash != params["config_hash"]:
-        return (f"holds a configuration whose hash is {config.config_hash}, not its config_hash "
-                f"{params['config_hash']}: a field was changed after the run")
+        found = configuration_hash(values)
+    except (TypeError, ValueError) as exc:  # a value JSON cannot hold: not what the training loop wrote
+        return f"holds a field that is not JSON data ({exc})"
+    if found != params["config_hash"]:
+        return (f"does not hash to its config_hash {params['config_hash']} (its fields give {found}): "
+                "a field was changed after the run")
     return None
 
 

@@ -49,7 +49,7 @@ def main_sweep(grid, *, jobs=1, force=False, dry_run=False, results=None, stream
         configs = load_grid(grid)
         # Absolute paths: the notebook kernels must find the same folders and data as this process.
         results = Path(results or records.default_results_dir()).resolve()
-        problem = records.folder_problem(results)
+        problem = records.folder_problem(results, write=not dry_run)  # a dry run only reads
         if problem:
             raise SweepError(f"--results {results} {problem}")
         if os.environ.get("CONVMIXER_DATA"):

@@ -187,12 +187,7 @@ class RunConfig:
         when they differ from their default, so records made before they existed
         keep their ids.
         """
-        values = self.to_dict()
-        for name, default in HASHED_WHEN_SET.items():
-            if values[name] == default:
-                del values[name]
-        text = json.dumps(values, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+        return configuration_hash(self.to_dict())
 
     @property
     def run_id(self) -> str:
@@ -213,6 +208,14 @@ class RunConfig:
 
 
 HASHED_WHEN_SET = {"precision": "auto", "jit_compile": "auto", "architecture": "convmixer", "hyperparameters": {}}
+
+
+def configuration_hash(values: dict) -> str:
+    """``RunConfig.config_hash`` of a configuration's fields as ``to_dict`` gives them (or as params.json
+    stores them): a record's params.json hashes to its own ``config_hash`` unless a field was changed."""
+    values = {name: value for name, value in values.items()
+              if name not in HASHED_WHEN_SET or value != HASHED_WHEN_SET[name]}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
 
 # The notebook's parameters cell must list exactly these names (a test checks it).
 PARAMETER_NAMES = [f.name for f in dataclasses.fields(RunConfig)]
