@@ -33,7 +33,8 @@ from .text import (dirty_sentence, jpeg_sentence, lessons, load_sentence, publis
 from .verdicts import (CLAIMS, architecture_regimes, claim_tests, dependences, headlines, interval, no_trend_reason,
                        schedule_end, untested_reason)
 from .verdicts import verdicts as claim_verdicts
-from .wording import MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes
+from .wording import (MATCHINGS, MATCHING_RULE, VERDICT_RULE, claim1_scope, mixer_token_notes, slope_words,
+                      step_words)
 
 
 def _budget(setup_runs: pd.DataFrame) -> str:
@@ -218,13 +219,9 @@ def _axis_details(claim: dict, number: int, row, runs: pd.DataFrame, reference: 
         for t in tests:
             r = t["result"] or {}
             if r.get("steps"):
-                steps.append(f"Setup {t['setup']}, adjacent sizes: " + "; ".join(
-                    f"{s['low']} → {s['high']} {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})" for s in r["steps"])
-                    + ".")
+                steps.append(f"Setup {t['setup']}, adjacent sizes: {step_words(r['steps'])}.")
             if r.get("slope"):
-                s = r["slope"]
-                steps.append(f"Setup {t['setup']}, linear trend: {s['slope']:+.2f} points per {short_axis(axis)} step "
-                             f"of 1 (95% CI {s['ci_low']:+.2f} to {s['ci_high']:+.2f}, p = {s['p']:.2g}).")
+                steps.append(f"Setup {t['setup']}, linear trend: {slope_words(r['slope'], axis)}.")
         parts.append(bullets(steps))
         parts.append(bullets([f"Setup {t['setup']}: {t['schedule_end']}." for t in tests]))
     for e in (e for e in (paper_effects(reference) if reference is not None else []) if e["axis"] == axis):

@@ -98,14 +98,20 @@ def test_line(t: dict, axis: str) -> str:
             f"{r['df']:.0f} df; noise from {r.get('noise', 'seeds only')}; {r['n_runs']} runs): {t['verdict']}")
     text += left_out
     if r.get("steps"):
-        steps = "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})"
-                          for s in r["steps"])
-        slope = r.get("slope")
-        trend_text = (f" Linear trend {slope['slope']:+.2f} points per {short_axis(axis)} step of 1 "
-                      f"(95% CI {slope['ci_low']:+.2f} to {slope['ci_high']:+.2f}, p = {slope['p']:.2g})."
-                      if slope else "")
-        text += f". Adjacent sizes: {steps}.{trend_text}"
+        trend_text = f" Linear trend {slope_words(r['slope'], axis)}." if r.get("slope") else ""
+        text += f". Adjacent sizes: {step_words(r['steps'])}.{trend_text}"
     return text
+
+
+def step_words(steps: list[dict]) -> str:
+    """A test's adjacent-size contrasts: "3 → 5: +1.20 (Holm p 0.01); 5 → 7: ..."."""
+    return "; ".join(f"{s['low']} → {s['high']}: {s['effect']:+.2f} (Holm p {s['p_holm']:.2g})" for s in steps)
+
+
+def slope_words(slope: dict, axis: str) -> str:
+    """A test's linear trend: "+0.40 points per kernel step of 1 (95% CI ... to ..., p = ...)"."""
+    return (f"{slope['slope']:+.2f} points per {short_axis(axis)} step of 1 (95% CI {slope['ci_low']:+.2f} to "
+            f"{slope['ci_high']:+.2f}, p = {slope['p']:.2g})")
 
 
 def millions(macs) -> str:
