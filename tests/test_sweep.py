@@ -369,6 +369,27 @@ def test_a_copied_run_folder_counts_once_in_the_report_and_claims(tmp_path):
     assert len(lines) == 3 and all("\n" not in line and "not counted" in line for line in lines)
 
 
+def test_the_record_an_interrupted_forced_rerun_keeps_aside_still_counts(tmp_path):
+    from convmixer.report.runs import duplicate_lines
+    from convmixer.report.verdicts import claims_json
+
+    results = tmp_path / "results"
+    folders = [_completed_run(results, kernel, seed, a)
+               for kernel, accuracies in {3: [0.50, 0.53], 9: [0.60, 0.62]}.items() for seed, a in enumerate(accuracies)]
+    honest = claims_json(load_runs(results))
+    # sweep --force moved the record aside, started the new attempt, and was killed: params.json only
+    forced = folders[0]
+    records.previous_record_dir(forced).parent.mkdir()
+    os.replace(forced, records.previous_record_dir(forced))
+    records.atomic_write_json(forced / records.PARAMS, json.loads(
+        (records.previous_record_dir(forced) / records.PARAMS).read_text()))
+    runs = load_runs(results)
+    assert claims_json(runs) == honest  # the seed is not lost while the re-run is unfinished
+    assert sorted(runs["status"]) == ["completed"] * 4 + ["incomplete"]
+    [line] = [line for line in duplicate_lines(runs) if line.startswith("note:")]
+    assert ".previous" in line and forced.name in line and "forced re-run" in line
+
+
 def test_the_same_run_id_on_other_data_is_another_measurement_not_a_copy(tmp_path):
     results = tmp_path / "results"
     original = _completed_run(results, 3, 0, 0.50)

@@ -267,6 +267,13 @@ def validate_record(run_dir, config_hash: str | None = None) -> RecordState:
     return RecordState("completed", None, False, params, metrics)
 
 
+def previous_record_dir(run_dir) -> Path:
+    """Where a forced re-run keeps the completed record it replaces (``RESULTS/.previous/<run id>``) until its
+    new attempt completes; the sweep restores it if the attempt fails."""
+    run_dir = Path(run_dir)
+    return run_dir.parent.parent / ".previous" / run_dir.name
+
+
 def partial_notebook(run_dir) -> Path:
     """Where the sweep has papermill write the executed notebook until it is renamed to NOTEBOOK."""
     return Path(run_dir) / f".partial.{NOTEBOOK}"

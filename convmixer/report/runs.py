@@ -82,7 +82,16 @@ def load_runs(results_dir=None) -> pd.DataFrame:
     by run id); empty if none."""
     runs_dir = Path(results_dir or records.default_results_dir()) / "runs"
     folders = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
-    frame = pd.DataFrame([read_run(p) for p in folders], columns=COLUMNS)
+    rows = [read_run(p) for p in folders]
+    # A forced re-run keeps the run's completed record in RESULTS/.previous/ until its new attempt completes,
+    # and the sweep restores it if that attempt fails: until then it is the run's measurement, and counts.
+    for folder, row in zip(folders, list(rows)):
+        kept = records.previous_record_dir(folder)
+        if row["status"] != "completed" and kept.is_dir():
+            previous = read_run(kept)
+            if previous["status"] == "completed":
+                rows.append(previous)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
     return mark_duplicates(frame.sort_values("run_id", kind="stable").reset_index(drop=True))
 
 
@@ -133,9 +142,14 @@ def mark_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_lines(frame: pd.DataFrame) -> list[str]:
-    """One line per record ``mark_duplicates`` left out, for the command line."""
+    """One line per record ``mark_duplicates`` left out, and per record counted from ``.previous/`` (a forced
+    re-run's, see ``load_runs``), for the command line."""
     rows = frame[frame["status"] == DUPLICATE]
-    return [f"warning: {path}: not counted: {problem}" for path, problem in zip(rows["path"], rows["problem"])]
+    kept = frame[(frame["status"] == "completed")
+                 & frame["path"].map(lambda p: Path(str(p)).parent.name == ".previous")]
+    return ([f"warning: {path}: not counted: {problem}" for path, problem in zip(rows["path"], rows["problem"])]
+            + [f"note: {path}: counted: the completed record a forced re-run of {run_id} keeps until its new attempt "
+               "completes" for path, run_id in zip(kept["path"], kept["run_id"])])
 
 
 # --------------------------------------------------------------------------- published values

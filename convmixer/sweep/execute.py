@@ -82,16 +82,11 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def previous_attempt_dir(run_dir: Path) -> Path:
-    """Where a forced re-run keeps the completed record it replaces until it completes."""
-    return run_dir.parent.parent / ".previous" / run_dir.name
-
-
 def _keep_failed_attempt(run_dir: Path, results_dir: Path) -> Path | None:
     """Move a failed forced attempt out of the way of the record it replaced; None if it had to go."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for target in (results_dir / "failed-attempts" / f"{run_dir.name}-{stamp}",
-                   results_dir / ".previous" / f"{run_dir.name}.failed-{stamp}"):
+                   records.previous_record_dir(run_dir).with_name(f"{run_dir.name}.failed-{stamp}")):
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(run_dir, target)
@@ -153,7 +148,7 @@ def execute_run(config: RunConfig, run_dir: Path, *, replace=False, log_output=T
 
 def _execute_locked(config, run_dir, lock, replace, log_output) -> Outcome:
     results_dir = run_dir.parent.parent
-    previous = previous_attempt_dir(run_dir)
+    previous = records.previous_record_dir(run_dir)
     notes = []
     check = records.validate_record(run_dir, config.config_hash)
     if check.state == "completed" and previous.exists():

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .. import records
 from ..training.config import RunConfig
-from .execute import previous_attempt_dir
 from .grids import SweepError
 
 
@@ -131,7 +130,7 @@ def print_plan(planned, stream, replace=frozenset()):
 
 def _has_leftovers(run_dir: Path) -> bool:
     return ((run_dir / records.CHECKPOINT_DIR).exists() or records.partial_notebook(run_dir).exists()
-            or previous_attempt_dir(run_dir).exists()
+            or records.previous_record_dir(run_dir).exists()
             or (run_dir / records.ERROR).exists() or records.lock_path(run_dir).exists()
             or any(p.name.endswith(".tmp") or ".partial" in p.name for p in run_dir.glob(".*")))
 
@@ -145,8 +144,8 @@ def tidy_done_runs(planned, stream):
             with records.acquire_lock(p.run_dir, what="tidy"):
                 if records.validate_record(p.run_dir, p.config.config_hash).state == "completed":
                     done = records.tidy_completed(p.run_dir)
-                    if previous_attempt_dir(p.run_dir).exists():  # a forced re-run completed, then was killed
-                        shutil.rmtree(previous_attempt_dir(p.run_dir), ignore_errors=True)
+                    if records.previous_record_dir(p.run_dir).exists():  # a forced re-run completed, then was killed
+                        shutil.rmtree(records.previous_record_dir(p.run_dir), ignore_errors=True)
                         done.append("removed the replaced record kept in .previous/")
                     if done:
                         print(f"  tidied  {p.config.run_id}: {', '.join(done)}", file=stream)
