@@ -29,7 +29,7 @@ report: $(VENV)/.installed
 	$(PY) -m convmixer report
 
 test: $(VENV)/.installed browser
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -rs --durations=20
 
 # The edit-test loop: every test not marked slow (no training, no notebook execution).
 test-fast: $(VENV)/.installed

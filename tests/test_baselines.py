@@ -106,8 +106,12 @@ def test_models_normalise_pixels_themselves(arch, hp):
     rescale = build_model(arch, hp)
     mean_std = build_model(arch, hp, normalization="mean_std")
     assert rescale.layers[1].name == "rescale" and mean_std.layers[1].name == "mean_std"
-    pixels = np.full((1, 32, 32, 3), [0.4914 * 255, 0.4822 * 255, 0.4465 * 255], "float32")
-    np.testing.assert_allclose(np.asarray(mean_std.layers[1](pixels)), 0.0, atol=1e-5)
+    from convmixer.cifar10 import CIFAR10_MEAN, CIFAR10_STD
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    expected = (pixels / 255.0 - np.array(CIFAR10_MEAN)) / np.array(CIFAR10_STD)
+    np.testing.assert_allclose(np.asarray(mean_std.layers[1](pixels)), expected, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(rescale.layers[1](pixels)), pixels / 255.0, atol=1e-6)
 
 
 def test_resnet_follows_the_cifar_layout():

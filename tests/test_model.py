@@ -65,11 +65,14 @@ def test_gelu_is_the_exact_erf_form():
     assert np.abs(got - tanh_approx).max() > 1e-4  # would pass with the approximation otherwise
 
 
-def test_mean_std_normalization_maps_mean_pixel_to_zero():
+def test_mean_std_normalization_is_torchvision_normalize_of_pixels_in_0_1():
     model = build_convmixer(8, 1, 2, 3, normalization="mean_std")
     norm = model.get_layer("mean_std")
-    mean_pixel = np.array([[[[0.4914 * 255, 0.4822 * 255, 0.4465 * 255]]]], dtype="float32")
-    np.testing.assert_allclose(np.asarray(norm(mean_pixel)), 0.0, atol=1e-4)
+    mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.2471, 0.2435, 0.2616])  # the script's values
+    pixels = np.array([[[[0, 0, 0], [255, 255, 255], [0.4914 * 255, 0.4822 * 255, 0.4465 * 255]]]], "float32")
+    expected = (pixels / 255.0 - mean) / std  # black, white (the std matters) and the mean pixel (0)
+    np.testing.assert_allclose(np.asarray(norm(pixels)), expected, atol=1e-4)
+    np.testing.assert_allclose(expected[0, 0, 2], 0.0, atol=1e-4)
 
 
 @pytest.mark.parametrize(

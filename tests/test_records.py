@@ -519,9 +519,10 @@ def test_predictions_round_trip_compactly_and_refuse_what_they_are_not(tmp_path)
     np.savez(tmp_path / records.PREDICTIONS, label=label, predicted=predicted)  # no probabilities
     with pytest.raises(ValueError, match="needs equal-length 1-D arrays"):
         record.predictions()
-    np.savez(tmp_path / records.PREDICTIONS, label=np.array([{"x": 1}], dtype=object), predicted=predicted,
-             true_probability=predicted)
-    with pytest.raises(ValueError):  # an object array would need unpickling: refused
+    objects = np.empty(10_000, dtype=object)  # as long as the others: only the unpickling can refuse it
+    objects[:] = [{"x": 1}] * 10_000
+    np.savez(tmp_path / records.PREDICTIONS, label=objects, predicted=predicted, true_probability=predicted)
+    with pytest.raises(ValueError, match="Object arrays cannot be loaded"):  # would need unpickling: refused
         record.predictions()
 
 

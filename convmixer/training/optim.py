@@ -51,7 +51,8 @@ def _pytorch_epsilon_adamw():
     Keras' step is ``m * alpha / (sqrt(v) + eps)`` with ``alpha = lr * sqrt(1 - b2^t) / (1 - b1^t)``;
     PyTorch's is ``lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, the same with
     ``eps * sqrt(1 - b2^t)`` in Keras' place. So each step traces Keras' own update with that epsilon:
-    nothing else of the update changes (tests/test_pytorch_step.py compares it with torch.optim.AdamW).
+    nothing else of the update changes (tests/test_config_recipes.py compares it with torch.optim.AdamW's
+    update written out; tests/test_pytorch_step.py with torch.optim.AdamW itself, where PyTorch is installed).
     """
     import keras
     from keras import ops
